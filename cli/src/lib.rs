@@ -1,0 +1,2 @@
+//! ServerIron CLI.
+#![deny(unsafe_code)]

@@ -1,0 +1,2 @@
+//! The dataplane.
+#![deny(unsafe_code)]

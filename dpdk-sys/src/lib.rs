@@ -1,0 +1,1 @@
+//! Raw bindings to the system DPDK (filled in by the dpdk-sys work).

@@ -1,0 +1,1 @@
+//! Safe DPDK layer (filled in by the dpdk work).
