@@ -1,2 +1,4 @@
 //! The dataplane.
 #![deny(unsafe_code)]
+pub mod nat;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! NAT rewrites (work in progress).

@@ -1,0 +1,1 @@
+//! Packet views (work in progress).
