@@ -1,2 +1,4 @@
 //! ServerIron CLI.
 #![deny(unsafe_code)]
+
+pub mod telnet;

@@ -1,0 +1,647 @@
+//! Sans-IO telnet codec (RFC 854/855) with RFC 1143 option negotiation.
+//!
+//! The server side of a telnet connection in character mode:
+//!
+//! * at connect ([`TelnetCodec::start`]) it asks `WILL ECHO`, `WILL SUPPRESS-GO-AHEAD` and
+//!   `DO NAWS`;
+//! * it accepts the client's `WILL NAWS` / `WILL SGA` and `DO SGA` / `DO ECHO`, and refuses every
+//!   other option (LINEMODE included) with `DONT` / `WONT`;
+//! * every option runs the RFC 1143 "Q method" state machine, so a request is answered only when
+//!   it changes state and two peers can never loop;
+//! * `CR LF`, `CR NUL` and a lone `LF` all become one [`ENTER`] data byte;
+//! * subnegotiations are bounded ([`MAX_SB`]); garbage, unknown commands and sequences split across
+//!   reads are handled without panicking.
+//!
+//! Output goes through [`encode_text`] / [`encode_bytes`]: `LF` becomes `CR LF`, a lone `CR`
+//! becomes `CR NUL` and `0xFF` is doubled.
+
+/// Interpret As Command.
+pub const IAC: u8 = 255;
+/// Refuse / stop an option on the peer's side.
+pub const DONT: u8 = 254;
+/// Ask the peer to enable an option.
+pub const DO: u8 = 253;
+/// Refuse / stop an option on our side.
+pub const WONT: u8 = 252;
+/// Offer an option on our side.
+pub const WILL: u8 = 251;
+/// Subnegotiation begin.
+pub const SB: u8 = 250;
+/// Go ahead.
+pub const GA: u8 = 249;
+/// Erase line.
+pub const EL: u8 = 248;
+/// Erase character.
+pub const EC: u8 = 247;
+/// Are you there.
+pub const AYT: u8 = 246;
+/// Abort output.
+pub const AO: u8 = 245;
+/// Interrupt process.
+pub const IP: u8 = 244;
+/// Break.
+pub const BRK: u8 = 243;
+/// Data mark.
+pub const DM: u8 = 242;
+/// No operation.
+pub const NOP: u8 = 241;
+/// Subnegotiation end.
+pub const SE: u8 = 240;
+
+/// Option: echo.
+pub const OPT_ECHO: u8 = 1;
+/// Option: suppress go-ahead.
+pub const OPT_SGA: u8 = 3;
+/// Option: terminal type.
+pub const OPT_TTYPE: u8 = 24;
+/// Option: negotiate about window size.
+pub const OPT_NAWS: u8 = 31;
+/// Option: linemode (always refused).
+pub const OPT_LINEMODE: u8 = 34;
+
+/// The data byte that stands for Enter after CR LF / CR NUL / LF normalisation.
+pub const ENTER: u8 = b'\r';
+
+/// Largest subnegotiation payload kept; longer ones are discarded whole.
+pub const MAX_SB: usize = 64;
+
+/// What the decoder found in the byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// One data byte (Enter arrives as [`ENTER`]).
+    Data(u8),
+    /// The client's window size (NAWS); zero means "unknown" per RFC 1073.
+    Naws {
+        /// Columns.
+        width: u16,
+        /// Rows.
+        height: u16,
+    },
+    /// `IAC IP` or `IAC BRK`: treat like Ctrl-C.
+    Interrupt,
+    /// `IAC EC`: erase one character.
+    EraseChar,
+    /// `IAC EL`: erase the line.
+    EraseLine,
+    /// `IAC AYT`: the driver should answer with some visible text.
+    AreYouThere,
+    /// `IAC AO`: abort output (stop paging).
+    AbortOutput,
+}
+
+/// RFC 1143 state of one side of one option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OptState {
+    /// Disabled.
+    #[default]
+    No,
+    /// Enabled.
+    Yes,
+    /// We asked to disable and wait for the answer.
+    WantNo {
+        /// The opposite request was queued meanwhile.
+        opposite: bool,
+    },
+    /// We asked to enable and wait for the answer.
+    WantYes {
+        /// The opposite request was queued meanwhile.
+        opposite: bool,
+    },
+}
+
+impl OptState {
+    /// Whether the option is in effect.
+    pub fn enabled(self) -> bool {
+        self == OptState::Yes
+    }
+}
+
+/// Decoder state between bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rx {
+    Data,
+    /// Last data byte was CR: swallow a following LF or NUL.
+    Cr,
+    Iac,
+    /// After `IAC WILL|WONT|DO|DONT`, holding the verb.
+    Opt(u8),
+    /// Inside `IAC SB`.
+    Sb,
+    /// `IAC` seen inside a subnegotiation.
+    SbIac,
+}
+
+/// The telnet server codec: one per connection.
+#[derive(Debug, Clone)]
+pub struct TelnetCodec {
+    rx: Rx,
+    /// Our side of each option ("us" in RFC 1143).
+    us: [OptState; 256],
+    /// The client's side of each option ("him").
+    him: [OptState; 256],
+    sb: Vec<u8>,
+    sb_overflow: bool,
+}
+
+impl Default for TelnetCodec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Options we are willing to perform ourselves.
+fn we_support(opt: u8) -> bool {
+    matches!(opt, OPT_ECHO | OPT_SGA)
+}
+
+/// Options we accept from the client.
+fn he_may(opt: u8) -> bool {
+    matches!(opt, OPT_NAWS | OPT_SGA)
+}
+
+impl TelnetCodec {
+    /// A codec for a new connection (nothing negotiated yet).
+    pub fn new() -> Self {
+        TelnetCodec {
+            rx: Rx::Data,
+            us: [OptState::No; 256],
+            him: [OptState::No; 256],
+            sb: Vec::with_capacity(MAX_SB),
+            sb_overflow: false,
+        }
+    }
+
+    /// The opening negotiation to send at connect: `WILL ECHO`, `WILL SGA`, `DO NAWS`.
+    pub fn start(&mut self, out: &mut Vec<u8>) {
+        self.request_local(OPT_ECHO, true, out);
+        self.request_local(OPT_SGA, true, out);
+        self.request_remote(OPT_NAWS, true, out);
+    }
+
+    /// Our state of `opt`.
+    pub fn local(&self, opt: u8) -> OptState {
+        self.us[opt as usize]
+    }
+
+    /// The client's state of `opt`.
+    pub fn remote(&self, opt: u8) -> OptState {
+        self.him[opt as usize]
+    }
+
+    /// Asks to enable (`enable`) or disable an option on our side (RFC 1143 "we want").
+    pub fn request_local(&mut self, opt: u8, enable: bool, out: &mut Vec<u8>) {
+        let s = &mut self.us[opt as usize];
+        *s = ask(*s, enable, WILL, WONT, opt, out);
+    }
+
+    /// Asks the client to enable or disable an option on its side.
+    pub fn request_remote(&mut self, opt: u8, enable: bool, out: &mut Vec<u8>) {
+        let s = &mut self.him[opt as usize];
+        *s = ask(*s, enable, DO, DONT, opt, out);
+    }
+
+    /// Decodes `input`, appending events to `events` and negotiation replies to `reply`.
+    /// Sequences may be split anywhere across calls.
+    pub fn decode(&mut self, input: &[u8], events: &mut Vec<Event>, reply: &mut Vec<u8>) {
+        for &b in input {
+            self.rx = match self.rx {
+                Rx::Data | Rx::Cr => self.data(b, events),
+                Rx::Iac => self.command(b, events),
+                Rx::Opt(verb) => {
+                    self.negotiate(verb, b, reply);
+                    Rx::Data
+                }
+                Rx::Sb => {
+                    if b == IAC {
+                        Rx::SbIac
+                    } else {
+                        self.sb_push(b);
+                        Rx::Sb
+                    }
+                }
+                Rx::SbIac => match b {
+                    IAC => {
+                        self.sb_push(IAC);
+                        Rx::Sb
+                    }
+                    SE => {
+                        self.subnegotiation(events);
+                        Rx::Data
+                    }
+                    // RFC 854 leaves this undefined; end the subnegotiation and treat the byte as
+                    // the command that follows IAC.
+                    _ => {
+                        self.sb.clear();
+                        self.sb_overflow = false;
+                        self.command(b, events)
+                    }
+                },
+            };
+        }
+    }
+
+    fn data(&mut self, b: u8, events: &mut Vec<Event>) -> Rx {
+        let after_cr = self.rx == Rx::Cr;
+        match b {
+            IAC => Rx::Iac,
+            b'\n' | 0 if after_cr => Rx::Data,
+            b'\r' => {
+                events.push(Event::Data(ENTER));
+                Rx::Cr
+            }
+            b'\n' => {
+                events.push(Event::Data(ENTER));
+                Rx::Data
+            }
+            _ => {
+                events.push(Event::Data(b));
+                Rx::Data
+            }
+        }
+    }
+
+    fn command(&mut self, b: u8, events: &mut Vec<Event>) -> Rx {
+        match b {
+            IAC => {
+                events.push(Event::Data(IAC));
+                Rx::Data
+            }
+            WILL | WONT | DO | DONT => Rx::Opt(b),
+            SB => {
+                self.sb.clear();
+                self.sb_overflow = false;
+                Rx::Sb
+            }
+            IP | BRK => {
+                events.push(Event::Interrupt);
+                Rx::Data
+            }
+            EC => {
+                events.push(Event::EraseChar);
+                Rx::Data
+            }
+            EL => {
+                events.push(Event::EraseLine);
+                Rx::Data
+            }
+            AYT => {
+                events.push(Event::AreYouThere);
+                Rx::Data
+            }
+            AO => {
+                events.push(Event::AbortOutput);
+                Rx::Data
+            }
+            // NOP, DM, GA, a stray SE, and anything unknown: nothing to do.
+            _ => Rx::Data,
+        }
+    }
+
+    fn sb_push(&mut self, b: u8) {
+        if self.sb.len() < MAX_SB {
+            self.sb.push(b);
+        } else {
+            self.sb_overflow = true;
+        }
+    }
+
+    fn subnegotiation(&mut self, events: &mut Vec<Event>) {
+        if !self.sb_overflow {
+            if let [OPT_NAWS, w1, w2, h1, h2] = self.sb[..] {
+                if self.him[OPT_NAWS as usize].enabled() {
+                    events.push(Event::Naws {
+                        width: u16::from_be_bytes([w1, w2]),
+                        height: u16::from_be_bytes([h1, h2]),
+                    });
+                }
+            }
+        }
+        self.sb.clear();
+        self.sb_overflow = false;
+    }
+
+    /// RFC 1143 reception of `IAC verb opt`.
+    fn negotiate(&mut self, verb: u8, opt: u8, reply: &mut Vec<u8>) {
+        let i = opt as usize;
+        match verb {
+            WILL => self.him[i] = recv_yes(self.him[i], he_may(opt), DO, DONT, opt, reply),
+            WONT => self.him[i] = recv_no(self.him[i], DO, DONT, opt, reply),
+            DO => self.us[i] = recv_yes(self.us[i], we_support(opt), WILL, WONT, opt, reply),
+            DONT => self.us[i] = recv_no(self.us[i], WILL, WONT, opt, reply),
+            _ => {}
+        }
+    }
+}
+
+fn send(out: &mut Vec<u8>, verb: u8, opt: u8) {
+    out.extend_from_slice(&[IAC, verb, opt]);
+}
+
+/// RFC 1143: the peer sent WILL (for `him`) or DO (for `us`).
+fn recv_yes(s: OptState, acceptable: bool, yes: u8, no: u8, opt: u8, out: &mut Vec<u8>) -> OptState {
+    match s {
+        OptState::No => {
+            if acceptable {
+                send(out, yes, opt);
+                OptState::Yes
+            } else {
+                send(out, no, opt);
+                OptState::No
+            }
+        }
+        OptState::Yes => OptState::Yes,
+        // Error per RFC 1143 (peer answered our DONT with WILL): settle on No.
+        OptState::WantNo { opposite: false } => OptState::No,
+        OptState::WantNo { opposite: true } => OptState::Yes,
+        OptState::WantYes { opposite: false } => OptState::Yes,
+        OptState::WantYes { opposite: true } => {
+            send(out, no, opt);
+            OptState::WantNo { opposite: false }
+        }
+    }
+}
+
+/// RFC 1143: the peer sent WONT (for `him`) or DONT (for `us`).
+fn recv_no(s: OptState, yes: u8, no: u8, opt: u8, out: &mut Vec<u8>) -> OptState {
+    match s {
+        OptState::No => OptState::No,
+        OptState::Yes => {
+            send(out, no, opt);
+            OptState::No
+        }
+        OptState::WantNo { opposite: false } => OptState::No,
+        OptState::WantNo { opposite: true } => {
+            send(out, yes, opt);
+            OptState::WantYes { opposite: false }
+        }
+        OptState::WantYes { .. } => OptState::No,
+    }
+}
+
+/// RFC 1143: we want the option enabled (`enable`) or disabled.
+fn ask(s: OptState, enable: bool, yes: u8, no: u8, opt: u8, out: &mut Vec<u8>) -> OptState {
+    match (enable, s) {
+        (true, OptState::No) => {
+            send(out, yes, opt);
+            OptState::WantYes { opposite: false }
+        }
+        (true, OptState::WantNo { .. }) => OptState::WantNo { opposite: true },
+        (true, OptState::WantYes { .. }) => OptState::WantYes { opposite: false },
+        (false, OptState::Yes) => {
+            send(out, no, opt);
+            OptState::WantNo { opposite: false }
+        }
+        (false, OptState::WantYes { .. }) => OptState::WantYes { opposite: true },
+        (false, OptState::WantNo { .. }) => OptState::WantNo { opposite: false },
+        (_, s) => s,
+    }
+}
+
+/// Encodes text for the wire: `LF` → `CR LF` (an existing `CR LF` is kept), a lone `CR` →
+/// `CR NUL`, `0xFF` doubled.
+pub fn encode_text(text: &str, out: &mut Vec<u8>) {
+    encode_bytes(text.as_bytes(), out)
+}
+
+/// [`encode_text`] for raw bytes (terminal control sequences, bell).
+pub fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 1;
+            }
+            b'\r' => out.extend_from_slice(b"\r\0"),
+            IAC => out.extend_from_slice(&[IAC, IAC]),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+}
+
+/// Runs the decoder over arbitrary bytes (fuzz and property-test entry point): never panics, and
+/// returns the events and replies for inspection.
+pub fn fuzz_decode(input: &[u8]) -> (Vec<Event>, Vec<u8>) {
+    let mut codec = TelnetCodec::new();
+    let mut events = Vec::new();
+    let mut reply = Vec::new();
+    codec.start(&mut reply);
+    // Feed in two uneven pieces so split sequences are exercised too.
+    let cut = input.first().map_or(0, |&b| b as usize % (input.len() + 1));
+    codec.decode(&input[..cut], &mut events, &mut reply);
+    codec.decode(&input[cut..], &mut events, &mut reply);
+    (events, reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(c: &mut TelnetCodec, input: &[u8]) -> (Vec<Event>, Vec<u8>) {
+        let mut ev = Vec::new();
+        let mut rep = Vec::new();
+        c.decode(input, &mut ev, &mut rep);
+        (ev, rep)
+    }
+
+    fn data(s: &[u8]) -> Vec<Event> {
+        s.iter().map(|&b| Event::Data(b)).collect()
+    }
+
+    fn started() -> TelnetCodec {
+        let mut c = TelnetCodec::new();
+        let mut out = Vec::new();
+        c.start(&mut out);
+        assert_eq!(
+            out,
+            [IAC, WILL, OPT_ECHO, IAC, WILL, OPT_SGA, IAC, DO, OPT_NAWS],
+            "opening negotiation"
+        );
+        c
+    }
+
+    #[test]
+    fn client_agrees_no_further_replies() {
+        let mut c = started();
+        let (ev, rep) =
+            run(&mut c, &[IAC, DO, OPT_ECHO, IAC, DO, OPT_SGA, IAC, WILL, OPT_NAWS]);
+        assert!(ev.is_empty());
+        assert!(rep.is_empty(), "answers to our own requests are not acknowledged again");
+        assert!(c.local(OPT_ECHO).enabled());
+        assert!(c.local(OPT_SGA).enabled());
+        assert!(c.remote(OPT_NAWS).enabled());
+        // Repeating a request that changes nothing gets no answer (no loop).
+        let (_, rep) = run(&mut c, &[IAC, DO, OPT_ECHO, IAC, WILL, OPT_NAWS, IAC, DO, OPT_ECHO]);
+        assert!(rep.is_empty());
+    }
+
+    #[test]
+    fn client_refuses_echo() {
+        let mut c = started();
+        let (_, rep) = run(&mut c, &[IAC, DONT, OPT_ECHO]);
+        assert!(rep.is_empty(), "a refusal of our request is not answered");
+        assert_eq!(c.local(OPT_ECHO), OptState::No);
+        // A later DONT changes nothing either.
+        let (_, rep) = run(&mut c, &[IAC, DONT, OPT_ECHO]);
+        assert!(rep.is_empty());
+        // Client later asks for it: we agree once.
+        let (_, rep) = run(&mut c, &[IAC, DO, OPT_ECHO, IAC, DO, OPT_ECHO]);
+        assert_eq!(rep, [IAC, WILL, OPT_ECHO]);
+    }
+
+    #[test]
+    fn linemode_and_unknown_options_refused_once() {
+        let mut c = started();
+        let (_, rep) = run(&mut c, &[IAC, WILL, OPT_LINEMODE]);
+        assert_eq!(rep, [IAC, DONT, OPT_LINEMODE]);
+        let (_, rep) = run(&mut c, &[IAC, WONT, OPT_LINEMODE]);
+        assert!(rep.is_empty(), "WONT for a disabled option is not answered");
+        let (_, rep) = run(&mut c, &[IAC, DO, 200, IAC, WILL, OPT_TTYPE]);
+        assert_eq!(rep, [IAC, WONT, 200, IAC, DONT, OPT_TTYPE]);
+        let (_, rep) = run(&mut c, &[IAC, DONT, 200]);
+        assert!(rep.is_empty());
+    }
+
+    #[test]
+    fn enabled_option_turned_off_is_acknowledged() {
+        let mut c = started();
+        run(&mut c, &[IAC, WILL, OPT_NAWS]);
+        let (_, rep) = run(&mut c, &[IAC, WONT, OPT_NAWS]);
+        assert_eq!(rep, [IAC, DONT, OPT_NAWS]);
+        let (_, rep) = run(&mut c, &[IAC, WONT, OPT_NAWS]);
+        assert!(rep.is_empty());
+    }
+
+    #[test]
+    fn two_q_method_peers_never_loop() {
+        // Our codec against a second instance playing the client: bounce bytes until quiet.
+        let mut server = TelnetCodec::new();
+        let mut client = TelnetCodec::new();
+        let mut to_client = Vec::new();
+        server.start(&mut to_client);
+        let mut to_server = Vec::new();
+        client.request_local(OPT_LINEMODE, true, &mut to_server);
+        client.request_remote(OPT_ECHO, true, &mut to_server);
+        let mut rounds = 0;
+        while !(to_client.is_empty() && to_server.is_empty()) {
+            rounds += 1;
+            assert!(rounds < 10, "negotiation loop");
+            let (mut ev, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
+            client.decode(&std::mem::take(&mut to_client), &mut ev, &mut a);
+            server.decode(&std::mem::take(&mut to_server), &mut ev, &mut b);
+            to_server = a;
+            to_client = b;
+        }
+        assert!(server.local(OPT_ECHO).enabled());
+        assert!(!server.remote(OPT_LINEMODE).enabled());
+        assert!(!client.local(OPT_LINEMODE).enabled());
+    }
+
+    #[test]
+    fn enter_forms_are_one_enter() {
+        let mut c = started();
+        let (ev, _) = run(&mut c, b"a\r\nb\r\0c\nd\re");
+        assert_eq!(ev, data(b"a\rb\rc\rd\re"));
+        // CR at the end of one read, LF at the start of the next.
+        let (ev, _) = run(&mut c, b"x\r");
+        assert_eq!(ev, data(b"x\r"));
+        let (ev, _) = run(&mut c, b"\ny");
+        assert_eq!(ev, data(b"y"));
+        // Two Enters.
+        let (ev, _) = run(&mut c, b"\r\r\n\n");
+        assert_eq!(ev, data(b"\r\r\r"));
+    }
+
+    #[test]
+    fn iac_iac_is_data_255() {
+        let mut c = started();
+        let (ev, _) = run(&mut c, &[b'a', IAC, IAC, b'b']);
+        assert_eq!(ev, data(&[b'a', 255, b'b']));
+    }
+
+    #[test]
+    fn naws_parsed_only_when_agreed() {
+        let mut c = TelnetCodec::new();
+        let naws = [IAC, SB, OPT_NAWS, 0, 80, 0, 24, IAC, SE];
+        let (ev, _) = run(&mut c, &naws);
+        assert!(ev.is_empty(), "NAWS before WILL NAWS ignored");
+        let mut c = started();
+        run(&mut c, &[IAC, WILL, OPT_NAWS]);
+        let (ev, _) = run(&mut c, &naws);
+        assert_eq!(ev, [Event::Naws { width: 80, height: 24 }]);
+        // 255 inside NAWS is doubled; split across reads.
+        let (ev, _) = run(&mut c, &[IAC, SB, OPT_NAWS, 1, IAC]);
+        assert!(ev.is_empty());
+        let (ev, _) = run(&mut c, &[IAC, 0, 50, IAC, SE, b'z']);
+        assert_eq!(ev, [Event::Naws { width: 0x1ff, height: 50 }, Event::Data(b'z')]);
+    }
+
+    #[test]
+    fn overlong_and_garbage_subnegotiation_discarded() {
+        let mut c = started();
+        run(&mut c, &[IAC, WILL, OPT_NAWS]);
+        let mut bytes = vec![IAC, SB, OPT_NAWS];
+        bytes.extend(std::iter::repeat(7).take(1000));
+        bytes.extend_from_slice(&[IAC, SE, b'k']);
+        let (ev, _) = run(&mut c, &bytes);
+        assert_eq!(ev, data(b"k"));
+        // Wrong NAWS length.
+        let (ev, _) = run(&mut c, &[IAC, SB, OPT_NAWS, 1, 2, IAC, SE]);
+        assert!(ev.is_empty());
+        // IAC + junk inside SB ends it.
+        let (ev, _) = run(&mut c, &[IAC, SB, OPT_NAWS, 1, IAC, IP, b'q']);
+        assert_eq!(ev, [Event::Interrupt, Event::Data(b'q')]);
+    }
+
+    #[test]
+    fn commands() {
+        let mut c = started();
+        let (ev, rep) = run(&mut c, &[IAC, NOP, IAC, GA, IAC, DM, IAC, SE, IAC, 17, b'x']);
+        assert_eq!(ev, data(b"x"));
+        assert!(rep.is_empty());
+        let (ev, _) = run(&mut c, &[IAC, IP, IAC, BRK, IAC, EC, IAC, EL, IAC, AYT, IAC, AO]);
+        assert_eq!(
+            ev,
+            [
+                Event::Interrupt,
+                Event::Interrupt,
+                Event::EraseChar,
+                Event::EraseLine,
+                Event::AreYouThere,
+                Event::AbortOutput
+            ]
+        );
+    }
+
+    #[test]
+    fn half_sequences_across_reads() {
+        let mut c = started();
+        let (ev, rep) = run(&mut c, &[IAC]);
+        assert!(ev.is_empty() && rep.is_empty());
+        let (ev, rep) = run(&mut c, &[DO]);
+        assert!(ev.is_empty() && rep.is_empty());
+        let (_, rep) = run(&mut c, &[OPT_TTYPE, b'a']);
+        assert_eq!(rep, [IAC, WONT, OPT_TTYPE]);
+    }
+
+    #[test]
+    fn encode_doubles_iac_and_crlf() {
+        let mut out = Vec::new();
+        encode_text("a\nb\r\nc\rd", &mut out);
+        assert_eq!(out, b"a\r\nb\r\nc\r\0d");
+        let mut out = Vec::new();
+        encode_bytes(&[1, 255, 2], &mut out);
+        assert_eq!(out, [1, 255, 255, 2]);
+    }
+
+    #[test]
+    fn encode_then_decode_roundtrip() {
+        let mut wire = Vec::new();
+        encode_bytes(&[b'a', 255, b'b'], &mut wire);
+        let mut c = started();
+        let (ev, _) = run(&mut c, &wire);
+        assert_eq!(ev, data(&[b'a', 255, b'b']));
+    }
+}
