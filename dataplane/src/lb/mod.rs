@@ -1,0 +1,69 @@
+//! Load balancing: Maglev consistent hashing and the per-worker flow table.
+//!
+//! Both parts are sans-IO and clock-free: time is passed in as `u64` nanoseconds (`now`,
+//! `expires_at`), nothing here allocates on the packet path, and nothing locks.
+//!
+//! * [`maglev`] — weighted Maglev lookup tables ([`Maglev::build`], [`Maglev::lookup`]). A table is
+//!   immutable; the control side builds a new one for every change of a service's backend set and
+//!   publishes it with the new generation. [`flow_hash`] is the hash to look it up with.
+//! * [`flows`] — [`FlowTable`], one per worker: a fixed-capacity slab of flow records indexed by
+//!   both the forward key (client → VIP, as received) and the reverse key (as the real server's
+//!   reply will be received), with expiry deadlines, incremental sweeping and no allocation after
+//!   construction.
+//!
+//! # Typical packet path
+//!
+//! ```
+//! use dataplane::lb::{flow_hash, Backend, Direction, FlowKey, FlowTable, Maglev};
+//! use std::net::Ipv4Addr;
+//!
+//! let backends = [
+//!     Backend { id: 0, key: 11, weight: 1 },
+//!     Backend { id: 1, key: 12, weight: 1 },
+//! ];
+//! let maglev = Maglev::build(&backends, dataplane::lb::DEFAULT_TABLE_SIZE).unwrap();
+//! let mut flows: FlowTable<u32> = FlowTable::with_capacity(1024);
+//! let now = 1_000_000_000u64;
+//! let timeout = 60_000_000_000u64;
+//!
+//! let fwd = FlowKey::new(Ipv4Addr::new(10, 0, 0, 2), 40000, Ipv4Addr::new(10, 0, 0, 100), 80, 6);
+//! let binding = match flows.lookup(&fwd, now) {
+//!     Some((_id, _dir, binding)) => *binding,
+//!     None => {
+//!         let binding = maglev.lookup(flow_hash(&fwd)).expect("no backend");
+//!         // The reply from the real server (here 10.0.1.11:80) back to the client:
+//!         let rev = FlowKey::new(Ipv4Addr::new(10, 0, 1, 11), 80, Ipv4Addr::new(10, 0, 0, 2), 40000, 6);
+//!         flows
+//!             .insert(fwd, rev, binding, now, now + timeout, |_expired, _b| { /* count down */ })
+//!             .expect("table full or key clash: count a drop");
+//!         binding
+//!     }
+//! };
+//! let rev = FlowKey::new(Ipv4Addr::new(10, 0, 1, 11), 80, Ipv4Addr::new(10, 0, 0, 2), 40000, 6);
+//! let (_, dir, b) = flows.lookup(&rev, now).unwrap();
+//! assert_eq!((dir, *b), (Direction::Reverse, binding));
+//! ```
+//!
+//! # Memory per flow
+//!
+//! A [`FlowTable`] of capacity `C` allocates, once:
+//! * `C` records of `size_of::<T>() + 40` bytes rounded up to 64 (two 14-byte keys, an 8-byte
+//!   deadline, a 4-byte generation, the payload; cache-line aligned) — **64 bytes** for payloads
+//!   up to 24 bytes;
+//! * the index: `max(1, C/2)` rounded up to a power of two buckets of 64 bytes (8 slots each,
+//!   ≤ 50% load with both keys of every flow) — **32 bytes** per flow when `C` is a power of two,
+//!   up to 64 otherwise;
+//! * a free list of 4 bytes per flow.
+//!
+//! So ~100 bytes per flow: 1M flows ≈ 100 MiB per worker (`FlowTable::memory_bytes` tells).
+
+pub mod flows;
+pub mod maglev;
+
+pub use flows::{
+    client_hash, flow_hash, Direction, FlowEntry, FlowId, FlowKey, FlowTable, InsertError,
+    FLOW_HASH_SEED, MAX_CAPACITY,
+};
+pub use maglev::{
+    disruption, is_prime, Backend, Maglev, MaglevError, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE,
+};
