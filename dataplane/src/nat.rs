@@ -1,1 +1,600 @@
-//! NAT rewrites (work in progress).
+//! In-place NAT rewrites and the few frames the dataplane answers itself.
+//!
+//! Every rewrite works on a frame that [`crate::wire::parse`] accepted, taking the frame
+//! bytes and its [`Parsed`] summary, and writes at the parsed offsets without parsing
+//! again. Nothing panics if the two do not match: a frame shorter than the summary says is
+//! a [`NatError::FrameTooShort`], reported before anything is written.
+//!
+//! **Checksums.** [`rewrite_dst`], [`rewrite_src`] and [`decrement_ttl`] adjust the IPv4
+//! header checksum and the TCP/UDP checksum *incrementally* (RFC 1624), never reading the
+//! payload: a correct checksum stays correct, a corrupt one stays corrupt (and the end host
+//! drops the segment). A zero UDP checksum ("none") stays zero. The rare frames the
+//! appliance answers itself (ARP, ICMP echo reply, TCP RST) are checksummed as noted on
+//! each.
+//!
+//! **Fragments.** Frames with [`Ipv4Info::is_fragment`] set are expected to be dropped by
+//! the dataplane with a counter before NAT: a load balancer cannot map non-first fragments
+//! to a flow without reassembly. If rewritten anyway, a first fragment gets its transport
+//! checksum adjusted (the incremental update is valid for the whole datagram) and a later
+//! fragment only its IP header.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::wire::checksum::{self, Incremental};
+use crate::wire::ethernet::{self, ethertype, MacAddr};
+use crate::wire::icmp::msg_type;
+use crate::wire::ipv4::{self, protocol};
+use crate::wire::{arp, Ipv4Info, Parsed, TcpFlags, L3, L4};
+
+/// Why a rewrite or builder could not run. Nothing was written when one is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum NatError {
+    /// The parsed frame is not IPv4.
+    #[error("frame is not IPv4")]
+    NotIpv4,
+    /// The frame is shorter than the parsed offsets say (frame and summary do not match).
+    #[error("frame shorter than its parsed headers")]
+    FrameTooShort,
+    /// The output buffer is too small for the frame to build.
+    #[error("buffer too small for the frame")]
+    BufferTooSmall,
+    /// TTL is 0 or 1: the datagram must not be forwarded.
+    #[error("TTL expired")]
+    TtlExpired,
+    /// Not an ARP request.
+    #[error("not an ARP request")]
+    NotArpRequest,
+    /// Not an ICMP echo request (type 8, code 0) in an unfragmented datagram.
+    #[error("not an ICMP echo request")]
+    NotEchoRequest,
+    /// Not a TCP segment in an unfragmented datagram.
+    #[error("not an unfragmented TCP segment")]
+    NotTcp,
+    /// The segment is itself a RST; a RST is never answered.
+    #[error("segment is a RST")]
+    IsRst,
+}
+
+/// TTL of the IPv4 datagrams the appliance originates (echo replies, RSTs).
+pub const DEFAULT_TTL: u8 = 64;
+
+#[inline]
+fn ipv4_of(p: &Parsed) -> Result<&Ipv4Info, NatError> {
+    match &p.l3 {
+        L3::Ipv4(i) => Ok(i),
+        _ => Err(NatError::NotIpv4),
+    }
+}
+
+/// `N` bytes of `frame` at `at`, as an array (so indexing into it needs no more checks).
+#[inline(always)]
+fn chunk_mut<const N: usize>(frame: &mut [u8], at: usize) -> Result<&mut [u8; N], NatError> {
+    frame.get_mut(at..).and_then(|s| s.first_chunk_mut::<N>()).ok_or(NatError::FrameTooShort)
+}
+
+#[inline(always)]
+fn rd16<const N: usize>(b: &[u8; N], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline(always)]
+fn rd32<const N: usize>(b: &[u8; N], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+#[inline(always)]
+fn wr16<const N: usize>(b: &mut [u8; N], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+/// Byte offsets of one side of a flow: (address in the IPv4 header, port in TCP/UDP).
+#[derive(Clone, Copy)]
+struct Side {
+    ip_at: usize,
+    port_at: usize,
+}
+
+const SRC: Side = Side { ip_at: 12, port_at: 0 };
+const DST: Side = Side { ip_at: 16, port_at: 2 };
+
+/// Rewrites the transport port at `port_at` and adjusts the checksum at `ck_at` of the
+/// `N`-byte transport header at `at` for `ip_delta` plus the port change.
+#[inline(always)]
+fn rewrite_l4<const N: usize>(
+    frame: &mut [u8],
+    at: usize,
+    port_at: usize,
+    ck_at: usize,
+    udp: bool,
+    ip_delta: Incremental,
+    port: u16,
+) -> Result<(), NatError> {
+    let t = chunk_mut::<N>(frame, at)?;
+    let old_port = rd16(t, port_at);
+    wr16(t, port_at, port);
+    let old_ck = rd16(t, ck_at);
+    if udp && old_ck == 0 {
+        return Ok(()); // UDP without checksum stays without
+    }
+    let mut ck = ip_delta.word(old_port, port).apply(old_ck);
+    if udp && ck == 0 {
+        ck = 0xffff; // a computed zero is sent as all ones
+    }
+    wr16(t, ck_at, ck);
+    Ok(())
+}
+
+#[inline(always)]
+fn rewrite(frame: &mut [u8], p: &Parsed, ip: Ipv4Addr, port: u16, side: Side) -> Result<(), NatError> {
+    let v4 = ipv4_of(p)?;
+    let l3 = usize::from(v4.offset);
+    // Check the whole extent first so that nothing is written on error.
+    let end = match v4.l4 {
+        L4::Tcp(t) => usize::from(t.offset) + 20,
+        L4::Udp(u) => usize::from(u.offset) + 8,
+        _ => l3 + 20,
+    };
+    if frame.len() < end {
+        return Err(NatError::FrameTooShort);
+    }
+    let new_ip = u32::from(ip);
+    let h = chunk_mut::<20>(frame, l3)?;
+    let old_ip = rd32(h, side.ip_at);
+    h[side.ip_at..side.ip_at + 4].copy_from_slice(&new_ip.to_be_bytes());
+    let ip_delta = Incremental::new().dword(old_ip, new_ip);
+    let hc = ip_delta.apply(rd16(h, 10));
+    wr16(h, 10, hc);
+    match v4.l4 {
+        L4::Tcp(t) => rewrite_l4::<20>(frame, usize::from(t.offset), side.port_at, 16, false, ip_delta, port),
+        L4::Udp(u) => rewrite_l4::<8>(frame, usize::from(u.offset), side.port_at, 6, true, ip_delta, port),
+        _ => Ok(()),
+    }
+}
+
+/// Rewrites the destination address and, for TCP and UDP, the destination port (client →
+/// real server), adjusting the IP and TCP/UDP checksums incrementally. For other
+/// protocols (ICMP, ...) only the address changes and `new_port` is ignored.
+#[inline]
+pub fn rewrite_dst(frame: &mut [u8], parsed: &Parsed, new_ip: Ipv4Addr, new_port: u16) -> Result<(), NatError> {
+    rewrite(frame, parsed, new_ip, new_port, DST)
+}
+
+/// Rewrites the source address and, for TCP and UDP, the source port (real server →
+/// client, or source NAT), adjusting the IP and TCP/UDP checksums incrementally. For other
+/// protocols only the address changes and `new_port` is ignored.
+#[inline]
+pub fn rewrite_src(frame: &mut [u8], parsed: &Parsed, new_ip: Ipv4Addr, new_port: u16) -> Result<(), NatError> {
+    rewrite(frame, parsed, new_ip, new_port, SRC)
+}
+
+/// Sets the Ethernet source and destination MACs (the VLAN tag, if any, is kept).
+#[inline]
+pub fn set_macs(frame: &mut [u8], src: MacAddr, dst: MacAddr) -> Result<(), NatError> {
+    let e = frame.first_chunk_mut::<12>().ok_or(NatError::FrameTooShort)?;
+    e[0..6].copy_from_slice(&dst.0);
+    e[6..12].copy_from_slice(&src.0);
+    Ok(())
+}
+
+/// Decrements the TTL and adjusts the header checksum incrementally; returns the new TTL.
+///
+/// A TTL of 0 or 1 is [`NatError::TtlExpired`] and the frame is left unchanged (the
+/// dataplane drops it, or answers with ICMP time exceeded).
+#[inline]
+pub fn decrement_ttl(frame: &mut [u8], parsed: &Parsed) -> Result<u8, NatError> {
+    let v4 = ipv4_of(parsed)?;
+    let h = chunk_mut::<20>(frame, usize::from(v4.offset))?;
+    let ttl = h[8];
+    if ttl <= 1 {
+        return Err(NatError::TtlExpired);
+    }
+    let old = rd16(h, 8);
+    h[8] = ttl - 1;
+    let hc = checksum::update16(rd16(h, 10), old, rd16(h, 8));
+    wr16(h, 10, hc);
+    Ok(ttl - 1)
+}
+
+/// Turns a received ARP request into our reply, in place and at the same length:
+/// "`tpa` is at `our_mac`", sent to the requester. The caller has checked that the
+/// requested address (`parsed.arp().tpa`) is one we answer for.
+pub fn build_arp_reply_in_place(frame: &mut [u8], parsed: &Parsed, our_mac: MacAddr) -> Result<(), NatError> {
+    match parsed.arp() {
+        Some(a) if a.op == arp::op::REQUEST => {}
+        _ => return Err(NatError::NotArpRequest),
+    }
+    let l2 = parsed.l2_len();
+    if frame.len() < l2 + arp::PACKET_LEN {
+        return Err(NatError::FrameTooShort);
+    }
+    let a = chunk_mut::<{ arp::PACKET_LEN }>(frame, l2)?;
+    let mut sha = [0u8; 6];
+    sha.copy_from_slice(&a[8..14]);
+    let mut spa = [0u8; 4];
+    spa.copy_from_slice(&a[14..18]);
+    let mut tpa = [0u8; 4];
+    tpa.copy_from_slice(&a[24..28]);
+    wr16(a, 6, arp::op::REPLY);
+    a[8..14].copy_from_slice(&our_mac.0);
+    a[14..18].copy_from_slice(&tpa);
+    a[18..24].copy_from_slice(&sha);
+    a[24..28].copy_from_slice(&spa);
+    set_macs(frame, our_mac, MacAddr(sha))
+}
+
+fn build_arp(
+    buf: &mut [u8],
+    eth_dst: MacAddr,
+    src_mac: MacAddr,
+    vlan: Option<u16>,
+    spa: Ipv4Addr,
+    tpa: Ipv4Addr,
+) -> Result<usize, NatError> {
+    let l2 = if vlan.is_some() { ethernet::VLAN_HEADER_LEN } else { ethernet::HEADER_LEN };
+    let len = (l2 + arp::PACKET_LEN).max(ethernet::MIN_FRAME_LEN);
+    let out = buf.get_mut(..len).ok_or(NatError::BufferTooSmall)?;
+    out.fill(0);
+    ethernet::write_header(out, eth_dst, src_mac, vlan, ethertype::ARP).ok_or(NatError::BufferTooSmall)?;
+    let a = out.get_mut(l2..l2 + arp::PACKET_LEN).ok_or(NatError::BufferTooSmall)?;
+    let mut p = arp::Packet::new_unchecked(a);
+    p.init_ethernet_ipv4();
+    p.set_operation(arp::op::REQUEST);
+    p.set_sha(src_mac);
+    p.set_spa(spa);
+    p.set_tha(MacAddr::ZERO);
+    p.set_tpa(tpa);
+    Ok(len)
+}
+
+/// Builds a broadcast ARP request "who has `target_ip`? tell `src_ip`" into `buf`, tagged
+/// with `vlan` if given, zero-padded to the 60-byte Ethernet minimum; returns its length.
+pub fn build_arp_request(
+    buf: &mut [u8],
+    src_mac: MacAddr,
+    src_ip: Ipv4Addr,
+    target_ip: Ipv4Addr,
+    vlan: Option<u16>,
+) -> Result<usize, NatError> {
+    build_arp(buf, MacAddr::BROADCAST, src_mac, vlan, src_ip, target_ip)
+}
+
+/// Builds a gratuitous ARP (a broadcast request with sender and target address both
+/// `ip`) announcing `ip` at `src_mac`, padded like [`build_arp_request`]; returns its
+/// length.
+pub fn build_gratuitous_arp(buf: &mut [u8], src_mac: MacAddr, ip: Ipv4Addr, vlan: Option<u16>) -> Result<usize, NatError> {
+    build_arp(buf, MacAddr::BROADCAST, src_mac, vlan, ip, ip)
+}
+
+/// Turns a received ICMP echo request into its reply, in place and at the same length:
+/// MACs and addresses swapped, TTL set to [`DEFAULT_TTL`], type 0. Both checksums are
+/// updated incrementally (the echo data is not read, so a request with a bad ICMP
+/// checksum gets a reply with a bad one; verify first with
+/// [`crate::wire::icmp::Packet::verify_checksum`] if that matters).
+pub fn icmp_echo_reply_in_place(frame: &mut [u8], parsed: &Parsed) -> Result<(), NatError> {
+    let v4 = ipv4_of(parsed)?;
+    let icmp = match v4.l4 {
+        L4::Icmp(i) if !v4.is_fragment && i.msg_type == msg_type::ECHO_REQUEST && i.code == 0 => i,
+        _ => return Err(NatError::NotEchoRequest),
+    };
+    let (l3, l4) = (usize::from(v4.offset), usize::from(icmp.offset));
+    if frame.len() < l4 + 8 || l3 < 12 {
+        return Err(NatError::FrameTooShort);
+    }
+    swap_macs(frame)?;
+    let h = chunk_mut::<20>(frame, l3)?;
+    swap_addrs(h);
+    let old = rd16(h, 8);
+    h[8] = DEFAULT_TTL;
+    let hc = checksum::update16(rd16(h, 10), old, rd16(h, 8));
+    wr16(h, 10, hc);
+    let m = chunk_mut::<8>(frame, l4)?;
+    let old = rd16(m, 0);
+    m[0] = msg_type::ECHO_REPLY;
+    let ck = checksum::update16(rd16(m, 2), old, rd16(m, 0));
+    wr16(m, 2, ck);
+    Ok(())
+}
+
+#[inline]
+fn swap_macs(frame: &mut [u8]) -> Result<(), NatError> {
+    let e = frame.first_chunk_mut::<12>().ok_or(NatError::FrameTooShort)?;
+    let (d, s) = e.split_at_mut(6);
+    d.swap_with_slice(s);
+    Ok(())
+}
+
+#[inline]
+fn swap_addrs(h: &mut [u8; 20]) {
+    let (s, d) = h[12..20].split_at_mut(4);
+    s.swap_with_slice(d);
+}
+
+/// Writes a 40-byte IPv4 (no options, DF, TTL 64) + TCP (no options, window 0) RST with
+/// full checksums.
+fn write_rst(b: &mut [u8; 40], src: SocketAddrV4, dst: SocketAddrV4, seq: u32, ack: u32, flags: TcpFlags) {
+    b.fill(0);
+    b[0] = 0x45;
+    b[2..4].copy_from_slice(&40u16.to_be_bytes());
+    b[6..8].copy_from_slice(&ipv4::FLAG_DF.to_be_bytes());
+    b[8] = DEFAULT_TTL;
+    b[9] = protocol::TCP;
+    b[12..16].copy_from_slice(&src.ip().octets());
+    b[16..20].copy_from_slice(&dst.ip().octets());
+    let hc = checksum::ipv4_header(&b[..20]);
+    b[10..12].copy_from_slice(&hc.to_be_bytes());
+    b[20..22].copy_from_slice(&src.port().to_be_bytes());
+    b[22..24].copy_from_slice(&dst.port().to_be_bytes());
+    b[24..28].copy_from_slice(&seq.to_be_bytes());
+    b[28..32].copy_from_slice(&ack.to_be_bytes());
+    b[32] = 5 << 4;
+    b[33] = flags.bits();
+    let ck = checksum::l4_v4(*src.ip(), *dst.ip(), protocol::TCP, &b[20..40], 16);
+    b[36..38].copy_from_slice(&ck.to_be_bytes());
+}
+
+/// Turns a received TCP segment into a RST to its sender, in place (RFC 9293 section
+/// 3.10.7.1): MACs, addresses and ports swapped; if the segment had ACK, `seq` = its ack
+/// and flags RST; else `seq` = 0, `ack` = its seq + segment length (payload, +1 SYN, +1
+/// FIN) and flags RST|ACK. IP and TCP options and the payload are dropped, the VLAN tag is
+/// kept, checksums are computed in full (RSTs are rare). Returns the new frame length:
+/// headers only (l2 + 40 bytes), zero-padded to 60 bytes when the frame buffer allows.
+pub fn tcp_rst_in_place(frame: &mut [u8], parsed: &Parsed) -> Result<usize, NatError> {
+    let v4 = ipv4_of(parsed)?;
+    let t = match v4.l4 {
+        L4::Tcp(t) if !v4.is_fragment => t,
+        _ => return Err(NatError::NotTcp),
+    };
+    if t.flags.contains(TcpFlags::RST) {
+        return Err(NatError::IsRst);
+    }
+    let l3 = usize::from(v4.offset);
+    if frame.len() < usize::from(t.offset) + 20 || l3 < 12 {
+        return Err(NatError::FrameTooShort);
+    }
+    let (seq, ack, flags) = if t.flags.contains(TcpFlags::ACK) {
+        (t.ack, 0, TcpFlags::RST)
+    } else {
+        (0, t.seq.wrapping_add(t.segment_len()), TcpFlags::RST | TcpFlags::ACK)
+    };
+    let to = SocketAddrV4::new(v4.src, t.src_port);
+    let from = SocketAddrV4::new(v4.dst, t.dst_port);
+    swap_macs(frame)?;
+    write_rst(chunk_mut::<40>(frame, l3)?, from, to, seq, ack, flags);
+    Ok(pad_to_min(frame, l3 + 40))
+}
+
+/// Zero-pads `frame[len..60]` if the buffer is long enough; returns the padded length.
+#[inline]
+fn pad_to_min(frame: &mut [u8], len: usize) -> usize {
+    match frame.get_mut(len..ethernet::MIN_FRAME_LEN) {
+        Some(pad) => {
+            pad.fill(0);
+            ethernet::MIN_FRAME_LEN
+        }
+        None => len,
+    }
+}
+
+/// Builds a TCP RST|ACK from `src` to `dst` with the given `seq` and `ack` (e.g. to reset
+/// both ends of a flow on Force Remove), tagged with `vlan` if given, zero-padded to 60
+/// bytes; returns its length.
+#[allow(clippy::too_many_arguments)]
+pub fn build_tcp_rst(
+    buf: &mut [u8],
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    vlan: Option<u16>,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    seq: u32,
+    ack: u32,
+) -> Result<usize, NatError> {
+    let l2 = if vlan.is_some() { ethernet::VLAN_HEADER_LEN } else { ethernet::HEADER_LEN };
+    let len = (l2 + 40).max(ethernet::MIN_FRAME_LEN);
+    let out = buf.get_mut(..len).ok_or(NatError::BufferTooSmall)?;
+    ethernet::write_header(out, dst_mac, src_mac, vlan, ethertype::IPV4).ok_or(NatError::BufferTooSmall)?;
+    write_rst(chunk_mut::<40>(out, l2)?, src, dst, seq, ack, TcpFlags::RST | TcpFlags::ACK);
+    Ok(pad_to_min(out, l2 + 40))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::build::{self, Ipv4Frame, TcpSegment};
+    use crate::wire::{icmp, parse, tcp, udp};
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+    const RS: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 11);
+
+    fn tcp_frame(buf: &mut [u8], vlan: Option<u16>, opts: &[u8], flags: TcpFlags, payload: &[u8]) -> usize {
+        let ip = Ipv4Frame { vlan, src: CLIENT, dst: VIP, options: opts, ..Default::default() };
+        let seg = TcpSegment { src_port: 40000, dst_port: 80, seq: 1000, ack: 2000, flags, window: 100 };
+        build::tcp_frame(buf, &ip, &seg, &[], payload).unwrap()
+    }
+
+    /// Parses and checks every checksum of an IPv4 frame.
+    fn assert_valid(frame: &[u8]) -> Parsed {
+        let p = parse(frame).expect("parses (IP checksum ok)");
+        let v4 = *p.ipv4().unwrap();
+        let seg = &frame[v4.l4_offset()..usize::from(v4.offset) + usize::from(v4.total_len)];
+        match v4.l4 {
+            L4::Tcp(_) => assert!(tcp::Packet::new_checked(seg).unwrap().verify_checksum(v4.src, v4.dst)),
+            L4::Udp(_) => assert!(udp::Packet::new_checked(seg).unwrap().verify_checksum(v4.src, v4.dst)),
+            L4::Icmp(_) => assert!(icmp::Packet::new_checked(seg).unwrap().verify_checksum()),
+            _ => {}
+        }
+        p
+    }
+
+    #[test]
+    fn rewrite_dst_tcp() {
+        let mut f = [0u8; 128];
+        let n = tcp_frame(&mut f, Some(7), &[1, 1, 1, 0], TcpFlags::ACK, b"GET / HTTP/1.0");
+        let p = parse(&f[..n]).unwrap();
+        rewrite_dst(&mut f[..n], &p, RS, 8080).unwrap();
+        let q = assert_valid(&f[..n]);
+        let v4 = q.ipv4().unwrap();
+        assert_eq!((v4.src, v4.dst, v4.ports()), (CLIENT, RS, Some((40000, 8080))));
+        rewrite_src(&mut f[..n], &q, VIP, 80).unwrap();
+        let r = assert_valid(&f[..n]);
+        assert_eq!(r.ipv4().unwrap().ports(), Some((80, 8080)));
+    }
+
+    #[test]
+    fn rewrite_udp_keeps_zero_checksum_zero() {
+        let mut f = [0u8; 128];
+        let ip = Ipv4Frame { src: CLIENT, dst: VIP, ..Default::default() };
+        for with_ck in [false, true] {
+            let n = build::udp_frame(&mut f, &ip, 5353, 53, b"query", with_ck).unwrap();
+            let p = parse(&f[..n]).unwrap();
+            rewrite_dst(&mut f[..n], &p, RS, 5300).unwrap();
+            let q = assert_valid(&f[..n]);
+            let u = *q.ipv4().unwrap().udp().unwrap();
+            assert_eq!(u.dst_port, 5300);
+            assert_eq!(u.checksum == 0, !with_ck);
+        }
+    }
+
+    #[test]
+    fn rewrite_icmp_changes_address_only() {
+        let mut f = [0u8; 128];
+        let n = build::icmp_echo_frame(&mut f, &Ipv4Frame::default(), true, 1, 2, b"x").unwrap();
+        let before = f;
+        let p = parse(&f[..n]).unwrap();
+        rewrite_dst(&mut f[..n], &p, RS, 9999).unwrap();
+        let q = assert_valid(&f[..n]);
+        assert_eq!(q.ipv4().unwrap().dst, RS);
+        assert_eq!(&f[34..n], &before[34..n]);
+    }
+
+    #[test]
+    fn short_or_mismatched_frames_are_errors_and_untouched() {
+        let mut f = [0u8; 128];
+        let n = tcp_frame(&mut f, None, &[], TcpFlags::ACK, b"");
+        let p = parse(&f[..n]).unwrap();
+        let before = f;
+        assert_eq!(rewrite_dst(&mut f[..n - 1], &p, RS, 1), Err(NatError::FrameTooShort));
+        assert_eq!(tcp_rst_in_place(&mut f[..n - 1], &p), Err(NatError::FrameTooShort));
+        assert_eq!(set_macs(&mut f[..11], MacAddr::ZERO, MacAddr::ZERO), Err(NatError::FrameTooShort));
+        assert_eq!(f, before);
+        let arp = parse(&[0u8; 14]).unwrap();
+        assert_eq!(rewrite_src(&mut f, &arp, RS, 1), Err(NatError::NotIpv4));
+        assert_eq!(decrement_ttl(&mut f, &arp), Err(NatError::NotIpv4));
+        assert_eq!(icmp_echo_reply_in_place(&mut f, &p), Err(NatError::NotEchoRequest));
+        assert_eq!(build_arp_reply_in_place(&mut f, &p, MacAddr::ZERO), Err(NatError::NotArpRequest));
+    }
+
+    #[test]
+    fn macs_and_ttl() {
+        let mut f = [0u8; 128];
+        let n = tcp_frame(&mut f, None, &[], TcpFlags::ACK, b"");
+        let p = parse(&f[..n]).unwrap();
+        let (a, b) = (MacAddr([2, 0, 0, 0, 0, 0xa]), MacAddr([2, 0, 0, 0, 0, 0xb]));
+        set_macs(&mut f[..n], a, b).unwrap();
+        assert_eq!((&f[0..6], &f[6..12]), (&b.0[..], &a.0[..]));
+        assert_eq!(decrement_ttl(&mut f[..n], &p), Ok(63));
+        assert_eq!(assert_valid(&f[..n]).ipv4().unwrap().ttl, 63);
+        f[22] = 1;
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = checksum::ipv4_header(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        let before = f;
+        assert_eq!(decrement_ttl(&mut f[..n], &p), Err(NatError::TtlExpired));
+        assert_eq!(f, before);
+    }
+
+    #[test]
+    fn arp_request_reply_and_gratuitous() {
+        let (ours, theirs) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]));
+        let gw = Ipv4Addr::new(10, 0, 0, 1);
+        let mut f = [0u8; 64];
+        for vlan in [None, Some(10)] {
+            let n = build_arp_request(&mut f, theirs, CLIENT, gw, vlan).unwrap();
+            assert_eq!(n, 60);
+            let p = parse(&f[..n]).unwrap();
+            let a = *p.arp().unwrap();
+            assert_eq!((p.vlan, a.op, a.sha, a.spa, a.tha, a.tpa), (vlan, 1, theirs, CLIENT, MacAddr::ZERO, gw));
+            assert!(f[..6] == [0xff; 6]);
+            build_arp_reply_in_place(&mut f[..n], &p, ours).unwrap();
+            let r = parse(&f[..n]).unwrap();
+            let a = *r.arp().unwrap();
+            assert_eq!((r.vlan, a.op, a.sha, a.spa, a.tha, a.tpa), (vlan, 2, ours, gw, theirs, CLIENT));
+            assert_eq!((&f[..6], &f[6..12]), (&theirs.0[..], &ours.0[..]));
+            assert_eq!(build_arp_reply_in_place(&mut f[..n], &r, ours), Err(NatError::NotArpRequest));
+        }
+        let n = build_gratuitous_arp(&mut f, ours, gw, None).unwrap();
+        let a = *parse(&f[..n]).unwrap().arp().unwrap();
+        assert_eq!((a.op, a.sha, a.spa, a.tpa), (1, ours, gw, gw));
+        assert_eq!(build_arp_request(&mut f[..59], ours, gw, gw, None), Err(NatError::BufferTooSmall));
+    }
+
+    #[test]
+    fn echo_reply() {
+        let mut f = [0u8; 128];
+        let ip = Ipv4Frame { src: CLIENT, dst: VIP, ttl: 3, vlan: Some(2), ..Default::default() };
+        let n = build::icmp_echo_frame(&mut f, &ip, true, 0x77, 9, b"0123456789").unwrap();
+        let p = parse(&f[..n]).unwrap();
+        icmp_echo_reply_in_place(&mut f[..n], &p).unwrap();
+        let q = assert_valid(&f[..n]);
+        let v4 = q.ipv4().unwrap();
+        assert_eq!((v4.src, v4.dst, v4.ttl), (VIP, CLIENT, DEFAULT_TTL));
+        let i = v4.icmp().unwrap();
+        assert_eq!((i.msg_type, i.code, i.ident, i.seq_no), (0, 0, 0x77, 9));
+        assert_eq!((&f[..6], &f[6..12]), (&ip.src_mac.0[..], &ip.dst_mac.0[..]));
+        assert_eq!(icmp_echo_reply_in_place(&mut f[..n], &q), Err(NatError::NotEchoRequest));
+    }
+
+    #[test]
+    fn rst_for_syn_and_for_ack() {
+        for (vlan, opts) in [(None, &[][..]), (Some(3), &[1, 1, 1, 0][..])] {
+            // SYN without ACK: seq 0, ack = seq + 1, RST|ACK.
+            let mut f = [0u8; 128];
+            let n = tcp_frame(&mut f, vlan, opts, TcpFlags::SYN, b"");
+            let p = parse(&f[..n]).unwrap();
+            let len = tcp_rst_in_place(&mut f[..n], &p).unwrap();
+            let l2 = p.l2_len();
+            assert_eq!(len, (l2 + 40).max(60).min(n));
+            let q = assert_valid(&f[..len]);
+            let v4 = q.ipv4().unwrap();
+            assert_eq!((v4.src, v4.dst, v4.header_len, v4.total_len, q.vlan), (VIP, CLIENT, 20, 40, vlan));
+            let t = v4.tcp().unwrap();
+            assert_eq!((t.src_port, t.dst_port, t.seq, t.ack, t.flags), (80, 40000, 0, 1001, TcpFlags::RST | TcpFlags::ACK));
+            assert_eq!(t.payload_len, 0);
+            // Data with ACK and FIN: seq = their ack, RST only.
+            let n = tcp_frame(&mut f, vlan, opts, TcpFlags::ACK | TcpFlags::FIN | TcpFlags::PSH, b"hello");
+            let p = parse(&f[..n]).unwrap();
+            let len = tcp_rst_in_place(&mut f[..n], &p).unwrap();
+            let t = *assert_valid(&f[..len]).ipv4().unwrap().tcp().unwrap();
+            assert_eq!((t.seq, t.ack, t.flags), (2000, 0, TcpFlags::RST));
+            // No ACK, data + FIN: ack = seq + 5 + 1.
+            let n = tcp_frame(&mut f, vlan, opts, TcpFlags::FIN, b"hello");
+            let p = parse(&f[..n]).unwrap();
+            let len = tcp_rst_in_place(&mut f[..n], &p).unwrap();
+            let t = *assert_valid(&f[..len]).ipv4().unwrap().tcp().unwrap();
+            assert_eq!((t.seq, t.ack), (0, 1006));
+            // Never answer a RST.
+            let n = tcp_frame(&mut f, vlan, opts, TcpFlags::RST, b"");
+            let p = parse(&f[..n]).unwrap();
+            assert_eq!(tcp_rst_in_place(&mut f[..n], &p), Err(NatError::IsRst));
+        }
+    }
+
+    #[test]
+    fn rst_builder() {
+        let mut f = [0u8; 64];
+        let (a, b) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2]));
+        let (src, dst) = (SocketAddrV4::new(VIP, 80), SocketAddrV4::new(CLIENT, 40000));
+        for vlan in [None, Some(100)] {
+            let n = build_tcp_rst(&mut f, a, b, vlan, src, dst, 5, 6).unwrap();
+            assert_eq!(n, 60);
+            let p = assert_valid(&f[..n]);
+            let v4 = p.ipv4().unwrap();
+            let t = v4.tcp().unwrap();
+            assert_eq!((p.vlan, v4.src, v4.dst, v4.ttl), (vlan, VIP, CLIENT, DEFAULT_TTL));
+            assert_eq!((t.src_port, t.dst_port, t.seq, t.ack, t.flags), (80, 40000, 5, 6, TcpFlags::RST | TcpFlags::ACK));
+            assert_eq!((&f[..6], &f[6..12]), (&b.0[..], &a.0[..]));
+        }
+        assert_eq!(build_tcp_rst(&mut f[..59], a, b, None, src, dst, 0, 0), Err(NatError::BufferTooSmall));
+    }
+}

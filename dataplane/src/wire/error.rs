@@ -124,7 +124,7 @@ mod tests {
         for (i, e) in WireError::ALL.iter().enumerate() {
             assert_eq!(e.index(), i);
             let r = e.reason();
-            assert!(r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{r}");
+            assert!(r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{r}");
             assert!(!e.to_string().is_empty());
         }
         let mut reasons: Vec<_> = WireError::ALL.iter().map(|e| e.reason()).collect();
