@@ -1,0 +1,367 @@
+//! The sans-IO connection driver: telnet codec + login + line editor + [`Session`] + pager.
+//!
+//! The control plane's network code only moves bytes and time:
+//!
+//! ```text
+//! let mut conn = Connection::new(settings.clone());
+//! socket.write_all(&conn.start(now, &cfg)).await?;
+//! loop {
+//!     select! {
+//!         n = socket.read(&mut buf) => {
+//!             if n == 0 { break }                           // client went away: just drop conn
+//!             let out = conn.on_input(&buf[..n], now, &mut cfg, &mut backend);
+//!             socket.write_all(&out).await?;
+//!         }
+//!         _ = sleep_until(conn.next_deadline()) => {
+//!             socket.write_all(&conn.on_timer(now, &cfg)).await?;
+//!         }
+//!     }
+//!     if conn.is_closed() { break }
+//! }
+//! ```
+//!
+//! Timers are deadlines the driver returns ([`Connection::next_deadline`]): the login timeout,
+//! the idle timeout, and after a failed login the delay during which input is discarded.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::auth::Credentials;
+use crate::backend::Backend;
+use crate::config::SlbConfig;
+use crate::editor::{EditEvent, Editor, BELL};
+use crate::session::{Mode, Paging, Session, SessionOptions};
+use crate::telnet::{encode_bytes, encode_text, Event, TelnetCodec};
+
+/// The device's pager prompt.
+pub const MORE: &str = "--More--, next page: Space, next line: Return key, quit: Control-c";
+
+/// Per-listener settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Who may log in, and the enable password.
+    pub credentials: Credentials,
+    /// Close a logged-in session idle this long (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// Close a connection that has not logged in within this time.
+    pub login_timeout: Duration,
+    /// Input is discarded this long after a failed login.
+    pub login_fail_delay: Duration,
+    /// Failed logins before the connection is closed.
+    pub max_login_attempts: u32,
+}
+
+impl ServerSettings {
+    /// Defaults: 15 min idle, 60 s to log in, 2 s delay after a failure, 3 attempts.
+    pub fn new(credentials: Credentials) -> ServerSettings {
+        ServerSettings {
+            credentials,
+            idle_timeout: Some(Duration::from_secs(15 * 60)),
+            login_timeout: Duration::from_secs(60),
+            login_fail_delay: Duration::from_secs(2),
+            max_login_attempts: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    User,
+    Password { user: String },
+    /// After a failed login: discard input until the deadline.
+    Delay { until: Instant },
+    Shell,
+    Closed,
+}
+
+/// One telnet connection.
+#[derive(Debug)]
+pub struct Connection {
+    settings: ServerSettings,
+    codec: TelnetCodec,
+    editor: Editor,
+    session: Session,
+    state: State,
+    attempts: u32,
+    height: u16,
+    /// Lines still to page out.
+    pager: VecDeque<String>,
+    started: Instant,
+    last_input: Instant,
+}
+
+impl Connection {
+    /// A new connection (call [`Connection::start`] next).
+    pub fn new(settings: ServerSettings, now: Instant) -> Connection {
+        let session = Session::new(SessionOptions {
+            enable_secret: settings.credentials.enable_secret.clone(),
+            privileged: false,
+        });
+        Connection {
+            settings,
+            codec: TelnetCodec::new(),
+            editor: Editor::new(),
+            session,
+            state: State::User,
+            attempts: 0,
+            height: 0,
+            pager: VecDeque::new(),
+            started: now,
+            last_input: now,
+        }
+    }
+
+    /// The opening bytes: option negotiation, banner and login prompt.
+    pub fn start(&mut self, now: Instant) -> Vec<u8> {
+        self.started = now;
+        self.last_input = now;
+        let mut out = Vec::new();
+        self.codec.start(&mut out);
+        encode_text("\nUser Access Verification\n\nPlease Enter Login Name: ", &mut out);
+        out
+    }
+
+    /// Whether the connection is over (the caller closes the socket after writing the output).
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether a user is logged in.
+    pub fn logged_in(&self) -> bool {
+        matches!(self.state, State::Shell)
+    }
+
+    /// The session (mode, paging, history).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// When [`Connection::on_timer`] must be called next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Closed => None,
+            State::Delay { until } => Some((*until).min(self.started + self.settings.login_timeout)),
+            State::User | State::Password { .. } => Some(self.started + self.settings.login_timeout),
+            State::Shell => self.settings.idle_timeout.map(|d| self.last_input + d),
+        }
+    }
+
+    /// Handles expired deadlines.
+    pub fn on_timer(&mut self, now: Instant, cfg: &SlbConfig) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.timers(now, cfg, &mut out);
+        out
+    }
+
+    fn timers(&mut self, now: Instant, _cfg: &SlbConfig, out: &mut Vec<u8>) {
+        match self.state {
+            State::Closed => {}
+            State::Shell => {
+                if self.settings.idle_timeout.is_some_and(|d| now >= self.last_input + d) {
+                    encode_text("\nSession idle timeout.\n", out);
+                    self.state = State::Closed;
+                }
+            }
+            _ if now >= self.started + self.settings.login_timeout => {
+                encode_text("\nLogin timed out.\n", out);
+                self.state = State::Closed;
+            }
+            State::Delay { until } if now >= until => {
+                self.state = State::User;
+                self.editor.clear();
+                encode_text("Please Enter Login Name: ", out);
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles bytes from the client; returns bytes to send.
+    pub fn on_input(
+        &mut self,
+        input: &[u8],
+        now: Instant,
+        cfg: &mut SlbConfig,
+        backend: &mut dyn Backend,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.timers(now, cfg, &mut out);
+        if self.state == State::Closed {
+            return out;
+        }
+        self.last_input = now;
+        let mut events = Vec::new();
+        self.codec.decode(input, &mut events, &mut out);
+        for ev in events {
+            if self.state == State::Closed {
+                break;
+            }
+            self.event(ev, now, cfg, backend, &mut out);
+        }
+        out
+    }
+
+    fn event(&mut self, ev: Event, now: Instant, cfg: &mut SlbConfig, backend: &mut dyn Backend, out: &mut Vec<u8>) {
+        if let State::Delay { .. } = self.state {
+            return; // not accepting input yet
+        }
+        let byte = match ev {
+            Event::Data(b) => b,
+            Event::Naws { height, .. } => {
+                self.height = height;
+                return;
+            }
+            Event::Interrupt => 0x03,
+            Event::EraseChar => 0x08,
+            Event::EraseLine => 0x15,
+            Event::AbortOutput => {
+                self.pager.clear();
+                return;
+            }
+            Event::AreYouThere => {
+                encode_text("\n[Yes]\n", out);
+                self.redraw(cfg, out);
+                return;
+            }
+        };
+        if !self.pager.is_empty() {
+            self.page_key(byte, cfg, out);
+            return;
+        }
+        let mut echo = Vec::new();
+        let ev = self.editor.feed(byte, self.session.history(), &mut echo);
+        encode_bytes(&echo, out);
+        let Some(ev) = ev else { return };
+        match (&self.state, ev) {
+            (State::User, EditEvent::Line(user)) => {
+                self.state = State::Password { user: user.trim().to_string() };
+                self.editor.set_password(true);
+                encode_text("Please Enter Password: ", out);
+            }
+            (State::Password { user }, EditEvent::Line(pw)) => {
+                self.editor.set_password(false);
+                if self.settings.credentials.verify(user, &pw) {
+                    self.state = State::Shell;
+                    encode_text("User login successful.\n\n", out);
+                    self.redraw(cfg, out);
+                } else {
+                    self.attempts += 1;
+                    encode_text("Error - Incorrect username or password.\n", out);
+                    if self.attempts >= self.settings.max_login_attempts {
+                        encode_text("Too many failed login attempts.\n", out);
+                        self.state = State::Closed;
+                    } else {
+                        self.state = State::Delay { until: now + self.settings.login_fail_delay };
+                    }
+                }
+            }
+            (State::User | State::Password { .. }, EditEvent::Interrupt) => {
+                self.editor.set_password(false);
+                self.state = State::User;
+                encode_text("Please Enter Login Name: ", out);
+            }
+            (State::User | State::Password { .. }, EditEvent::Redraw) => {
+                encode_text("\n", out);
+                let p = if matches!(self.state, State::User) { "Please Enter Login Name: " } else { "Please Enter Password: " };
+                encode_text(p, out);
+            }
+            (State::User | State::Password { .. }, _) => encode_bytes(&[BELL], out),
+            (State::Shell, ev) => self.shell(ev, cfg, backend, out),
+            (State::Delay { .. } | State::Closed, _) => {}
+        }
+    }
+
+    fn shell(&mut self, ev: EditEvent, cfg: &mut SlbConfig, backend: &mut dyn Backend, out: &mut Vec<u8>) {
+        match ev {
+            EditEvent::Line(line) => self.run(&line, cfg, backend, out),
+            EditEvent::CtrlZ => {
+                if matches!(self.session.mode(), Mode::User | Mode::Privileged) || self.session.password_mode() {
+                    self.redraw(cfg, out);
+                } else {
+                    self.run("end", cfg, backend, out);
+                }
+            }
+            EditEvent::Interrupt => self.redraw(cfg, out),
+            EditEvent::Redraw => {
+                encode_text("\n", out);
+                self.redraw(cfg, out);
+            }
+            EditEvent::Help(text) => {
+                for l in self.session.help(&text) {
+                    encode_text(&l, out);
+                    encode_text("\n", out);
+                }
+                self.redraw(cfg, out);
+            }
+            EditEvent::Complete(text) => match self.session.complete(&text) {
+                Some(s) => {
+                    let mut echo = Vec::new();
+                    self.editor.insert_str(&s, &mut echo);
+                    encode_bytes(&echo, out);
+                }
+                None => encode_bytes(&[BELL], out),
+            },
+        }
+    }
+
+    fn run(&mut self, line: &str, cfg: &mut SlbConfig, backend: &mut dyn Backend, out: &mut Vec<u8>) {
+        let o = self.session.execute(line, cfg, backend);
+        self.editor.set_password(self.session.password_mode());
+        if o.quit {
+            for l in &o.lines {
+                encode_text(l, out);
+                encode_text("\n", out);
+            }
+            self.state = State::Closed;
+            return;
+        }
+        self.pager = o.lines.into();
+        self.page(self.page_len(), cfg, out);
+    }
+
+    /// Lines per page, or `None` when paging is off.
+    fn page_len(&self) -> Option<usize> {
+        match self.session.paging() {
+            Paging::Off => None,
+            Paging::Lines(n) => Some(usize::from(n).max(2) - 1),
+            Paging::Auto => Some(if self.height >= 2 { usize::from(self.height) - 1 } else { 23 }),
+        }
+    }
+
+    /// Prints up to `n` pending lines (all when `None`), then `--More--` or the prompt.
+    fn page(&mut self, n: Option<usize>, cfg: &SlbConfig, out: &mut Vec<u8>) {
+        let n = n.unwrap_or(usize::MAX);
+        for _ in 0..n {
+            let Some(l) = self.pager.pop_front() else { break };
+            encode_text(&l, out);
+            encode_text("\n", out);
+        }
+        if self.pager.is_empty() {
+            self.redraw(cfg, out);
+        } else {
+            encode_text(MORE, out);
+        }
+    }
+
+    fn page_key(&mut self, b: u8, cfg: &SlbConfig, out: &mut Vec<u8>) {
+        let n = match b {
+            b' ' => self.page_len(),
+            b'\r' => Some(1),
+            0x03 | b'q' | b'Q' => {
+                self.pager.clear();
+                Some(0)
+            }
+            _ => return,
+        };
+        // Erase the --More-- prompt.
+        encode_text("\r", out);
+        encode_text(&" ".repeat(MORE.len()), out);
+        encode_text("\r", out);
+        self.page(n, cfg, out);
+    }
+
+    fn redraw(&self, cfg: &SlbConfig, out: &mut Vec<u8>) {
+        let mut echo = Vec::new();
+        self.editor.redraw(&self.session.prompt(cfg), &mut echo);
+        encode_bytes(&echo, out);
+    }
+}
