@@ -363,6 +363,9 @@ pub enum AcmError {
     /// The weight is outside 0–65000.
     #[error("weight {0} is outside 0-{MAX_WEIGHT}")]
     BadWeight(u32),
+    /// No port of the switch reaches the real server (not on a port subnet, no gateway).
+    #[error("real server {0} is not reachable from any port")]
+    Unreachable(RealServer),
     /// A table is full.
     #[error("capacity exceeded: {0}")]
     Capacity(String),

@@ -1,0 +1,233 @@
+//! The switch API: how the control plane (and tests, and `make run`) drive the dataplane.
+//!
+//! Typed, versioned requests over a local Unix stream socket, one frame each way per request:
+//! a 4-byte big-endian length followed by a JSON document (see [`frame`]). Every primitive is
+//! acknowledged only after every worker forwards with the new state; the acknowledgement
+//! carries timestamps ([`Timing`]) so config latency is measured, not guessed.
+//!
+//! This module has no DPDK in it: the control plane links it as a client.
+
+pub mod client;
+pub mod frame;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use acm::{AcmError, BindingInfo, DropFraction, Primitive, ServiceKey};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version spoken by this build. A request of another version is refused.
+pub const API_VERSION: u16 = 1;
+
+/// One request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Echoed in the response.
+    pub id: u64,
+    /// Must be [`API_VERSION`].
+    pub version: u16,
+    /// What is asked.
+    pub body: RequestBody,
+}
+
+/// What a request asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RequestBody {
+    /// An ACM primitive.
+    Primitive {
+        /// The primitive.
+        primitive: Primitive,
+    },
+    /// Counters of ports, services, drops and workers.
+    Stats,
+    /// Liveness; answered after the workers have acknowledged the current generation.
+    Ping,
+}
+
+/// One response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id (0 when the request could not be decoded).
+    pub id: u64,
+    /// The outcome.
+    pub result: Result<ResponseBody, ApiError>,
+    /// When the dataplane received, published and saw the change taken up.
+    pub timing: Timing,
+}
+
+/// A successful outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ResponseBody {
+    /// The change is in force in every worker.
+    Done {
+        /// The forwarding generation now in force.
+        generation: u64,
+    },
+    /// Nothing had to change (the request restated the current state).
+    Unchanged {
+        /// The generation in force.
+        generation: u64,
+    },
+    /// The answer to List.
+    List {
+        /// Every binding.
+        bindings: Vec<BindingInfo>,
+    },
+    /// The answer to Stats.
+    Stats(Box<Stats>),
+    /// The answer to Ping.
+    Pong {
+        /// The generation in force.
+        generation: u64,
+    },
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum ApiError {
+    /// The ACM request was invalid; nothing changed.
+    #[error(transparent)]
+    Acm(#[from] AcmError),
+    /// The request was not a valid frame or document.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// The request's protocol version is not this dataplane's.
+    #[error("protocol version {got} is not supported (this dataplane speaks {API_VERSION})")]
+    Version {
+        /// The version the client sent.
+        got: u16,
+    },
+    /// The workers did not take up the change in time (they may be stuck).
+    #[error("workers did not acknowledge generation {generation} within {waited_ms} ms")]
+    AckTimeout {
+        /// The generation published.
+        generation: u64,
+        /// How long the dataplane waited.
+        waited_ms: u64,
+    },
+    /// The dataplane is shutting down.
+    #[error("dataplane is shutting down")]
+    ShuttingDown,
+}
+
+/// Timestamps of one request on the dataplane's monotonic clock (ns since it started).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// The request was decoded.
+    pub received_ns: u64,
+    /// The new generation was handed to the workers (= received for reads).
+    pub published_ns: u64,
+    /// Every worker forwards with it.
+    pub acked_ns: u64,
+}
+
+impl Timing {
+    /// Receipt to acknowledgement, in microseconds.
+    pub fn latency_us(&self) -> f64 {
+        self.acked_ns.saturating_sub(self.received_ns) as f64 / 1e3
+    }
+}
+
+/// Counters of the whole dataplane, read without stopping workers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// The generation in force.
+    pub generation: u64,
+    /// Nanoseconds since start.
+    pub uptime_ns: u64,
+    /// Per port.
+    pub ports: Vec<PortStats>,
+    /// Per virtual service.
+    pub services: Vec<ServiceStats>,
+    /// Dropped packets by reason (every reason listed, zeros included).
+    pub drops: BTreeMap<String, u64>,
+    /// Per worker.
+    pub workers: Vec<WorkerStats>,
+}
+
+impl Stats {
+    /// Sum of all drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.values().sum()
+    }
+}
+
+/// Counters of one port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortStats {
+    /// Configured name.
+    pub name: String,
+    /// Address.
+    pub ip: Option<Ipv4Addr>,
+    /// MAC address, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// Link up.
+    pub link_up: bool,
+    /// Received packets (NIC counter).
+    pub rx_packets: u64,
+    /// Received bytes (NIC counter).
+    pub rx_bytes: u64,
+    /// Sent packets (NIC counter).
+    pub tx_packets: u64,
+    /// Sent bytes (NIC counter).
+    pub tx_bytes: u64,
+    /// Missed for lack of rx descriptors (NIC counter).
+    pub rx_missed: u64,
+    /// Receive errors (NIC counter).
+    pub rx_errors: u64,
+    /// Transmit errors (NIC counter).
+    pub tx_errors: u64,
+    /// Rx mbuf allocation failures (NIC counter).
+    pub rx_nombuf: u64,
+    /// Frames passed to the kernel through the tap.
+    pub to_host: u64,
+    /// Frames from the kernel sent out of this port.
+    pub from_host: u64,
+}
+
+/// Counters of one virtual service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStats {
+    /// The service.
+    pub key: ServiceKey,
+    /// Its drop fraction.
+    pub drop_fraction: DropFraction,
+    /// Active bindings in its Maglev table.
+    pub active_bindings: u32,
+    /// Client → server packets.
+    pub packets_in: u64,
+    /// Client → server bytes.
+    pub bytes_in: u64,
+    /// Server → client packets.
+    pub packets_out: u64,
+    /// Server → client bytes.
+    pub bytes_out: u64,
+    /// Flows created.
+    pub new_flows: u64,
+    /// Flows in the tables now.
+    pub active_flows: u64,
+    /// New connections refused by the drop fraction.
+    pub admission_drops: u64,
+    /// New connections refused because no binding was active.
+    pub no_backend_drops: u64,
+}
+
+/// Counters of one worker.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    /// Its lcore.
+    pub lcore: u32,
+    /// The generation it forwards with.
+    pub generation: u64,
+    /// Flows in its table.
+    pub flows: u64,
+    /// Its table's capacity.
+    pub flow_capacity: u64,
+    /// Packets it processed.
+    pub packets: u64,
+    /// Non-empty rx bursts it processed.
+    pub bursts: u64,
+}

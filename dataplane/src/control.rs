@@ -1,0 +1,500 @@
+//! The control side of the dataplane, sans-IO: applies ACM primitives to the binding and
+//! service tables and builds the next [`Generation`]. No threads, no clock, no DPDK: the
+//! binary's control thread calls it and publishes what it returns.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use acm::{AcmError, BindingInfo, BindingKey, BindingParams, BindingState, DropFraction, Primitive, ServiceKey};
+
+use crate::generation::{BindingSlot, Generation, Mac, PortView, ServiceEntry, SlotState};
+use crate::lb::maglev::{Backend, Maglev};
+
+/// Whether a primitive changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new generation must be published.
+    Changed,
+    /// The request restated the current state.
+    Unchanged,
+}
+
+struct ServiceState {
+    id: u32,
+    drop: DropFraction,
+    /// Binding slots of this service (active, draining or being reset).
+    slots: BTreeSet<u32>,
+    /// Cached entry; rebuilt when `dirty`.
+    entry: Arc<ServiceEntry>,
+    dirty: bool,
+}
+
+/// Binding and service tables, and the generation built from them.
+pub struct Control {
+    maglev_size: usize,
+    ports: Arc<[PortView]>,
+    slots: Vec<BindingSlot>,
+    free_slots: Vec<u32>,
+    by_key: HashMap<BindingKey, u32>,
+    services: BTreeMap<ServiceKey, ServiceState>,
+    free_services: Vec<u32>,
+    neighbors: HashMap<u32, Mac>,
+    neighbors_dirty: bool,
+    neighbors_arc: Arc<hashbrown::HashMap<u32, Mac, ahash::RandomState>>,
+    current: Arc<Generation>,
+}
+
+impl Control {
+    /// Empty tables for these ports.
+    pub fn new(ports: Vec<PortView>, max_bindings: usize, max_services: usize, maglev_size: usize) -> Control {
+        let current = Arc::new(Generation::empty(ports.clone(), max_bindings, max_services));
+        Control {
+            maglev_size,
+            ports: ports.into(),
+            slots: vec![BindingSlot::FREE; max_bindings],
+            free_slots: (0..max_bindings as u32).rev().collect(),
+            by_key: HashMap::new(),
+            services: BTreeMap::new(),
+            free_services: (0..max_services as u32).rev().collect(),
+            neighbors: HashMap::new(),
+            neighbors_dirty: false,
+            neighbors_arc: current.neighbors.clone(),
+            current,
+        }
+    }
+
+    /// The generation in force.
+    pub fn current(&self) -> &Arc<Generation> {
+        &self.current
+    }
+
+    /// Applies a state-changing primitive. List is not one (see [`Control::list`]).
+    pub fn apply(&mut self, p: &Primitive) -> Result<Outcome, AcmError> {
+        match p {
+            Primitive::Add { key, params } => self.add(*key, *params),
+            Primitive::Remove { key } => self.remove(*key),
+            Primitive::ForceRemove { key } => self.force_remove(*key),
+            Primitive::Drop { service, fraction } => self.set_drop(*service, *fraction),
+            Primitive::List => Ok(Outcome::Unchanged),
+        }
+    }
+
+    fn route(&self, rip: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
+        if let Some(i) = self.ports.iter().position(|p| p.addr.contains(rip)) {
+            return Some((i as u16, rip));
+        }
+        let i = self.ports.iter().position(|p| p.gateway.is_some())?;
+        Some((i as u16, self.ports[i].gateway?))
+    }
+
+    fn add(&mut self, key: BindingKey, params: BindingParams) -> Result<Outcome, AcmError> {
+        params.validate()?;
+        let (out_port, next_hop) = self.route(key.real.rip).ok_or(AcmError::Unreachable(key.real))?;
+        if key.service.vip.is_unspecified() || key.service.vip.is_multicast() || key.service.vip.is_broadcast() {
+            return Err(AcmError::Parse(format!("{} cannot be a VIP", key.service.vip)));
+        }
+        if self.ports.iter().any(|p| p.addr.ip == key.service.vip) {
+            return Err(AcmError::Parse(format!("{} is a port address, not a VIP", key.service.vip)));
+        }
+        if let Some(&id) = self.by_key.get(&key) {
+            let slot = &mut self.slots[id as usize];
+            match slot.state {
+                SlotState::Active if slot.params == params => return Err(AcmError::DuplicateBinding(key)),
+                SlotState::Active | SlotState::Draining => {
+                    slot.params = params;
+                    slot.state = SlotState::Active;
+                    let svc = slot.service;
+                    self.mark_dirty(svc);
+                    return Ok(Outcome::Changed);
+                }
+                SlotState::Free | SlotState::ForceRemoved => unreachable!("by_key holds live slots only"),
+            }
+        }
+        // A new service if needed.
+        if !self.services.contains_key(&key.service) {
+            let sid = self
+                .free_services
+                .pop()
+                .ok_or_else(|| AcmError::Capacity(format!("no room for virtual service {}", key.service)))?;
+            let entry = Arc::new(ServiceEntry {
+                key: key.service,
+                id: sid,
+                maglev: Maglev::build(&[], self.maglev_size).expect("validated table size"),
+                drop_threshold: 0,
+                active: 0,
+            });
+            self.services.insert(
+                key.service,
+                ServiceState { id: sid, drop: DropFraction::NONE, slots: BTreeSet::new(), entry, dirty: true },
+            );
+        }
+        let Some(id) = self.free_slots.pop() else {
+            self.gc_service(key.service);
+            return Err(AcmError::Capacity(format!("no room for binding {key}")));
+        };
+        let svc = self.services.get_mut(&key.service).expect("just ensured");
+        let old = self.slots[id as usize];
+        self.slots[id as usize] = BindingSlot {
+            key,
+            params,
+            state: SlotState::Active,
+            incarnation: old.incarnation.wrapping_add(1),
+            service: svc.id,
+            out_port,
+            next_hop,
+        };
+        svc.slots.insert(id);
+        svc.dirty = true;
+        self.by_key.insert(key, id);
+        Ok(Outcome::Changed)
+    }
+
+    fn remove(&mut self, key: BindingKey) -> Result<Outcome, AcmError> {
+        let &id = self.by_key.get(&key).ok_or(AcmError::UnknownBinding(key))?;
+        let slot = &mut self.slots[id as usize];
+        if slot.state == SlotState::Draining {
+            return Ok(Outcome::Unchanged);
+        }
+        slot.state = SlotState::Draining;
+        let svc = slot.service;
+        self.mark_dirty(svc);
+        Ok(Outcome::Changed)
+    }
+
+    fn force_remove(&mut self, key: BindingKey) -> Result<Outcome, AcmError> {
+        let id = self.by_key.remove(&key).ok_or(AcmError::UnknownBinding(key))?;
+        let slot = &mut self.slots[id as usize];
+        slot.state = SlotState::ForceRemoved;
+        let svc = slot.service;
+        self.mark_dirty(svc);
+        Ok(Outcome::Changed)
+    }
+
+    fn set_drop(&mut self, service: ServiceKey, fraction: DropFraction) -> Result<Outcome, AcmError> {
+        let svc = self.services.get_mut(&service).ok_or(AcmError::UnknownService(service))?;
+        if svc.drop == fraction {
+            return Ok(Outcome::Unchanged);
+        }
+        svc.drop = fraction;
+        svc.dirty = true;
+        Ok(Outcome::Changed)
+    }
+
+    fn mark_dirty(&mut self, service_id: u32) {
+        if let Some(s) = self.services.values_mut().find(|s| s.id == service_id) {
+            s.dirty = true;
+        }
+    }
+
+    /// Drops a service that has no slots left.
+    fn gc_service(&mut self, key: ServiceKey) {
+        if self.services.get(&key).is_some_and(|s| s.slots.is_empty()) {
+            let s = self.services.remove(&key).expect("checked");
+            self.free_services.push(s.id);
+        }
+    }
+
+    /// Frees draining and force-removed slots that no flow references any more
+    /// (`active_flows(slot)` sums the workers' gauges). Returns whether anything changed.
+    ///
+    /// Call it only with counts read after every worker acknowledged the current generation,
+    /// so that no worker can still create a flow for a slot seen as empty.
+    pub fn reap(&mut self, active_flows: impl Fn(u32) -> u64) -> Outcome {
+        let mut changed = Outcome::Unchanged;
+        for id in 0..self.slots.len() as u32 {
+            let s = self.slots[id as usize];
+            let done = match s.state {
+                SlotState::Draining | SlotState::ForceRemoved => active_flows(id) == 0,
+                _ => false,
+            };
+            if !done {
+                continue;
+            }
+            if s.state == SlotState::Draining {
+                self.by_key.remove(&s.key);
+            }
+            self.slots[id as usize].state = SlotState::Free;
+            self.free_slots.push(id);
+            if let Some(svc) = self.services.get_mut(&s.key.service) {
+                svc.slots.remove(&id);
+                svc.dirty = true;
+            }
+            self.gc_service(s.key.service);
+            changed = Outcome::Changed;
+        }
+        changed
+    }
+
+    /// Records a neighbour learned by a worker. Returns whether it is new or changed.
+    pub fn learn_neighbor(&mut self, ip: Ipv4Addr, mac: Mac) -> bool {
+        let k = u32::from(ip);
+        if self.neighbors.get(&k) == Some(&mac) {
+            return false;
+        }
+        self.neighbors.insert(k, mac);
+        self.neighbors_dirty = true;
+        true
+    }
+
+    /// Next hops of live bindings whose MAC is unknown (to be resolved by ARP).
+    pub fn unresolved_next_hops(&self) -> Vec<(u16, Ipv4Addr)> {
+        let mut v: Vec<_> = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s.state, SlotState::Active | SlotState::Draining))
+            .filter(|s| !self.neighbors.contains_key(&u32::from(s.next_hop)))
+            .map(|s| (s.out_port, s.next_hop))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Builds and installs the next generation.
+    pub fn publish(&mut self) -> Arc<Generation> {
+        let cur = self.current.clone();
+        let mut services = cur.services.clone();
+        for svc in self.services.values_mut() {
+            if !svc.dirty {
+                continue;
+            }
+            let backends: Vec<Backend> = svc
+                .slots
+                .iter()
+                .map(|&id| (id, &self.slots[id as usize]))
+                .filter(|(_, s)| s.state == SlotState::Active)
+                .map(|(id, s)| Backend { id, key: backend_key(&s.key), weight: s.params.weight })
+                .collect();
+            let active = backends.iter().filter(|b| b.weight > 0).count() as u32;
+            let maglev = Maglev::build(&backends, self.maglev_size).expect("table larger than binding count");
+            svc.entry = Arc::new(ServiceEntry {
+                key: svc.entry.key,
+                id: svc.id,
+                maglev,
+                drop_threshold: svc.drop.threshold_u32(),
+                active,
+            });
+            svc.dirty = false;
+        }
+        for s in services.iter_mut() {
+            *s = None;
+        }
+        let mut service_index = hashbrown::HashMap::default();
+        let mut vips = hashbrown::HashMap::default();
+        for svc in self.services.values() {
+            services[svc.id as usize] = Some(svc.entry.clone());
+            service_index.insert(svc.entry.key.into(), svc.id);
+            vips.insert(u32::from(svc.entry.key.vip), ());
+        }
+        if self.neighbors_dirty {
+            self.neighbors_arc = Arc::new(self.neighbors.iter().map(|(k, v)| (*k, *v)).collect());
+            self.neighbors_dirty = false;
+        }
+        let gen = Arc::new(Generation {
+            number: cur.number + 1,
+            service_index,
+            services,
+            vips,
+            bindings: self.slots.clone().into(),
+            neighbors: self.neighbors_arc.clone(),
+            ports: self.ports.clone(),
+            has_force_removed: self.slots.iter().any(|s| s.state == SlotState::ForceRemoved),
+        });
+        self.current = gen.clone();
+        gen
+    }
+
+    /// Every live binding with its state; `counters(slot)` supplies summed counters.
+    pub fn list(&self, counters: impl Fn(u32) -> acm::BindingCounters) -> Vec<BindingInfo> {
+        let mut v: Vec<BindingInfo> = self
+            .by_key
+            .iter()
+            .map(|(key, &id)| {
+                let s = &self.slots[id as usize];
+                BindingInfo {
+                    key: *key,
+                    params: s.params,
+                    state: match s.state {
+                        SlotState::Draining => BindingState::Draining,
+                        _ => BindingState::Active,
+                    },
+                    counters: counters(id),
+                }
+            })
+            .collect();
+        v.sort_by_key(|b| b.key);
+        v
+    }
+
+    /// Services with their slot ids and drop fraction, for Stats.
+    pub fn services(&self) -> impl Iterator<Item = (ServiceKey, u32, DropFraction, u32)> + '_ {
+        self.services.values().map(|s| (s.entry.key, s.id, s.drop, s.entry.active))
+    }
+
+    /// Slot ids of a service (for summing counters).
+    pub fn service_slots(&self, key: &ServiceKey) -> Vec<u32> {
+        self.services.get(key).map(|s| s.slots.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Every VIP.
+    pub fn vips(&self) -> BTreeSet<Ipv4Addr> {
+        self.services.keys().map(|k| k.vip).collect()
+    }
+
+    /// Binding slot ids currently waiting for their flows to end.
+    pub fn pending_slots(&self) -> Vec<u32> {
+        (0..self.slots.len() as u32)
+            .filter(|&i| matches!(self.slots[i as usize].state, SlotState::Draining | SlotState::ForceRemoved))
+            .collect()
+    }
+}
+
+/// A stable identity of a real server for Maglev permutations: the same RIP:rport gets the
+/// same permutation in every generation, on every appliance, after every restart.
+pub fn backend_key(key: &BindingKey) -> u64 {
+    let x = (u64::from(u32::from(key.real.rip)) << 16) | u64::from(key.real.rport);
+    // splitmix64 finaliser
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PortAddr;
+
+    fn ports() -> Vec<PortView> {
+        vec![
+            PortView { addr: PortAddr::parse("10.0.0.1/24").unwrap(), mac: [2, 0, 0, 0, 0, 1], gateway: None },
+            PortView { addr: PortAddr::parse("10.0.1.1/24").unwrap(), mac: [2, 0, 0, 0, 0, 2], gateway: None },
+        ]
+    }
+
+    fn key(rs: u8) -> BindingKey {
+        BindingKey {
+            service: "10.0.0.100:80".parse().unwrap(),
+            real: format!("10.0.1.{rs}:80").parse().unwrap(),
+        }
+    }
+
+    fn ctl() -> Control {
+        Control::new(ports(), 8, 4, 251)
+    }
+
+    #[test]
+    fn add_publishes_service_and_binding() {
+        let mut c = ctl();
+        assert_eq!(c.apply(&Primitive::Add { key: key(11), params: BindingParams::default() }), Ok(Outcome::Changed));
+        let g = c.publish();
+        assert_eq!(g.number, 1);
+        let svc = g.service(u32::from(Ipv4Addr::new(10, 0, 0, 100)), 80, 6).unwrap();
+        assert_eq!(svc.active, 1);
+        let id = svc.maglev.lookup(12345).unwrap();
+        assert_eq!(g.bindings[id as usize].key, key(11));
+        assert_eq!(g.bindings[id as usize].out_port, 1);
+        assert!(g.is_vip(u32::from(Ipv4Addr::new(10, 0, 0, 100))));
+    }
+
+    #[test]
+    fn duplicate_and_unknown_are_typed_errors() {
+        let mut c = ctl();
+        let p = BindingParams::default();
+        c.apply(&Primitive::Add { key: key(11), params: p }).unwrap();
+        assert_eq!(c.apply(&Primitive::Add { key: key(11), params: p }), Err(AcmError::DuplicateBinding(key(11))));
+        assert_eq!(c.apply(&Primitive::Remove { key: key(12) }), Err(AcmError::UnknownBinding(key(12))));
+        let other: ServiceKey = "10.0.0.101:80".parse().unwrap();
+        assert_eq!(
+            c.apply(&Primitive::Drop { service: other, fraction: DropFraction::ALL }),
+            Err(AcmError::UnknownService(other))
+        );
+        let far = BindingKey { service: key(11).service, real: "192.168.9.9:80".parse().unwrap() };
+        assert_eq!(c.apply(&Primitive::Add { key: far, params: p }), Err(AcmError::Unreachable(far.real)));
+    }
+
+    #[test]
+    fn remove_drains_until_flows_end() {
+        let mut c = ctl();
+        c.apply(&Primitive::Add { key: key(11), params: BindingParams::default() }).unwrap();
+        c.apply(&Primitive::Add { key: key(12), params: BindingParams::default() }).unwrap();
+        c.publish();
+        assert_eq!(c.apply(&Primitive::Remove { key: key(11) }), Ok(Outcome::Changed));
+        assert_eq!(c.apply(&Primitive::Remove { key: key(11) }), Ok(Outcome::Unchanged));
+        let g = c.publish();
+        let svc = g.service(u32::from(Ipv4Addr::new(10, 0, 0, 100)), 80, 6).unwrap();
+        assert_eq!(svc.active, 1);
+        for h in 0..1000u64 {
+            let id = svc.maglev.lookup(h.wrapping_mul(0x9e3779b97f4a7c15)).unwrap();
+            assert_eq!(g.bindings[id as usize].key, key(12));
+        }
+        let listed = c.list(|_| Default::default());
+        assert_eq!(listed.iter().find(|b| b.key == key(11)).unwrap().state, BindingState::Draining);
+        // Flows remain: nothing reaped.
+        assert_eq!(c.reap(|_| 3), Outcome::Unchanged);
+        assert_eq!(c.reap(|_| 0), Outcome::Changed);
+        assert!(c.list(|_| Default::default()).iter().all(|b| b.key != key(11)));
+        // Re-adding a draining binding reactivates it.
+        c.apply(&Primitive::Remove { key: key(12) }).unwrap();
+        assert_eq!(c.apply(&Primitive::Add { key: key(12), params: BindingParams::default() }), Ok(Outcome::Changed));
+        assert_eq!(c.list(|_| Default::default())[0].state, BindingState::Active);
+    }
+
+    #[test]
+    fn force_remove_unlists_at_once_and_slot_is_reused_with_new_incarnation() {
+        let mut c = ctl();
+        c.apply(&Primitive::Add { key: key(11), params: BindingParams::default() }).unwrap();
+        let g1 = c.publish();
+        let inc1 = g1.bindings.iter().find(|s| s.key == key(11)).unwrap().incarnation;
+        c.apply(&Primitive::ForceRemove { key: key(11) }).unwrap();
+        let g2 = c.publish();
+        assert!(g2.has_force_removed);
+        assert!(c.list(|_| Default::default()).is_empty());
+        // The service keeps existing until the slot is reaped.
+        assert!(g2.service(u32::from(Ipv4Addr::new(10, 0, 0, 100)), 80, 6).is_some());
+        c.reap(|_| 0);
+        let g3 = c.publish();
+        assert!(!g3.has_force_removed);
+        assert!(g3.service(u32::from(Ipv4Addr::new(10, 0, 0, 100)), 80, 6).is_none());
+        c.apply(&Primitive::Add { key: key(11), params: BindingParams::default() }).unwrap();
+        let g4 = c.publish();
+        let s = g4.bindings.iter().find(|s| s.key == key(11) && s.state == SlotState::Active).unwrap();
+        assert_ne!(s.incarnation, inc1);
+    }
+
+    #[test]
+    fn capacity_is_a_clean_error() {
+        let mut c = Control::new(ports(), 2, 4, 251);
+        c.apply(&Primitive::Add { key: key(11), params: BindingParams::default() }).unwrap();
+        c.apply(&Primitive::Add { key: key(12), params: BindingParams::default() }).unwrap();
+        assert!(matches!(
+            c.apply(&Primitive::Add { key: key(13), params: BindingParams::default() }),
+            Err(AcmError::Capacity(_))
+        ));
+        assert_eq!(c.list(|_| Default::default()).len(), 2);
+    }
+
+    #[test]
+    fn drop_fraction_reaches_generation() {
+        let mut c = ctl();
+        c.apply(&Primitive::Add { key: key(11), params: BindingParams::default() }).unwrap();
+        let svc = key(11).service;
+        assert_eq!(c.apply(&Primitive::Drop { service: svc, fraction: DropFraction::ALL }), Ok(Outcome::Changed));
+        assert_eq!(c.apply(&Primitive::Drop { service: svc, fraction: DropFraction::ALL }), Ok(Outcome::Unchanged));
+        let g = c.publish();
+        assert_eq!(g.service(u32::from(svc.vip), 80, 6).unwrap().drop_threshold, 1 << 32);
+    }
+
+    #[test]
+    fn neighbors_and_unresolved() {
+        let mut c = ctl();
+        c.apply(&Primitive::Add { key: key(11), params: BindingParams::default() }).unwrap();
+        assert_eq!(c.unresolved_next_hops(), vec![(1, Ipv4Addr::new(10, 0, 1, 11))]);
+        assert!(c.learn_neighbor(Ipv4Addr::new(10, 0, 1, 11), [2, 2, 2, 2, 2, 2]));
+        assert!(!c.learn_neighbor(Ipv4Addr::new(10, 0, 1, 11), [2, 2, 2, 2, 2, 2]));
+        assert!(c.unresolved_next_hops().is_empty());
+        let g = c.publish();
+        assert_eq!(g.neighbors.get(&u32::from(Ipv4Addr::new(10, 0, 1, 11))), Some(&[2, 2, 2, 2, 2, 2]));
+    }
+}

@@ -1,0 +1,181 @@
+//! Forwarding generations: the immutable state workers forward with.
+//!
+//! The control side builds a new [`Generation`] for every change and hands an `Arc` of it to
+//! each worker; a worker picks it up between bursts, stores the generation number in its
+//! counters (the acknowledgement), and never locks. Maglev tables of services that did not
+//! change are shared between generations.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use acm::{BindingKey, BindingParams, ServiceKey};
+
+use crate::config::PortAddr;
+use crate::lb::maglev::Maglev;
+
+/// A MAC address.
+pub type Mac = [u8; 6];
+
+/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
+pub fn fmt_mac(m: &Mac) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+/// Fast-path key of a virtual service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceLookup {
+    /// VIP as a host-order u32.
+    pub vip: u32,
+    /// Virtual port.
+    pub vport: u16,
+    /// IP protocol number.
+    pub proto: u8,
+}
+
+impl From<ServiceKey> for ServiceLookup {
+    fn from(k: ServiceKey) -> Self {
+        ServiceLookup { vip: u32::from(k.vip), vport: k.vport, proto: k.proto.ip_proto() }
+    }
+}
+
+/// One virtual service as workers see it.
+#[derive(Debug)]
+pub struct ServiceEntry {
+    /// Its key.
+    pub key: ServiceKey,
+    /// Its slot (index of its counters).
+    pub id: u32,
+    /// Maglev table over its active bindings; values are binding slot ids.
+    pub maglev: Maglev,
+    /// New flows whose random draw is below this are dropped (see `DropFraction::threshold_u32`).
+    pub drop_threshold: u64,
+    /// Active bindings in the table.
+    pub active: u32,
+}
+
+/// What a binding slot is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotState {
+    /// Unused.
+    Free,
+    /// In its service's Maglev table.
+    Active,
+    /// Out of the table; existing flows are forwarded until they end.
+    Draining,
+    /// Unbound; existing flows are reset and deleted.
+    ForceRemoved,
+}
+
+/// One binding slot as workers see it.
+#[derive(Debug, Clone, Copy)]
+pub struct BindingSlot {
+    /// The binding.
+    pub key: BindingKey,
+    /// Weight and source NAT.
+    pub params: BindingParams,
+    /// State.
+    pub state: SlotState,
+    /// Changes each time the slot is reused; flows remember it.
+    pub incarnation: u32,
+    /// Service slot id.
+    pub service: u32,
+    /// Port towards the real server.
+    pub out_port: u16,
+    /// Next hop towards the real server (the server itself or the port's gateway).
+    pub next_hop: Ipv4Addr,
+}
+
+impl BindingSlot {
+    /// An unused slot.
+    pub const FREE: BindingSlot = BindingSlot {
+        key: BindingKey {
+            service: ServiceKey { vip: Ipv4Addr::UNSPECIFIED, proto: acm::Proto::Tcp, vport: 0 },
+            real: acm::RealServer { rip: Ipv4Addr::UNSPECIFIED, rport: 0 },
+        },
+        params: BindingParams { weight: 0, source_nat: false },
+        state: SlotState::Free,
+        incarnation: 0,
+        service: 0,
+        out_port: 0,
+        next_hop: Ipv4Addr::UNSPECIFIED,
+    };
+}
+
+/// One port as workers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortView {
+    /// Address and prefix.
+    pub addr: PortAddr,
+    /// MAC address.
+    pub mac: Mac,
+    /// Gateway for destinations off its subnet.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+type FastMap<K, V> = hashbrown::HashMap<K, V, ahash::RandomState>;
+
+/// The immutable forwarding state of one generation.
+#[derive(Debug)]
+pub struct Generation {
+    /// Monotonic number; workers acknowledge it.
+    pub number: u64,
+    /// Service lookup by (VIP, port, protocol) → index into `services`.
+    pub service_index: FastMap<ServiceLookup, u32>,
+    /// Services by slot id (None = unused slot).
+    pub services: Vec<Option<Arc<ServiceEntry>>>,
+    /// Every VIP (answered for ARP and ping).
+    pub vips: FastMap<u32, ()>,
+    /// Binding slots by id.
+    pub bindings: Arc<[BindingSlot]>,
+    /// Neighbours known to the control side (IP → MAC).
+    pub neighbors: Arc<FastMap<u32, Mac>>,
+    /// Ports.
+    pub ports: Arc<[PortView]>,
+    /// True when some slot is force-removed (workers then walk their tables).
+    pub has_force_removed: bool,
+}
+
+impl Generation {
+    /// An empty generation 0 for `ports` with `max_bindings` slots.
+    pub fn empty(ports: Vec<PortView>, max_bindings: usize, max_services: usize) -> Generation {
+        Generation {
+            number: 0,
+            service_index: FastMap::default(),
+            services: vec![None; max_services],
+            vips: FastMap::default(),
+            bindings: vec![BindingSlot::FREE; max_bindings].into(),
+            neighbors: Arc::new(FastMap::default()),
+            ports: ports.into(),
+            has_force_removed: false,
+        }
+    }
+
+    /// The service for a packet's destination, if any.
+    #[inline]
+    pub fn service(&self, vip: u32, vport: u16, proto: u8) -> Option<&ServiceEntry> {
+        let id = *self.service_index.get(&ServiceLookup { vip, vport, proto })?;
+        self.services.get(id as usize)?.as_deref()
+    }
+
+    /// Whether `ip` is a VIP.
+    #[inline]
+    pub fn is_vip(&self, ip: u32) -> bool {
+        self.vips.contains_key(&ip)
+    }
+
+    /// The port whose address is `ip`.
+    #[inline]
+    pub fn port_with_addr(&self, ip: u32) -> Option<usize> {
+        self.ports.iter().position(|p| u32::from(p.addr.ip) == ip)
+    }
+
+    /// The port and next hop towards `dst`: a port whose subnet contains it, else the
+    /// port with a gateway.
+    pub fn route(&self, dst: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
+        if let Some(i) = self.ports.iter().position(|p| p.addr.contains(dst)) {
+            return Some((i as u16, dst));
+        }
+        let i = self.ports.iter().position(|p| p.gateway.is_some())?;
+        Some((i as u16, self.ports[i].gateway?))
+    }
+}

@@ -1,0 +1,787 @@
+//! What a worker does with one frame: the sans-IO packet pipeline.
+//!
+//! [`Worker::process`] takes the frame's bytes (rewritten in place), the port it came in on,
+//! the current [`Generation`] and the time, and returns a [`Verdict`]. Packets the worker
+//! must originate (ARP requests, RSTs for flows of force-removed bindings) go to its
+//! [`Outbox`]. No DPDK, no clock, no allocation after construction.
+//!
+//! Per frame:
+//! - **ARP**: requests for a port address or a VIP are answered in place; senders on a port's
+//!   subnet are learned; replies to us are also passed to the kernel (tap) so its sockets
+//!   resolve too.
+//! - **To a VIP**: ICMP echo is answered; TCP/UDP is matched against the flow table; a new
+//!   flow passes admission control (the service's drop fraction, a fresh random draw per
+//!   SYN so a retry has a new chance), picks a binding through Maglev and is remembered in
+//!   both directions; then destination NAT (and source NAT if the binding asks for it).
+//!   IPv4 fragments to a VIP are dropped and counted (no reassembly).
+//! - **To a port address**: ICMP echo is answered; replies to source-NATed flows are
+//!   matched; everything else goes to the kernel through the port's tap (exception path).
+//! - **From a real server**: matched by the flow's reverse key and rewritten back to
+//!   VIP:vport towards the client, out of the port and to the MAC the client came from.
+//! - Multicast and broadcast IPv4 go to the kernel (beacons).
+//!
+//! With several workers each owns the flows of the clients that hash to it (the SNAT port
+//! encodes its owner); a frame that lands on another worker is handed off ([`Verdict::Handoff`]).
+
+pub mod neigh;
+pub mod snat;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crossbeam::queue::ArrayQueue;
+
+use crate::config::TimeoutsNs;
+use crate::counters::{bump, drop_gauge, DropReason, WorkerCounters};
+use crate::generation::{BindingSlot, Generation, Mac, SlotState};
+use crate::lb::flows::{client_hash, flow_hash, Direction, FlowId, FlowKey, FlowTable, InsertError};
+use crate::nat;
+use crate::wire::{self, ethernet::MacAddr, parse, Ipv4Info, TcpFlags, WireError, L3, L4};
+use neigh::NeighborCache;
+use snat::SnatPorts;
+
+/// What to do with a frame after [`Worker::process`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (rewritten) frame, trimmed to `len` bytes, out of `port`.
+    Forward {
+        /// Port index.
+        port: u16,
+        /// Frame length after rewriting (≤ the received length).
+        len: usize,
+    },
+    /// Pass the unchanged frame to the kernel through the tap of `port`.
+    ToHost {
+        /// Port index.
+        port: u16,
+    },
+    /// The frame belongs to another worker's flows.
+    Handoff {
+        /// Worker index.
+        worker: u16,
+    },
+    /// Drop it (already counted).
+    Drop(DropReason),
+}
+
+/// A frame the worker wants to send that it has no received frame for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// ARP request for `target` from our address on `port`.
+    ArpRequest {
+        /// Port index.
+        port: u16,
+        /// Address to resolve.
+        target: Ipv4Addr,
+    },
+    /// A TCP RST to a client whose flow was force-removed.
+    Rst {
+        /// Port index.
+        port: u16,
+        /// Our MAC on that port.
+        src_mac: Mac,
+        /// The client's (or its router's) MAC.
+        dst_mac: Mac,
+        /// Source address and port (the VIP side).
+        src: (Ipv4Addr, u16),
+        /// Destination (the client).
+        dst: (Ipv4Addr, u16),
+        /// Sequence number the client expects.
+        seq: u32,
+    },
+}
+
+/// Frames to originate, bounded.
+#[derive(Debug)]
+pub struct Outbox {
+    items: Vec<Emit>,
+}
+
+impl Outbox {
+    /// Room for `capacity` frames between two drains.
+    pub fn new(capacity: usize) -> Outbox {
+        Outbox { items: Vec::with_capacity(capacity) }
+    }
+
+    /// Queues a frame; false (and nothing queued) when full.
+    pub fn push(&mut self, e: Emit) -> bool {
+        if self.items.len() < self.items.capacity() {
+            self.items.push(e);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Takes every queued frame.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Emit> {
+        self.items.drain(..)
+    }
+
+    /// Queued frames.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// TCP state of a flow as far as timeouts need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpState {
+    /// Only the client's SYN seen.
+    SynSent,
+    /// Traffic both ways (or an unknown flow picked up mid-stream).
+    Established,
+    /// A FIN was seen.
+    Closing,
+    /// A RST was seen.
+    Reset,
+    /// Not TCP.
+    Udp,
+}
+
+/// What a worker remembers about one flow.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowState {
+    /// Binding slot.
+    pub binding: u32,
+    /// The slot's incarnation when the flow was created.
+    pub incarnation: u32,
+    /// Service slot.
+    pub service: u32,
+    /// Client address and port.
+    pub client: (Ipv4Addr, u16),
+    /// VIP and virtual port.
+    pub vip: (Ipv4Addr, u16),
+    /// Real server address and port.
+    pub real: (Ipv4Addr, u16),
+    /// Source NAT address and port (port 0: no source NAT).
+    pub snat: (Ipv4Addr, u16),
+    /// Port the client's frames arrive on.
+    pub client_port: u16,
+    /// MAC the client's frames come from (client or its router).
+    pub client_mac: Mac,
+    /// Port towards the real server.
+    pub server_port: u16,
+    /// Next hop MAC towards the real server.
+    pub server_mac: Mac,
+    /// TCP state.
+    pub tcp: TcpState,
+    /// Last acknowledgement number the client sent (the server's next sequence number).
+    pub client_ack: u32,
+}
+
+/// Preallocated sizes of a worker.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerConfig {
+    /// This worker's index.
+    pub index: u16,
+    /// Number of workers.
+    pub workers: u16,
+    /// Flow-table capacity.
+    pub flow_capacity: usize,
+    /// Timeouts.
+    pub timeouts: TimeoutsNs,
+    /// Source-NAT port range.
+    pub snat_ports: (u16, u16),
+    /// Seed of the admission-control random draws.
+    pub seed: u64,
+}
+
+/// One worker's state: flows, neighbours, counters.
+pub struct Worker {
+    cfg: WorkerConfig,
+    flows: FlowTable<FlowState>,
+    neigh: NeighborCache,
+    snat: SnatPorts,
+    counters: Arc<WorkerCounters>,
+    learned: Arc<ArrayQueue<(u32, Mac)>>,
+    /// Frames to originate; the I/O layer drains it after every burst.
+    pub outbox: Outbox,
+    rng: u64,
+    /// Signature of the force-removed slots last walked for.
+    forced_sig: u64,
+}
+
+impl Worker {
+    /// A worker with everything allocated.
+    pub fn new(cfg: WorkerConfig, counters: Arc<WorkerCounters>, learned: Arc<ArrayQueue<(u32, Mac)>>) -> Worker {
+        Worker {
+            flows: FlowTable::with_capacity(cfg.flow_capacity),
+            neigh: NeighborCache::new(4096),
+            snat: SnatPorts::new(cfg.snat_ports.0, cfg.snat_ports.1, cfg.index, cfg.workers),
+            counters,
+            learned,
+            outbox: Outbox::new(4096),
+            rng: cfg.seed | 1,
+            forced_sig: 0,
+            cfg,
+        }
+    }
+
+    /// This worker's counters.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
+
+    /// Flows in the table.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Takes up a new generation (call between bursts): acknowledges it and, when bindings
+    /// were force-removed, deletes their flows and queues a RST for each TCP client.
+    pub fn adopt(&mut self, gen: &Generation) {
+        if gen.has_force_removed {
+            let sig = forced_signature(&gen.bindings);
+            if sig != self.forced_sig {
+                self.forced_sig = sig;
+                self.purge_forced(gen);
+            }
+        } else {
+            self.forced_sig = 0;
+        }
+        self.counters.generation.store(gen.number, std::sync::atomic::Ordering::Release);
+    }
+
+    fn purge_forced(&mut self, gen: &Generation) {
+        let Self { flows, counters, snat, outbox, .. } = self;
+        let mut reset = 0u64;
+        flows.retain(|_, f| {
+            if slot_alive(&gen.bindings, f) {
+                return true;
+            }
+            if f.tcp != TcpState::Udp && f.tcp != TcpState::Reset {
+                let port = &gen.ports[f.client_port as usize];
+                outbox.push(Emit::Rst {
+                    port: f.client_port,
+                    src_mac: port.mac,
+                    dst_mac: f.client_mac,
+                    src: f.vip,
+                    dst: f.client,
+                    seq: f.client_ack,
+                });
+            }
+            forget(counters, snat, f);
+            reset += 1;
+            false
+        });
+        counters.flows.store(flows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if reset > 0 {
+            tracing::debug!(reset, "flows of force-removed bindings deleted");
+        }
+    }
+
+    /// Expires idle flows: visits at most `budget` flow records. Call between bursts.
+    pub fn maintain(&mut self, now: u64, budget: usize) {
+        let Self { flows, counters, snat, .. } = self;
+        flows.sweep(now, budget, |_, f| forget(counters, snat, &f));
+        counters.flows.store(flows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn random(&mut self) -> u32 {
+        // xorshift64*
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+
+    #[inline]
+    fn drop(&self, r: DropReason) -> Verdict {
+        self.counters.count_drop(r);
+        Verdict::Drop(r)
+    }
+
+    /// Processes one frame received on `in_port`, rewriting it in place.
+    pub fn process(&mut self, gen: &Generation, now: u64, in_port: u16, frame: &mut [u8]) -> Verdict {
+        bump(&self.counters.packets, 1);
+        let p = match parse(frame) {
+            Ok(p) => p,
+            Err(e) => return self.drop(wire_drop(e)),
+        };
+        match p.l3 {
+            L3::Arp(a) => self.arp(gen, now, in_port, frame, &p, a),
+            L3::Ipv4(ip) => self.ipv4(gen, now, in_port, frame, &p, ip),
+            L3::Other => self.drop(DropReason::UnsupportedEthertype),
+        }
+    }
+
+    fn arp(
+        &mut self,
+        gen: &Generation,
+        _now: u64,
+        in_port: u16,
+        frame: &mut [u8],
+        p: &wire::Parsed,
+        a: wire::ArpInfo,
+    ) -> Verdict {
+        let Some(port) = gen.ports.get(in_port as usize) else { return self.drop(DropReason::NoRoute) };
+        let spa = u32::from(a.spa);
+        if !a.spa.is_unspecified() && port.addr.contains(a.spa) && a.sha.is_unicast() && self.neigh.learn(spa, a.sha.0) {
+            // News for the other workers and the control side; if the queue is full the
+            // control side learns it from the next ARP.
+            let _ = self.learned.push((spa, a.sha.0));
+        }
+        let tpa = u32::from(a.tpa);
+        let ours = tpa == u32::from(port.addr.ip) || gen.is_vip(tpa);
+        match a.op {
+            1 if ours && a.spa != a.tpa => match nat::build_arp_reply_in_place(frame, p, MacAddr(port.mac)) {
+                Ok(()) => Verdict::Forward { port: in_port, len: frame.len() },
+                Err(_) => self.drop(DropReason::MalformedArp),
+            },
+            2 if tpa == u32::from(port.addr.ip) => {
+                bump(&self.counters.ports[in_port as usize].to_host, 1);
+                Verdict::ToHost { port: in_port }
+            }
+            _ => self.drop(DropReason::ArpNotForUs),
+        }
+    }
+
+    fn ipv4(
+        &mut self,
+        gen: &Generation,
+        now: u64,
+        in_port: u16,
+        frame: &mut [u8],
+        p: &wire::Parsed,
+        ip: Ipv4Info,
+    ) -> Verdict {
+        let dst = u32::from(ip.dst);
+        if gen.is_vip(dst) {
+            return self.to_vip(gen, now, in_port, frame, p, ip);
+        }
+        if let Some(port_idx) = gen.port_with_addr(dst) {
+            return self.to_port_addr(gen, now, in_port, port_idx as u16, frame, p, ip);
+        }
+        if ip.dst.is_multicast() || ip.dst.is_broadcast() || is_subnet_broadcast(gen, in_port, ip.dst) {
+            bump(&self.counters.ports[in_port as usize].to_host, 1);
+            return Verdict::ToHost { port: in_port };
+        }
+        self.from_server(gen, now, frame, p, ip)
+    }
+
+    fn echo_reply(&mut self, in_port: u16, frame: &mut [u8], p: &wire::Parsed) -> Verdict {
+        match nat::icmp_echo_reply_in_place(frame, p) {
+            Ok(()) => Verdict::Forward { port: in_port, len: frame.len() },
+            Err(_) => self.drop(DropReason::IcmpIgnored),
+        }
+    }
+
+    fn to_vip(
+        &mut self,
+        gen: &Generation,
+        now: u64,
+        in_port: u16,
+        frame: &mut [u8],
+        p: &wire::Parsed,
+        ip: Ipv4Info,
+    ) -> Verdict {
+        if ip.is_fragment {
+            return self.drop(DropReason::Fragment);
+        }
+        let (sport, dport, tcp) = match ip.l4 {
+            L4::Tcp(t) => (t.src_port, t.dst_port, Some(t)),
+            L4::Udp(u) => (u.src_port, u.dst_port, None),
+            L4::Icmp(i) if i.msg_type == 8 && i.code == 0 => return self.echo_reply(in_port, frame, p),
+            L4::Icmp(_) => return self.drop(DropReason::IcmpIgnored),
+            L4::Fragment => return self.drop(DropReason::Fragment),
+            L4::Other => return self.drop(DropReason::UnsupportedProtocol),
+        };
+        if self.cfg.workers > 1 {
+            let owner = (client_hash(ip.src, sport) % u64::from(self.cfg.workers)) as u16;
+            if owner != self.cfg.index {
+                return Verdict::Handoff { worker: owner };
+            }
+        }
+        if ip.ttl <= 1 {
+            return self.drop(DropReason::TtlExceeded);
+        }
+        let key = FlowKey::new(ip.src, sport, ip.dst, dport, ip.protocol);
+        let id = match self.flows.find_id(&key, now) {
+            Some((id, Direction::Forward)) => id,
+            Some((_, Direction::Reverse)) | None => {
+                match self.new_flow(gen, now, in_port, frame, &key, tcp.map(|t| t.flags)) {
+                    Ok(id) => id,
+                    Err(v) => return v,
+                }
+            }
+        };
+        let Some(f) = self.flows.get(id).copied() else { return self.drop(DropReason::NoFlow) };
+        if !slot_alive(&gen.bindings, &f) {
+            return self.reset_flow(id, in_port, frame, p);
+        }
+        // TCP state and timeouts.
+        let (state, ack) = match tcp {
+            Some(t) => (next_tcp_state(f.tcp, t.flags, false), if t.flags.contains(TcpFlags::ACK) { t.ack } else { f.client_ack }),
+            None => (TcpState::Udp, 0),
+        };
+        let ttl = self.timeout(state);
+        if let Some(fm) = self.flows.get_mut(id) {
+            fm.tcp = state;
+            fm.client_ack = ack;
+        }
+        self.flows.set_expiry(id, now + ttl);
+        // Rewrite towards the real server.
+        let out = f.server_port;
+        let Some(out_view) = gen.ports.get(out as usize) else { return self.drop(DropReason::NoRoute) };
+        let r = nat::rewrite_dst(frame, p, f.real.0, f.real.1)
+            .and_then(|()| if f.snat.1 != 0 { nat::rewrite_src(frame, p, f.snat.0, f.snat.1) } else { Ok(()) })
+            .and_then(|()| nat::decrement_ttl(frame, p).map(|_| ()))
+            .and_then(|()| nat::set_macs(frame, MacAddr(out_view.mac), MacAddr(f.server_mac)));
+        if r.is_err() {
+            return self.drop(DropReason::MalformedIpv4);
+        }
+        let bytes = u64::from(ip.total_len);
+        let b = &self.counters.bindings[f.binding as usize];
+        bump(&b.packets_in, 1);
+        bump(&b.bytes_in, bytes);
+        let s = &self.counters.services[f.service as usize];
+        bump(&s.packets_in, 1);
+        bump(&s.bytes_in, bytes);
+        Verdict::Forward { port: out, len: frame.len() }
+    }
+
+    /// Creates the flow for the first packet of a connection. `Err` carries the verdict
+    /// when it cannot be created.
+    fn new_flow(
+        &mut self,
+        gen: &Generation,
+        now: u64,
+        in_port: u16,
+        frame: &[u8],
+        key: &FlowKey,
+        tcp: Option<TcpFlags>,
+    ) -> Result<FlowId, Verdict> {
+        let Some(svc) = gen.service(u32::from(key.dst), key.dport, key.proto) else {
+            return Err(self.drop(DropReason::NoService));
+        };
+        let syn = tcp.is_some_and(|f| f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK));
+        if let Some(f) = tcp {
+            if f.contains(TcpFlags::RST) {
+                return Err(self.drop(DropReason::NoFlow));
+            }
+        }
+        let new_connection = tcp.is_none() || syn;
+        if new_connection && svc.drop_threshold > 0 && u64::from(self.random()) < svc.drop_threshold {
+            bump(&self.counters.services[svc.id as usize].admission_drops, 1);
+            return Err(self.drop(DropReason::Admission));
+        }
+        let Some(bid) = svc.maglev.lookup(flow_hash(key)) else {
+            bump(&self.counters.services[svc.id as usize].no_backend_drops, 1);
+            return Err(self.drop(DropReason::NoBackend));
+        };
+        let slot = gen.bindings[bid as usize];
+        let Some(server_mac) = self.neighbor(gen, now, slot.out_port, slot.next_hop) else {
+            return Err(self.drop(DropReason::NeighborUnresolved));
+        };
+        let (snat_ip, snat_port) = if slot.params.source_nat {
+            match self.snat.alloc() {
+                Some(port) => (gen.ports[slot.out_port as usize].addr.ip, port),
+                None => return Err(self.drop(DropReason::SnatExhausted)),
+            }
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0)
+        };
+        let (rip, rport) = (slot.key.real.rip, slot.key.real.rport);
+        let rev = if snat_port != 0 {
+            FlowKey::new(rip, rport, snat_ip, snat_port, key.proto)
+        } else {
+            FlowKey::new(rip, rport, key.src, key.sport, key.proto)
+        };
+        let state = match tcp {
+            None => TcpState::Udp,
+            Some(_) if syn => TcpState::SynSent,
+            Some(_) => TcpState::Established,
+        };
+        let mut client_mac = [0u8; 6];
+        client_mac.copy_from_slice(&frame[6..12]);
+        let flow = FlowState {
+            binding: bid,
+            incarnation: slot.incarnation,
+            service: svc.id,
+            client: (key.src, key.sport),
+            vip: (key.dst, key.dport),
+            real: (rip, rport),
+            snat: (snat_ip, snat_port),
+            client_port: in_port,
+            client_mac,
+            server_port: slot.out_port,
+            server_mac,
+            tcp: state,
+            client_ack: 0,
+        };
+        let expires = now + self.timeout(state);
+        let Self { flows, counters, snat, .. } = self;
+        match flows.insert(*key, rev, flow, now, expires, |_, f| forget(counters, snat, &f)) {
+            Ok(id) => {
+                let b = &counters.bindings[bid as usize];
+                bump(&b.new_flows, 1);
+                bump(&b.active_flows, 1);
+                let s = &counters.services[svc.id as usize];
+                bump(&s.new_flows, 1);
+                bump(&s.active_flows, 1);
+                bump(&counters.flows, 1);
+                Ok(id)
+            }
+            Err(e) => {
+                if snat_port != 0 {
+                    snat.release(snat_port);
+                }
+                let r = match e {
+                    InsertError::Full { .. } => DropReason::FlowTableFull,
+                    InsertError::KeyExists { .. } | InsertError::SameKey => DropReason::NoFlow,
+                };
+                Err(self.drop(r))
+            }
+        }
+    }
+
+    /// The MAC of `next_hop`, asking for it (rate-limited) when unknown.
+    fn neighbor(&mut self, gen: &Generation, now: u64, port: u16, next_hop: Ipv4Addr) -> Option<Mac> {
+        let ip = u32::from(next_hop);
+        if let Some(m) = self.neigh.get(ip) {
+            return Some(m);
+        }
+        if let Some(m) = gen.neighbors.get(&ip) {
+            self.neigh.learn(ip, *m);
+            return Some(*m);
+        }
+        if self.neigh.should_ask(ip, now) {
+            self.outbox.push(Emit::ArpRequest { port, target: next_hop });
+        }
+        None
+    }
+
+    fn reset_flow(&mut self, id: FlowId, in_port: u16, frame: &mut [u8], p: &wire::Parsed) -> Verdict {
+        let Self { flows, counters, snat, .. } = self;
+        if let Some(f) = flows.remove(id) {
+            forget(counters, snat, &f);
+        }
+        counters.count_drop(DropReason::ForceRemoved);
+        let is_tcp = matches!(p.ipv4().map(|i| i.l4), Some(L4::Tcp(_)));
+        if is_tcp {
+            // The RST goes back the way the segment came (MACs and addresses swapped).
+            if let Ok(len) = nat::tcp_rst_in_place(frame, p) {
+                return Verdict::Forward { port: in_port, len };
+            }
+        }
+        Verdict::Drop(DropReason::ForceRemoved)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn to_port_addr(
+        &mut self,
+        gen: &Generation,
+        now: u64,
+        in_port: u16,
+        _port_idx: u16,
+        frame: &mut [u8],
+        p: &wire::Parsed,
+        ip: Ipv4Info,
+    ) -> Verdict {
+        match ip.l4 {
+            L4::Icmp(i) if i.msg_type == 8 && i.code == 0 && !ip.is_fragment => {
+                return self.echo_reply(in_port, frame, p)
+            }
+            L4::Tcp(t) if self.snat.in_range(t.dst_port) => {
+                if let Some(v) = self.snat_reply(gen, now, frame, p, ip, t.src_port, t.dst_port, Some(t.flags)) {
+                    return v;
+                }
+            }
+            L4::Udp(u) if self.snat.in_range(u.dst_port) => {
+                if let Some(v) = self.snat_reply(gen, now, frame, p, ip, u.src_port, u.dst_port, None) {
+                    return v;
+                }
+            }
+            _ => {}
+        }
+        bump(&self.counters.ports[in_port as usize].to_host, 1);
+        Verdict::ToHost { port: in_port }
+    }
+
+    /// A reply to a source-NATed flow, or `None` when it is the kernel's.
+    #[allow(clippy::too_many_arguments)]
+    fn snat_reply(
+        &mut self,
+        gen: &Generation,
+        now: u64,
+        frame: &mut [u8],
+        p: &wire::Parsed,
+        ip: Ipv4Info,
+        sport: u16,
+        dport: u16,
+        tcp: Option<TcpFlags>,
+    ) -> Option<Verdict> {
+        if self.cfg.workers > 1 {
+            let owner = dport % self.cfg.workers;
+            if owner != self.cfg.index {
+                return Some(Verdict::Handoff { worker: owner });
+            }
+        }
+        let key = FlowKey::new(ip.src, sport, ip.dst, dport, ip.protocol);
+        let (id, dir) = self.flows.find_id(&key, now)?;
+        if dir != Direction::Reverse {
+            return None;
+        }
+        Some(self.reverse(gen, now, id, frame, p, ip, tcp))
+    }
+
+    fn from_server(&mut self, gen: &Generation, now: u64, frame: &mut [u8], p: &wire::Parsed, ip: Ipv4Info) -> Verdict {
+        if ip.is_fragment {
+            return self.drop(DropReason::Fragment);
+        }
+        let (sport, dport, tcp) = match ip.l4 {
+            L4::Tcp(t) => (t.src_port, t.dst_port, Some(t.flags)),
+            L4::Udp(u) => (u.src_port, u.dst_port, None),
+            _ => return self.drop(DropReason::NoFlow),
+        };
+        if self.cfg.workers > 1 {
+            let owner = (client_hash(ip.dst, dport) % u64::from(self.cfg.workers)) as u16;
+            if owner != self.cfg.index {
+                return Verdict::Handoff { worker: owner };
+            }
+        }
+        let key = FlowKey::new(ip.src, sport, ip.dst, dport, ip.protocol);
+        match self.flows.find_id(&key, now) {
+            Some((id, Direction::Reverse)) => self.reverse(gen, now, id, frame, p, ip, tcp),
+            _ => self.drop(DropReason::NoFlow),
+        }
+    }
+
+    /// Server → client: rewrite the source back to VIP:vport (and the destination back to
+    /// the client when source-NATed) and send it out where the client came from.
+    #[allow(clippy::too_many_arguments)]
+    fn reverse(
+        &mut self,
+        gen: &Generation,
+        now: u64,
+        id: FlowId,
+        frame: &mut [u8],
+        p: &wire::Parsed,
+        ip: Ipv4Info,
+        tcp: Option<TcpFlags>,
+    ) -> Verdict {
+        let Some(f) = self.flows.get(id).copied() else { return self.drop(DropReason::NoFlow) };
+        if !slot_alive(&gen.bindings, &f) {
+            let Self { flows, counters, snat, .. } = self;
+            if let Some(f) = flows.remove(id) {
+                forget(counters, snat, &f);
+            }
+            return self.drop(DropReason::ForceRemoved);
+        }
+        if ip.ttl <= 1 {
+            return self.drop(DropReason::TtlExceeded);
+        }
+        let state = match tcp {
+            Some(flags) => next_tcp_state(f.tcp, flags, true),
+            None => TcpState::Udp,
+        };
+        let ttl = self.timeout(state);
+        if let Some(fm) = self.flows.get_mut(id) {
+            fm.tcp = state;
+        }
+        self.flows.set_expiry(id, now + ttl);
+        let Some(port) = gen.ports.get(f.client_port as usize) else { return self.drop(DropReason::NoRoute) };
+        let r = nat::rewrite_src(frame, p, f.vip.0, f.vip.1)
+            .and_then(|()| if f.snat.1 != 0 { nat::rewrite_dst(frame, p, f.client.0, f.client.1) } else { Ok(()) })
+            .and_then(|()| nat::decrement_ttl(frame, p).map(|_| ()))
+            .and_then(|()| nat::set_macs(frame, MacAddr(port.mac), MacAddr(f.client_mac)));
+        if r.is_err() {
+            return self.drop(DropReason::MalformedIpv4);
+        }
+        let bytes = u64::from(ip.total_len);
+        let b = &self.counters.bindings[f.binding as usize];
+        bump(&b.packets_out, 1);
+        bump(&b.bytes_out, bytes);
+        let s = &self.counters.services[f.service as usize];
+        bump(&s.packets_out, 1);
+        bump(&s.bytes_out, bytes);
+        Verdict::Forward { port: f.client_port, len: frame.len() }
+    }
+
+    fn timeout(&self, s: TcpState) -> u64 {
+        let t = &self.cfg.timeouts;
+        match s {
+            TcpState::SynSent => t.tcp_syn,
+            TcpState::Established => t.tcp_established,
+            TcpState::Closing => t.tcp_closing,
+            TcpState::Reset => t.tcp_reset,
+            TcpState::Udp => t.udp,
+        }
+    }
+}
+
+/// Whether the flow's binding still forwards (active or draining, same incarnation).
+#[inline]
+fn slot_alive(bindings: &[BindingSlot], f: &FlowState) -> bool {
+    bindings
+        .get(f.binding as usize)
+        .is_some_and(|s| s.incarnation == f.incarnation && matches!(s.state, SlotState::Active | SlotState::Draining))
+}
+
+/// Bookkeeping when a flow leaves the table.
+fn forget(counters: &WorkerCounters, snat: &mut SnatPorts, f: &FlowState) {
+    drop_gauge(&counters.bindings[f.binding as usize].active_flows, 1);
+    drop_gauge(&counters.services[f.service as usize].active_flows, 1);
+    drop_gauge(&counters.flows, 1);
+    if f.snat.1 != 0 {
+        snat.release(f.snat.1);
+    }
+}
+
+fn forced_signature(bindings: &[BindingSlot]) -> u64 {
+    bindings
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.state == SlotState::ForceRemoved)
+        .fold(0u64, |acc, (i, s)| acc.wrapping_mul(31).wrapping_add(((i as u64) << 32) | u64::from(s.incarnation)))
+        | 1
+}
+
+fn is_subnet_broadcast(gen: &Generation, in_port: u16, dst: Ipv4Addr) -> bool {
+    gen.ports.get(in_port as usize).is_some_and(|p| {
+        let m = p.addr.mask();
+        (u32::from(dst) & !m) == !m && p.addr.contains(dst)
+    })
+}
+
+/// The next TCP state after a segment with `flags` (from the server when `from_server`).
+pub fn next_tcp_state(cur: TcpState, flags: TcpFlags, from_server: bool) -> TcpState {
+    if flags.contains(TcpFlags::RST) {
+        return TcpState::Reset;
+    }
+    if cur == TcpState::Reset {
+        return TcpState::Reset;
+    }
+    if flags.contains(TcpFlags::FIN) || cur == TcpState::Closing {
+        return TcpState::Closing;
+    }
+    match cur {
+        TcpState::SynSent if from_server || !flags.contains(TcpFlags::SYN) => TcpState::Established,
+        TcpState::SynSent => TcpState::SynSent,
+        _ => TcpState::Established,
+    }
+}
+
+fn wire_drop(e: WireError) -> DropReason {
+    match e {
+        WireError::TruncatedEthernet | WireError::TruncatedVlan => DropReason::MalformedEthernet,
+        WireError::TruncatedArp | WireError::BadArp => DropReason::MalformedArp,
+        WireError::BadIpChecksum => DropReason::BadIpChecksum,
+        WireError::TruncatedIpv4 | WireError::BadIpVersion | WireError::BadIhl | WireError::BadTotalLength => {
+            DropReason::MalformedIpv4
+        }
+        _ => DropReason::MalformedL4,
+    }
+}
+
+#[cfg(test)]
+mod tests;
