@@ -2,8 +2,11 @@
 //!
 //! Every rewrite works on a frame that [`crate::wire::parse`] accepted, taking the frame
 //! bytes and its [`Parsed`] summary, and writes at the parsed offsets without parsing
-//! again. Nothing panics if the two do not match: a frame shorter than the summary says is
-//! a [`NatError::FrameTooShort`], reported before anything is written.
+//! again. The old field values are read from the frame, not from the summary, so several
+//! rewrites can be chained on one [`Parsed`] (e.g. `rewrite_dst`, then `rewrite_src` for
+//! source NAT, then `decrement_ttl`). Nothing panics if frame and summary do not match: a
+//! frame shorter than the summary says is a [`NatError::FrameTooShort`], reported before
+//! that call writes anything.
 //!
 //! **Checksums.** [`rewrite_dst`], [`rewrite_src`] and [`decrement_ttl`] adjust the IPv4
 //! header checksum and the TCP/UDP checksum *incrementally* (RFC 1624), never reading the

@@ -55,7 +55,7 @@ impl Ipv4Frame<'_> {
     /// Writes Ethernet + IPv4 headers for `l4_len` bytes of `proto` payload; returns the
     /// L4 offset. The IP checksum is filled.
     fn write(&self, buf: &mut [u8], proto: u8, l4_len: usize) -> Option<usize> {
-        if self.options.len() % 4 != 0 || self.options.len() > 40 {
+        if self.options.len() & 3 != 0 || self.options.len() > 40 {
             return None;
         }
         let l2 = ethernet::write_header(buf, self.dst_mac, self.src_mac, self.vlan, ethertype::IPV4)?;
@@ -99,7 +99,7 @@ pub struct TcpSegment {
 
 /// Builds an Ethernet/IPv4/TCP frame (options in `tcp_options`, a multiple of 4 bytes).
 pub fn tcp_frame(buf: &mut [u8], ip: &Ipv4Frame<'_>, seg: &TcpSegment, tcp_options: &[u8], payload: &[u8]) -> Option<usize> {
-    if tcp_options.len() % 4 != 0 || tcp_options.len() > 40 {
+    if tcp_options.len() & 3 != 0 || tcp_options.len() > 40 {
         return None;
     }
     let th = tcp::MIN_HEADER_LEN + tcp_options.len();
