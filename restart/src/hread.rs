@@ -247,12 +247,9 @@ impl HoldingReader {
                     s.set_ctl(&c)?;
                 }
                 r.ctl = c;
-                r.held = 0;
-                let skip = skip.min(c.tail - c.head);
-                r.ctl.head += skip;
-                if skip > 0 {
-                    s.set_ctl(&r.ctl)?;
-                }
+                // Skipped bytes count as read and not deleted, as in peek-off
+                // mode; bytes beyond what the ring holds were never moved.
+                r.held = skip.min(c.tail - c.head);
             }
         }
         Ok(r)
