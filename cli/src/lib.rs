@@ -5,6 +5,7 @@ pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod editor;
+pub mod fuzzing;
 pub mod grammar;
 pub mod server;
 pub mod session;

@@ -421,20 +421,6 @@ pub fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Runs the decoder over arbitrary bytes (fuzz and property-test entry point): never panics, and
-/// returns the events and replies for inspection.
-pub fn fuzz_decode(input: &[u8]) -> (Vec<Event>, Vec<u8>) {
-    let mut codec = TelnetCodec::new();
-    let mut events = Vec::new();
-    let mut reply = Vec::new();
-    codec.start(&mut reply);
-    // Feed in two uneven pieces so split sequences are exercised too.
-    let cut = input.first().map_or(0, |&b| b as usize % (input.len() + 1));
-    codec.decode(&input[..cut], &mut events, &mut reply);
-    codec.decode(&input[cut..], &mut events, &mut reply);
-    (events, reply)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
