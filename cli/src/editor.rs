@@ -38,7 +38,8 @@ pub enum EditEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Esc {
     None,
-    Esc,
+    /// `ESC` alone so far.
+    Start,
     /// `ESC [` with a numeric parameter so far.
     Csi(u16),
     /// `ESC O`.
@@ -98,7 +99,7 @@ impl Editor {
         echo.extend_from_slice(prompt.as_bytes());
         if !self.password {
             echo.extend_from_slice(&self.buf);
-            echo.extend(std::iter::repeat(BS).take(self.buf.len() - self.cursor));
+            echo.resize(echo.len() + self.buf.len() - self.cursor, BS);
         }
     }
 
@@ -115,7 +116,7 @@ impl Editor {
     pub fn feed(&mut self, b: u8, history: &[String], echo: &mut Vec<u8>) -> Option<EditEvent> {
         match self.esc {
             Esc::None => {}
-            Esc::Esc => {
+            Esc::Start => {
                 self.esc = match b {
                     b'[' => Esc::Csi(0),
                     b'O' => Esc::Ss3,
@@ -143,7 +144,7 @@ impl Editor {
             }
         }
         match b {
-            0x1b => self.esc = Esc::Esc,
+            0x1b => self.esc = Esc::Start,
             b'\r' | b'\n' => {
                 echo.push(b'\n');
                 let line = self.line().to_string();
@@ -200,7 +201,7 @@ impl Editor {
 
     fn echo_back(&self, n: usize, echo: &mut Vec<u8>) {
         if !self.password {
-            echo.extend(std::iter::repeat(BS).take(n));
+            echo.resize(echo.len() + n, BS);
         }
     }
 
@@ -237,7 +238,7 @@ impl Editor {
     /// Reprints from the cursor to the end, blanks `erased` cells after it, and returns.
     fn redraw_tail(&self, erased: usize, echo: &mut Vec<u8>) {
         let mut t = self.buf[self.cursor..].to_vec();
-        t.extend(std::iter::repeat(b' ').take(erased));
+        t.resize(t.len() + erased, b' ');
         self.echo_bytes(&t, echo);
         self.echo_back(t.len(), echo);
     }
@@ -282,7 +283,7 @@ impl Editor {
         self.cursor = self.buf.len();
         let pad = old.saturating_sub(self.buf.len());
         let mut t = self.buf.clone();
-        t.extend(std::iter::repeat(b' ').take(pad));
+        t.resize(t.len() + pad, b' ');
         self.echo_bytes(&t, echo);
         self.echo_back(pad, echo);
     }
@@ -304,7 +305,7 @@ impl Editor {
                 self.replace(line, echo);
             }
             b'B' => {
-                let Some(p) = self.hist else { return None };
+                let p = self.hist?;
                 if p + 1 < history.len() {
                     self.hist = Some(p + 1);
                     self.replace(history[p + 1].as_bytes().to_vec(), echo);
@@ -314,17 +315,13 @@ impl Editor {
                     self.replace(stash, echo);
                 }
             }
-            b'C' => {
-                if self.cursor < self.buf.len() {
-                    self.echo_bytes(&[self.buf[self.cursor]], echo);
-                    self.cursor += 1;
-                }
+            b'C' if self.cursor < self.buf.len() => {
+                self.echo_bytes(&[self.buf[self.cursor]], echo);
+                self.cursor += 1;
             }
-            b'D' => {
-                if self.cursor > 0 {
-                    self.cursor -= 1;
-                    self.echo_back(1, echo);
-                }
+            b'D' if self.cursor > 0 => {
+                self.cursor -= 1;
+                self.echo_back(1, echo);
             }
             b'H' => return self.key_home(echo),
             b'F' => return self.key_end(echo),

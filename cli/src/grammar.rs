@@ -585,7 +585,7 @@ impl Grammar {
                 },
                 Err(e) => e,
             };
-            if best.as_ref().map_or(true, |b| err.depth() > b.depth()) {
+            if !matches!(&best, Some(b) if err.depth() <= b.depth()) {
                 best = Some(err);
             }
         }
@@ -609,7 +609,7 @@ impl Grammar {
             let node = match self.walk(m, line, done) {
                 Ok((n, _)) => n,
                 Err(e) => {
-                    if err.as_ref().map_or(true, |b| e.depth() > b.depth()) {
+                    if !matches!(&err, Some(b) if e.depth() <= b.depth()) {
                         err = Some(e);
                     }
                     continue;

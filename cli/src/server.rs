@@ -156,12 +156,11 @@ impl Connection {
     fn timers(&mut self, now: Instant, _cfg: &SlbConfig, out: &mut Vec<u8>) {
         match self.state {
             State::Closed => {}
-            State::Shell => {
-                if self.settings.idle_timeout.is_some_and(|d| now >= self.last_input + d) {
-                    encode_text("\nSession idle timeout.\n", out);
-                    self.state = State::Closed;
-                }
+            State::Shell if self.settings.idle_timeout.is_some_and(|d| now >= self.last_input + d) => {
+                encode_text("\nSession idle timeout.\n", out);
+                self.state = State::Closed;
             }
+            State::Shell => {}
             _ if now >= self.started + self.settings.login_timeout => {
                 encode_text("\nLogin timed out.\n", out);
                 self.state = State::Closed;

@@ -34,7 +34,7 @@ pub fn server_real(cfg: &SlbConfig, backend: &mut dyn Backend, name: Option<&str
         "{:<16} {:<15} {:<5} {:>6} {:>8} {:<4} {:>5}",
         "Name", "IP", "State", "Weight", "MaxConn", "SNAT", "Ports"
     ));
-    for r in cfg.reals.iter().filter(|r| name.map_or(true, |n| n == r.name)) {
+    for r in cfg.reals.iter().filter(|r| name.is_none() || name == Some(r.name.as_str())) {
         let mine: Vec<&BindingInfo> = list.iter().filter(|b| b.key.real.rip == r.ip).collect();
         let state = best(mine.iter().map(|b| b.state)).map_or("ENB", |s| s.abbrev());
         out.push(format!(
@@ -102,7 +102,7 @@ pub fn server_virtual(cfg: &SlbConfig, backend: &mut dyn Backend, name: Option<&
     let list = backend.list();
     let mut out = vec!["Virtual Servers Info".to_string()];
     out.push(format!("{:<16} {:<15} {:<20} {:>5}", "Name", "VIP", "Predictor", "Ports"));
-    for v in cfg.virtuals.iter().filter(|v| name.map_or(true, |n| n == v.name)) {
+    for v in cfg.virtuals.iter().filter(|v| name.is_none() || name == Some(v.name.as_str())) {
         out.push(format!(
             "{:<16} {:<15} {:<20} {:>5}",
             v.name,

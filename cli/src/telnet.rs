@@ -569,7 +569,7 @@ mod tests {
         let mut c = started();
         run(&mut c, &[IAC, WILL, OPT_NAWS]);
         let mut bytes = vec![IAC, SB, OPT_NAWS];
-        bytes.extend(std::iter::repeat(7).take(1000));
+        bytes.extend([7u8; 1000]);
         bytes.extend_from_slice(&[IAC, SE, b'k']);
         let (ev, _) = run(&mut c, &bytes);
         assert_eq!(ev, data(b"k"));
