@@ -198,8 +198,9 @@ pub enum PortLookupError {
     },
     /// No port has this name.
     #[error(
-        "no port `{name}` (ports: [{}]); was it passed as --vdev or -a, and did its driver load \
-         from the DPDK plugin directory {plugin_dir}?",
+        "no port `{name}` (ports: [{}]): was it passed as --vdev or -a, did it probe (bad device \
+         arguments fail the probe: see the EAL log), and did its driver load from the DPDK plugin \
+         directory {plugin_dir}?",
         known.join(", ")
     )]
     NotFound {

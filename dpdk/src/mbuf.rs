@@ -225,7 +225,9 @@ impl Mbuf {
         unsafe { dpdk_sys::dpdk_shim_pktmbuf_reset(self.0.as_ptr()) }
     }
 
-    /// The port the packet was received on (`mbuf->port`).
+    /// The port the packet was received on (`mbuf->port`), as set by the
+    /// driver; `u16::MAX` if none did (fresh mbufs, and vdevs such as
+    /// `net_ring` that pass mbufs through untouched).
     pub fn port(&self) -> u16 {
         self.raw().port
     }

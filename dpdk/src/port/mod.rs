@@ -98,6 +98,7 @@ pub(crate) struct PortShared {
     id: u16,
     rx_taken: Box<[AtomicBool]>,
     tx_taken: Box<[AtomicBool]>,
+    started: AtomicBool,
     closed: AtomicBool,
     /// Kept alive for the device: rx rings hold their mbufs.
     _pools: Vec<Mempool>,
@@ -111,11 +112,13 @@ impl PortShared {
             return Ok(());
         }
         let port = PortId(self.id);
-        // SAFETY: the port is ours (CONFIGURED) and no queue handle polls it
-        // (callers guarantee: all handles dropped or checked not taken).
-        let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
-        if ret < 0 {
-            tracing::warn!(%port, "rte_eth_dev_stop: {}", Errno::from_ret(ret));
+        if self.started.swap(false, Ordering::SeqCst) {
+            // SAFETY: the port is ours (CONFIGURED) and no queue handle polls
+            // it (callers guarantee: all handles dropped or checked not taken).
+            let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
+            if ret < 0 {
+                tracing::warn!(%port, "rte_eth_dev_stop: {}", Errno::from_ret(ret));
+            }
         }
         // SAFETY: as above; after close the port id is never used by this
         // handle again (closed flag).
@@ -148,7 +151,6 @@ pub struct Port {
     shared: Arc<PortShared>,
     rx_queues: u16,
     tx_queues: u16,
-    started: bool,
 }
 
 /// Resets the CONFIGURED flag unless disarmed.
@@ -277,12 +279,13 @@ impl Port {
             id: id.0,
             rx_taken: flags(config.rx_queues),
             tx_taken: flags(config.tx_queues),
+            started: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             _pools: config.rx_pools.clone(),
             _rss_key: rss_key,
         };
         tracing::debug!(%port, %driver, rx = config.rx_queues, tx = config.tx_queues, rx_desc, tx_desc, "port configured");
-        Ok(Port { shared: Arc::new(shared), rx_queues: config.rx_queues, tx_queues: config.tx_queues, started: false })
+        Ok(Port { shared: Arc::new(shared), rx_queues: config.rx_queues, tx_queues: config.tx_queues })
     }
 
     /// The port id.
@@ -307,7 +310,7 @@ impl Port {
 
     /// Whether [`start`](Self::start) succeeded and no stop followed.
     pub fn is_started(&self) -> bool {
-        self.started
+        self.shared.started.load(Ordering::SeqCst)
     }
 
     /// Takes the handle of rx queue `queue`; fails if it does not exist or
@@ -330,7 +333,7 @@ impl Port {
         if ret < 0 {
             return Err(self.state_err("rte_eth_dev_start", ret));
         }
-        self.started = true;
+        self.shared.started.store(true, Ordering::SeqCst);
         Ok(())
     }
 
@@ -344,7 +347,7 @@ impl Port {
         if ret < 0 {
             return Err(self.state_err("rte_eth_dev_stop", ret));
         }
-        self.started = false;
+        self.shared.started.store(false, Ordering::SeqCst);
         Ok(())
     }
 
