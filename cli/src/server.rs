@@ -31,7 +31,7 @@ use crate::backend::Backend;
 use crate::config::SlbConfig;
 use crate::editor::{EditEvent, Editor, BELL};
 use crate::session::{Mode, Paging, Session, SessionOptions};
-use crate::telnet::{encode_bytes, encode_text, Event, TelnetCodec};
+use crate::telnet::{encode_bytes, encode_text, Event, OptState, TelnetCodec, OPT_ECHO};
 
 /// The device's pager prompt.
 pub const MORE: &str = "--More--, next page: Space, next line: Return key, quit: Control-c";
@@ -200,15 +200,16 @@ impl Connection {
     }
 
     fn event(&mut self, ev: Event, now: Instant, cfg: &mut SlbConfig, backend: &mut dyn Backend, out: &mut Vec<u8>) {
+        if let Event::Naws { height, .. } = ev {
+            self.height = height;
+            return;
+        }
         if let State::Delay { .. } = self.state {
             return; // not accepting input yet
         }
         let byte = match ev {
             Event::Data(b) => b,
-            Event::Naws { height, .. } => {
-                self.height = height;
-                return;
-            }
+            Event::Naws { .. } => return,
             Event::Interrupt => 0x03,
             Event::EraseChar => 0x08,
             Event::EraseLine => 0x15,
@@ -228,7 +229,10 @@ impl Connection {
         }
         let mut echo = Vec::new();
         let ev = self.editor.feed(byte, self.session.history(), &mut echo);
-        encode_bytes(&echo, out);
+        // A client that refused our echo echoes locally (line by line): send it no echo.
+        if self.codec.local(OPT_ECHO) != OptState::No {
+            encode_bytes(&echo, out);
+        }
         let Some(ev) = ev else { return };
         match (&self.state, ev) {
             (State::User, EditEvent::Line(user)) => {

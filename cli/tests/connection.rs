@@ -243,3 +243,26 @@ fn client_disconnect_mid_command_is_harmless() {
     drop(r.conn);
     assert!(r.backend.applied.is_empty());
 }
+
+#[test]
+fn client_refusing_echo_gets_no_echo() {
+    let mut r = Rig::new();
+    r.conn.on_input(&[cli::telnet::IAC, DONT, OPT_ECHO], r.now, &mut r.cfg, &mut r.backend);
+    let t = r.line("admin");
+    assert_eq!(t, "Please Enter Password: ");
+    let t = r.line("acm-lab");
+    assert!(t.ends_with("ServerIron>"));
+    let t = r.line("show version");
+    assert!(t.starts_with("  ServerIron-compatible CLI"), "{t:?}");
+}
+
+#[test]
+fn naws_sets_page_length_and_line_mode_clients_work() {
+    let mut r = Rig::new();
+    r.conn.on_input(&[IAC, WILL, OPT_NAWS, IAC, SB, OPT_NAWS, 0, 80, 0, 4, IAC, SE], r.now, &mut r.cfg, &mut r.backend);
+    // A client that sends whole lines with bare LF.
+    r.send(b"admin\nacm-lab\nenable\nacm-lab\nconf t\nserver real a 10.0.1.1\nport http\nend\n");
+    let t = r.send(b"show running-config\n");
+    assert!(t.ends_with(cli::server::MORE), "3 lines per page: {t:?}");
+    assert_eq!(t.lines().count(), 1 + 3 + 1);
+}
