@@ -18,6 +18,29 @@
 //! * [`ring`]: single-producer/single-consumer rings moving mbufs between lcores.
 //! * [`tsc`] / [`tsc_hz`]: the time-stamp counter.
 //!
+//! # Ownership rules the types enforce
+//!
+//! ```compile_fail
+//! fn needs_clone<T: Clone>() {}
+//! needs_clone::<dpdk::Mbuf>(); // one owner per mbuf
+//! ```
+//! ```compile_fail
+//! fn needs_sync<T: Sync>() {}
+//! needs_sync::<dpdk::Mbuf>();
+//! ```
+//! ```compile_fail
+//! fn needs_clone<T: Clone>() {}
+//! needs_clone::<dpdk::RxQueue>(); // one lcore per queue
+//! ```
+//! ```compile_fail
+//! fn needs_clone<T: Clone>() {}
+//! needs_clone::<dpdk::RingProducer>(); // single producer
+//! ```
+//! ```compile_fail
+//! fn needs_send<T: Send>() {}
+//! needs_send::<dpdk::Eal>(); // stays on the main lcore
+//! ```
+//!
 //! # Several DPDK processes on one machine
 //!
 //! Tests and benchmarks run the dataplane, pktgen and `dpdk-testpmd` side by
@@ -57,7 +80,7 @@ pub use port::{
     Direction, Duplex, LinkStatus, MacAddr, Port, PortConfig, PortConfigError, PortId, PortInfo,
     PortQueryError, PortStateError, PortStats, QueueError, RxQueue, TxQueue,
 };
-pub use ring::RingError;
+pub use ring::{Consumer as RingConsumer, Producer as RingProducer, Ring, RingError};
 
 /// Raw DPDK types that appear in the signatures of the `unsafe` escape hatches
 /// ([`Mbuf::from_raw`], [`Mbuf::into_raw`], [`Mempool::as_ptr`]).
@@ -108,5 +131,30 @@ pub(crate) mod live {
     /// How many objects are alive.
     pub(crate) fn count() -> usize {
         LIVE.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_move_between_lcores() {
+        send::<crate::Mbuf>();
+        send::<crate::Burst>();
+        send::<crate::RxQueue>();
+        send::<crate::TxQueue>();
+        send::<crate::RingProducer>();
+        send::<crate::RingConsumer>();
+        send_sync::<crate::Mempool>();
+        send_sync::<crate::Port>();
+    }
+
+    #[test]
+    fn tsc_advances_without_eal() {
+        let a = crate::tsc();
+        crate::pause();
+        assert!(crate::tsc() >= a);
     }
 }

@@ -95,6 +95,20 @@ pub struct Consumer {
     inner: Arc<RingInner>,
 }
 
+/// Rings of mbufs between lcores; [`Ring::new`] is [`channel`] under the
+/// name DPDK uses.
+#[derive(Debug)]
+pub struct Ring {
+    _private: (),
+}
+
+impl Ring {
+    /// Creates an SP/SC ring and returns its two ends (see [`channel`]).
+    pub fn new(eal: &Eal, name: &str, capacity: u32, socket: SocketId) -> Result<(Producer, Consumer), RingError> {
+        channel(eal, name, capacity, socket)
+    }
+}
+
 /// Creates an SP/SC ring named `name` (unique in the process) holding up to
 /// `capacity` mbufs, and returns its two ends.
 pub fn channel(_eal: &Eal, name: &str, capacity: u32, socket: SocketId) -> Result<(Producer, Consumer), RingError> {
