@@ -250,25 +250,26 @@ check() {
 }
 
 teardown() {
-  local ns pid f i
-  # Our nginx masters first (graceful), then anything else left in our netns.
+  local ns pid f pids=() left
+  # Our nginx masters (even if their netns is gone), then anything else left
+  # in our netns: SIGTERM, up to 2 s of grace, then SIGKILL.
   for f in "$STATE"/rs*/nginx.pid; do
     [ -s "$f" ] || continue
     pid=$(cat "$f" 2>/dev/null || true)
-    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+    [[ $pid =~ ^[0-9]+$ ]] && pids+=("$pid")
   done
   for ns in $(all_ns); do
     ns_exists "$ns" || continue
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do pids+=("$pid"); done
   done
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for _ in $(seq 40); do
-    local left=0
-    for ns in $(all_ns); do
-      ns_exists "$ns" && [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && left=1
-    done
+    left=0
+    for pid in "${pids[@]}"; do alive "$pid" && { left=1; break; }; done
     [ "$left" = 0 ] && break
     sleep 0.05
   done
+  for pid in "${pids[@]}"; do alive "$pid" && kill -KILL "$pid" 2>/dev/null || true; done
   for ns in $(all_ns); do
     ns_exists "$ns" || continue
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
