@@ -104,8 +104,18 @@ impl Credentials {
     }
 
     /// Whether `user` exists and `password` is theirs.
+    /// An unknown user costs one hash verification too, so response time does not tell which
+    /// user names exist.
     pub fn verify(&self, user: &str, password: &str) -> bool {
-        self.users.iter().any(|(u, h)| u == user && verify_password(h, password))
+        match self.users.iter().find(|(u, _)| u == user) {
+            Some((_, h)) => verify_password(h, password),
+            None => {
+                if let Some((_, h)) = self.users.first() {
+                    let _ = verify_password(h, password);
+                }
+                false
+            }
+        }
     }
 }
 

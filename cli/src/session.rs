@@ -185,18 +185,19 @@ impl Session {
                 Output::line("Error - Incorrect username or password.")
             };
         }
+        // Every non-blank line is kept, mistakes included, so that Up recalls it for fixing.
+        let trimmed = line.trim();
+        if !trimmed.is_empty() && self.history.last().map(String::as_str) != Some(trimmed) {
+            self.history.push(trimmed.to_string());
+            if self.history.len() > HISTORY {
+                self.history.remove(0);
+            }
+        }
         let parsed = match grammar().parse(self.mode.kind(), line) {
             Ok(Some(p)) => p,
             Ok(None) => return Output::default(),
             Err(e) => return Output::lines(e.lines()),
         };
-        let line = line.trim();
-        if self.history.last().map(String::as_str) != Some(line) {
-            self.history.push(line.to_string());
-            if self.history.len() > HISTORY {
-                self.history.remove(0);
-            }
-        }
         if parsed.mode == ModeKind::Config && self.mode.kind() != ModeKind::Config && switches_mode(parsed.cmd) {
             // A config-level command typed in a sub-mode: run it at config level, as the device
             // does. (show, write and paging commands leave the mode alone.)
