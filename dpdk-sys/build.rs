@@ -78,6 +78,7 @@ fn main() {
         .allowlist_type("rte_eth_.*")
         .allowlist_type("rte_ether_addr")
         .allowlist_type("rte_mbuf|rte_mempool|rte_ring|rte_lcore_state_t|rte_rmt_call_main_t")
+        .allowlist_var("rte_delay_us")
         .allowlist_var("RTE_ETH_.*")
         .allowlist_var("RTE_ETHER_.*")
         .allowlist_var("RTE_MBUF_.*|RTE_PKTMBUF_.*")

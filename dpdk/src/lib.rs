@@ -69,6 +69,7 @@ mod mbuf;
 mod mempool;
 mod port;
 pub mod ring;
+pub mod testing;
 
 pub use burst::{Burst, Drain, DEFAULT_BURST};
 pub use eal::{CleanupError, Eal, EalArgs, EalError, PortLookupError, PLUGIN_DIR};

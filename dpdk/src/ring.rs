@@ -104,6 +104,7 @@ pub struct Ring {
 
 impl Ring {
     /// Creates an SP/SC ring and returns its two ends (see [`channel`]).
+    #[allow(clippy::new_ret_no_self)] // a ring is used through its two ends
     pub fn new(eal: &Eal, name: &str, capacity: u32, socket: SocketId) -> Result<(Producer, Consumer), RingError> {
         channel(eal, name, capacity, socket)
     }
