@@ -1,6 +1,6 @@
 //! What the language needs from the appliance: the [`Backend`] trait the control plane
 //! implements, the rows it returns for the show commands, and a recording [`FakeBackend`] for
-//! tests (module [`crate::testing`]).
+//! tests and for running the language without a switch.
 
 use std::net::Ipv4Addr;
 

@@ -12,7 +12,8 @@
 //! | [`editor`] | line editor: echo, Backspace/DEL, Ctrl-U/W/A/E/K/D, arrows, history, password mode, `?` and Tab reported to the driver |
 //! | [`grammar`] | one declarative table of every command: parsing, unique-prefix abbreviation, `?` help, Tab completion and the error texts all come from it |
 //! | [`config`] | the SLB configuration model ([`SlbConfig`]), rendered as `show running-config` |
-//! | [`session`] | one administrator's session: modes and prompts, enable, paging setting, history; executes lines against an [`SlbConfig`] and a [`Backend`]; [`replay`] of a startup-config |
+//! | [`session`] | one administrator's session: modes and prompts, enable, paging setting, history; executes lines against an [`SlbConfig`] and a [`Backend`] |
+//! | [`apply`] | configuration edits → ACM primitives ([`apply::apply_diff`]); [`replay`] of a startup-config |
 //! | [`show`] | the `show` renderers |
 //! | [`backend`] | the [`Backend`] trait the control plane implements, its row types, and [`FakeBackend`] |
 //! | [`auth`] | Argon2id password hashes (PHC strings) and [`Credentials`] |
@@ -51,7 +52,7 @@
 //!
 //! # How configuration reaches the switch
 //!
-//! Commands edit [`SlbConfig`]; then [`session::apply_diff`] compares the bindings the
+//! Commands edit [`SlbConfig`]; then [`apply::apply_diff`] compares the bindings the
 //! configuration asks for before and after ([`SlbConfig::live_bindings`]: a `bind` whose real
 //! server, real port and virtual port exist and are not disabled) and sends the difference as ACM
 //! primitives: `Remove` (drain, GDN) — or `ForceRemove` under `server force-delete` — for
@@ -61,6 +62,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod auth;
 pub mod backend;
 pub mod config;
@@ -76,4 +78,5 @@ pub use auth::Credentials;
 pub use backend::{Backend, BackendError, FakeBackend, LatencyRow, SessionRow, TrafficCounters};
 pub use config::SlbConfig;
 pub use server::{Connection, ServerSettings};
-pub use session::{replay, Mode, Output, Paging, Session, SessionOptions};
+pub use apply::{replay, ReplayError};
+pub use session::{Mode, Output, Paging, Session, SessionOptions};
