@@ -219,11 +219,15 @@ pub enum PortLookupError {
 /// which is the main lcore: DPDK requires lcore launches and waits to come
 /// from there, so `Eal` is neither `Send` nor `Sync`.
 ///
-/// Dropping it waits for all worker lcores, then calls `rte_eal_cleanup` if
-/// no pool, ring or port is left (see [`Eal::cleanup`]).
+/// Dropping it waits for all worker lcores (tell their closures to return
+/// first), then calls `rte_eal_cleanup` if no pool, ring or port is left
+/// (see [`Eal::cleanup`]).
 #[derive(Debug)]
 pub struct Eal {
     devices: Vec<String>,
+    /// Whether `-d` added plugins beyond PLUGIN_DIR (then a driver missing
+    /// from PLUGIN_DIR may still exist).
+    extra_plugins: bool,
     cleaned: bool,
     _not_send: PhantomData<*const ()>,
 }
@@ -239,7 +243,13 @@ impl Eal {
     /// DPDK processes run at once, give each its own `--file-prefix` or
     /// `--in-memory`.
     ///
-    /// Driver plugins are loaded from [`PLUGIN_DIR`] by the EAL itself.
+    /// Driver plugins (`net_null`, `net_ring`, `net_memif`, `net_af_packet`,
+    /// `net_tap`, NIC drivers, ...) are loaded from [`PLUGIN_DIR`] by the EAL
+    /// itself; `-d PATH` adds more.
+    ///
+    /// The EAL pins the calling thread to the main lcore's CPU; threads spawned
+    /// from it afterwards inherit that affinity (set their own if they should
+    /// run elsewhere).
     pub fn init(args: &[String]) -> Result<Eal, EalError> {
         if args.is_empty() {
             return Err(EalError::NoProgramName);
@@ -252,6 +262,7 @@ impl Eal {
             return Err(EalError::AlreadyInitialized);
         }
         let devices = configured_devices(args);
+        let extra_plugins = args.iter().skip(1).any(|a| a == "-d" || a.starts_with("-d"));
         // The EAL may keep pointers into argv (and getopt permutes the array),
         // so both the strings and the array live for the rest of the process.
         let argv: &'static mut [*mut c_char] = Box::leak(
@@ -270,7 +281,12 @@ impl Eal {
         INIT.store(FINISHED, Ordering::SeqCst);
         if ret < 0 {
             let errno = Errno::last();
-            if let Some((device, driver)) = devices.iter().find_map(|d| missing_driver(d).map(|drv| (d, drv))) {
+            let missing = if extra_plugins {
+                None
+            } else {
+                devices.iter().find_map(|d| missing_driver(d).map(|drv| (d, drv)))
+            };
+            if let Some((device, driver)) = missing {
                 return Err(EalError::DriverMissing {
                     device: device.clone(),
                     driver,
@@ -280,7 +296,7 @@ impl Eal {
             return Err(EalError::InitFailed { errno, plugin_dir: PLUGIN_DIR.to_owned() });
         }
         tracing::debug!(?args, "DPDK EAL initialised");
-        Ok(Eal { devices, cleaned: false, _not_send: PhantomData })
+        Ok(Eal { devices, extra_plugins, cleaned: false, _not_send: PhantomData })
     }
 
     /// The device names given with `--vdev` / `-a` (without their
@@ -313,7 +329,7 @@ impl Eal {
         if ret == 0 {
             return Ok(PortId(id));
         }
-        if let Some(driver) = missing_driver(name) {
+        if let Some(driver) = missing_driver(name).filter(|_| !self.extra_plugins) {
             return Err(PortLookupError::DriverMissing {
                 name: name.to_owned(),
                 driver,
