@@ -7,7 +7,8 @@
 #   lab/check-dpdk.sh [PREFIX]      (the lab must be up: lab/lab.sh up PREFIX)
 #
 # Static neighbour entries stand in for ARP (testpmd answers none); they are
-# removed again on exit. Environment: TESTPMD_LCORES (default 0-1).
+# removed again on exit. Environment: TESTPMD_LCORES (default 0-1); VDEV0 and
+# VDEV1 replace ports.env's PORT0_VDEV/PORT1_VDEV (e.g. to try net_af_xdp).
 set -euo pipefail
 
 P=${1:-acm}
@@ -19,6 +20,8 @@ die() { echo "check-dpdk: error: $*" >&2; exit 1; }
 [ -s "$STATE/ports.env" ] || die "lab '$P' is not up ($STATE/ports.env missing)"
 # shellcheck disable=SC1091
 . "$STATE/ports.env"
+PORT0_VDEV=${VDEV0:-$PORT0_VDEV}
+PORT1_VDEV=${VDEV1:-$PORT1_VDEV}
 command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd not found (apt-get install dpdk)"
 
 RS1_NS=${RS_NS%% *}
@@ -71,4 +74,4 @@ pmd=""
 # Final per-port totals: "RX-packets: N  RX-dropped: N  RX-total: N" pairs.
 stats=$(grep -E 'RX-total|TX-total' "$LOG" | head -4 | awk '
   { n = (NR - 1) / 2; split($1, k, "-"); printf "port%d %s=%s ", int(n), tolower(k[1]), $2 }')
-echo "check-dpdk[$P]: ok: ping + GET / + ${BIG_SIZE}-byte $BIG_PATH (sha256 ok) through dpdk-testpmd over net_af_packet; ${stats% }"
+echo "check-dpdk[$P]: ok: ping + GET / + ${BIG_SIZE}-byte $BIG_PATH (sha256 ok) through dpdk-testpmd over ${PORT0_VDEV%%,*}/${PORT1_VDEV%%,*}; ${stats% }"

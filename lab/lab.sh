@@ -131,7 +131,14 @@ start_nginx() {
   local i=$1 ns name dir
   ns=$(rs_ns "$i"); name=rs$i; dir=$STATE/$name
   mkdir -p "$dir/tmp"
+  # File descriptors: as many as the hard limit allows (raising it needs
+  # CAP_SYS_RESOURCE, which some sandboxes drop), at most 65536.
+  local nofile conns
+  nofile=$(ulimit -Hn)
+  { [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; } && nofile=65536
+  conns=$((nofile * 3 / 4)); [ "$conns" -gt 16384 ] && conns=16384
   sed -e "s|@DIR@|$dir|g" -e "s|@WWW@|$STATE/www|g" -e "s|@NAME@|$name|g" \
+    -e "s|@NOFILE@|$nofile|g" -e "s|@CONNS@|$conns|g" \
     "$LAB_DIR/nginx/rs.conf.in" > "$dir/nginx.conf"
   # 9>&-: the daemon must not inherit (and hold) the lab lock.
   nsx "$ns" nginx -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" 9>&- \

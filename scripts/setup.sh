@@ -150,4 +150,5 @@ if is_root; then
   modprobe -q bridge 2>/dev/null || true
 fi
 
-echo "setup: ok: ${installed_now}, hugepages ${have}x2MB (${free_pages} free) on ${HUGE_MNT}, /dev/net/tun ok, veth ok, system nginx stopped"
+if is_root; then checked="veth ok, system nginx stopped"; else checked="veth and system nginx not checked (not root)"; fi
+echo "setup: ok: ${installed_now}, hugepages ${have}x2MB (${free_pages} free) on ${HUGE_MNT}, /dev/net/tun ok, ${checked}"
