@@ -146,17 +146,20 @@ impl Editor {
         match b {
             0x1b => self.esc = Esc::Start,
             b'\r' | b'\n' => {
+                self.key_end(echo);
                 echo.push(b'\n');
                 let line = self.line().to_string();
                 self.clear();
                 return Some(EditEvent::Line(line));
             }
             0x03 => {
+                self.key_end(echo);
                 echo.extend_from_slice(b"^C\n");
                 self.clear();
                 return Some(EditEvent::Interrupt);
             }
             0x1a => {
+                self.key_end(echo);
                 echo.extend_from_slice(b"^Z\n");
                 self.clear();
                 return Some(EditEvent::CtrlZ);
@@ -435,8 +438,9 @@ mod tests {
         e.insert_str("ind ", &mut echo);
         assert_eq!(e.line(), "sh ser bind ");
         assert_eq!(echo, b"ind ");
-        let (ev, _) = feed(&mut e, b"\x03", &[]);
+        let (ev, echo) = feed(&mut e, b"\x01\x03", &[]);
         assert_eq!(ev, [EditEvent::Interrupt]);
+        assert!(echo.ends_with(b"sh ser bind ^C\n"), "cursor moved to the end first: {echo:?}");
         assert_eq!(e.line(), "");
         let (ev, _) = feed(&mut e, b"abc\x1a", &[]);
         assert_eq!(ev, [EditEvent::CtrlZ]);
