@@ -54,9 +54,10 @@ pub struct PortConfig {
     pub promiscuous: bool,
     /// MTU; `None` keeps the device default (1500).
     pub mtu: Option<u16>,
-    /// RSS hash key (length = the device's `hash_key_size`), e.g. a
-    /// symmetric key so both directions of a flow land on one queue; `None`
-    /// keeps the driver's key.
+    /// RSS hash key (length = the device's `hash_key_size`, usually 40),
+    /// e.g. a symmetric key (`0x6d, 0x5a` repeated) so both directions of a
+    /// flow land on one queue; `None` keeps the driver's key. Only used with
+    /// more than one rx queue.
     pub rss_key: Option<Vec<u8>>,
 }
 
