@@ -39,8 +39,7 @@ fn serve(mut sock: TcpStream, settings: ServerSettings, shared: Arc<Mutex<Shared
                 conn.on_input(&buf[..n], Instant::now(), cfg, backend)
             }
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                let s = shared.lock().expect("lock");
-                conn.on_timer(Instant::now(), &s.cfg)
+                conn.on_timer(Instant::now())
             }
             Err(e) => return Err(e),
         };

@@ -68,7 +68,7 @@ pub fn connection(input: &[u8]) -> Vec<u8> {
         rest = tail;
         now += Duration::from_secs(1);
         out.extend(conn.on_input(chunk, now, &mut cfg, &mut backend));
-        out.extend(conn.on_timer(now, &cfg));
+        out.extend(conn.on_timer(now));
         if conn.is_closed() {
             break;
         }

@@ -13,7 +13,7 @@
 //!             socket.write_all(&out).await?;
 //!         }
 //!         _ = sleep_until(conn.next_deadline()) => {
-//!             socket.write_all(&conn.on_timer(now, &cfg)).await?;
+//!             socket.write_all(&conn.on_timer(now)).await?;
 //!         }
 //!     }
 //!     if conn.is_closed() { break }
@@ -147,13 +147,13 @@ impl Connection {
     }
 
     /// Handles expired deadlines.
-    pub fn on_timer(&mut self, now: Instant, cfg: &SlbConfig) -> Vec<u8> {
+    pub fn on_timer(&mut self, now: Instant) -> Vec<u8> {
         let mut out = Vec::new();
-        self.timers(now, cfg, &mut out);
+        self.timers(now, &mut out);
         out
     }
 
-    fn timers(&mut self, now: Instant, _cfg: &SlbConfig, out: &mut Vec<u8>) {
+    fn timers(&mut self, now: Instant, out: &mut Vec<u8>) {
         match self.state {
             State::Closed => {}
             State::Shell if self.settings.idle_timeout.is_some_and(|d| now >= self.last_input + d) => {
@@ -183,7 +183,7 @@ impl Connection {
         backend: &mut dyn Backend,
     ) -> Vec<u8> {
         let mut out = Vec::new();
-        self.timers(now, cfg, &mut out);
+        self.timers(now, &mut out);
         if self.state == State::Closed {
             return out;
         }

@@ -139,12 +139,12 @@ fn failed_logins_delay_and_limit() {
     // Input during the delay is discarded.
     assert_eq!(r.line("admin"), "");
     r.now += Duration::from_secs(2);
-    let t = text(&r.conn.on_timer(r.now, &r.cfg));
+    let t = text(&r.conn.on_timer(r.now));
     assert_eq!(t, "Please Enter Login Name: ");
     r.line("root");
     r.line("acm-lab");
     r.now += Duration::from_secs(3);
-    r.conn.on_timer(r.now, &r.cfg);
+    r.conn.on_timer(r.now);
     r.line("admin");
     let t = r.line("wrong");
     assert!(t.contains("Too many failed login attempts."));
@@ -156,7 +156,7 @@ fn failed_logins_delay_and_limit() {
 fn login_and_idle_timeouts() {
     let mut r = Rig::new();
     r.now += Duration::from_secs(61);
-    let t = text(&r.conn.on_timer(r.now, &r.cfg));
+    let t = text(&r.conn.on_timer(r.now));
     assert!(t.contains("Login timed out."));
     assert!(r.conn.is_closed());
 
@@ -164,10 +164,10 @@ fn login_and_idle_timeouts() {
     r.login();
     assert_eq!(r.conn.next_deadline(), Some(r.now + Duration::from_secs(900)));
     r.now += Duration::from_secs(899);
-    assert_eq!(r.conn.on_timer(r.now, &r.cfg), b"");
+    assert_eq!(r.conn.on_timer(r.now), b"");
     r.line("");
     r.now += Duration::from_secs(900);
-    let t = text(&r.conn.on_timer(r.now, &r.cfg));
+    let t = text(&r.conn.on_timer(r.now));
     assert!(t.contains("idle timeout"));
     assert!(r.conn.is_closed());
 }
