@@ -21,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod counters;
 pub mod generation;
+pub mod host;
 pub mod lb;
 pub mod nat;
 pub mod pipeline;

@@ -14,7 +14,7 @@ use super::{ApiError, Request, RequestBody, Response, ResponseBody, Stats, Timin
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Could not connect to the socket.
-    #[error("cannot connect to the dataplane at {path}: {source}")]
+    #[error("cannot connect to the dataplane at {path}")]
     Connect {
         /// The socket path.
         path: String,
@@ -22,7 +22,7 @@ pub enum ClientError {
         source: io::Error,
     },
     /// The connection failed mid-call.
-    #[error("switch API transport: {0}")]
+    #[error("switch API transport")]
     Transport(#[from] FrameError),
     /// The dataplane refused the request.
     #[error("dataplane refused: {0}")]

@@ -1,0 +1,268 @@
+//! A worker lcore: polls its rx queue of every port in bursts, runs each frame through the
+//! sans-IO pipeline, and transmits, hands off or drops it. Never blocks, never locks, never
+//! allocates: new generations are picked up between bursts.
+
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use dataplane::counters::{bump, DropReason};
+use dataplane::generation::{Generation, Mac, PortView};
+use dataplane::host;
+use dataplane::nat;
+use dataplane::pipeline::{Emit, Verdict, Worker};
+use dataplane::switch::WorkerEnd;
+use dataplane::wire::MacAddr;
+use dpdk::ring::{Consumer, Producer};
+use dpdk::{Burst, Eal, Mbuf, Mempool, Port, RxQueue, SocketId, TxQueue};
+
+const BURST: usize = 32;
+/// Flow records visited per loop for expiry.
+const SWEEP_BUDGET: usize = 64;
+
+/// The rings between workers: for worker `w`, `producers[v]` sends to worker `v` and
+/// `consumers` receive from every other worker.
+pub struct HandoffRings {
+    producers: Vec<Option<Producer>>,
+    consumers: Vec<Consumer>,
+}
+
+/// Creates the handoff rings of `n` workers (none for one worker).
+pub fn handoff_rings(eal: &Eal, n: usize) -> Result<Vec<HandoffRings>> {
+    let mut out: Vec<HandoffRings> =
+        (0..n).map(|_| HandoffRings { producers: (0..n).map(|_| None).collect(), consumers: Vec::new() }).collect();
+    for from in 0..n {
+        for to in 0..n {
+            if from == to {
+                continue;
+            }
+            let (p, c) = dpdk::ring::channel(eal, &format!("ho_{from}_{to}"), 4096, SocketId::current())
+                .with_context(|| format!("handoff ring {from}->{to}"))?;
+            out[from].producers[to] = Some(p);
+            out[to].consumers.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Rings from the main lcore to worker 0, one per port: frames the main lcore sends
+/// (exception path, ARP) are transmitted by worker 0 on its queue of that port.
+pub fn inject_rings(eal: &Eal, ports: usize) -> Result<(Vec<Producer>, Vec<Consumer>)> {
+    let mut p = Vec::new();
+    let mut c = Vec::new();
+    for i in 0..ports {
+        let (tx, rx) =
+            dpdk::ring::channel(eal, &format!("inject_{i}"), 1024, SocketId::current()).with_context(|| format!("inject ring {i}"))?;
+        p.push(tx);
+        c.push(rx);
+    }
+    Ok((p, c))
+}
+
+/// What a worker polls and transmits on.
+pub struct WorkerIo {
+    rx: Vec<RxQueue>,
+    tx: Vec<TxQueue>,
+    tap_tx: Vec<TxQueue>,
+    tx_bufs: Vec<Burst<BURST>>,
+    tap_bufs: Vec<Burst<BURST>>,
+    pool: Mempool,
+    views: Vec<PortView>,
+    tap_macs: Vec<Mac>,
+    rings: HandoffRings,
+    /// Frames from the main lcore to send, per port (worker 0 only).
+    inject: Vec<Consumer>,
+    /// Reused buffer for the outbox (no allocation in the loop).
+    scratch: Vec<Emit>,
+    /// DPDK port id → port index (for frames handed off by another worker).
+    port_index: Vec<u16>,
+}
+
+impl WorkerIo {
+    /// Takes queue `w` of every port and tap.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ports: &[Port],
+        taps: &[Port],
+        w: u16,
+        pool: &Mempool,
+        views: Vec<PortView>,
+        tap_macs: Vec<Mac>,
+        rings: HandoffRings,
+        inject: Vec<Consumer>,
+    ) -> Result<WorkerIo> {
+        let mut port_index = vec![u16::MAX; 1024];
+        for (i, p) in ports.iter().enumerate() {
+            port_index[usize::from(p.id().0)] = i as u16;
+        }
+        Ok(WorkerIo {
+            rx: ports.iter().map(|p| p.rx_queue(w)).collect::<Result<_, _>>()?,
+            tx: ports.iter().map(|p| p.tx_queue(w)).collect::<Result<_, _>>()?,
+            tap_tx: taps.iter().map(|p| p.tx_queue(w)).collect::<Result<_, _>>()?,
+            tx_bufs: ports.iter().map(|_| Burst::new()).collect(),
+            tap_bufs: taps.iter().map(|_| Burst::new()).collect(),
+            pool: pool.clone(),
+            views,
+            tap_macs,
+            rings,
+            inject,
+            scratch: Vec::with_capacity(4096),
+            port_index,
+        })
+    }
+}
+
+struct Clock {
+    hz: u128,
+}
+
+impl Clock {
+    fn now_ns(&self) -> u64 {
+        (u128::from(dpdk::tsc()) * 1_000_000_000 / self.hz) as u64
+    }
+}
+
+/// The worker's loop; returns 0 when stopped.
+pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicBool>) -> i32 {
+    let clock = Clock { hz: u128::from(dpdk::tsc_hz().max(1)) };
+    let Ok(mut gen) = end.generations.recv() else { return 1 };
+    core.adopt(&gen);
+    let mut burst: Burst<BURST> = Burst::new();
+    let counters = end.counters.clone();
+    while !stop.load(Ordering::Relaxed) {
+        // New forwarding state, between bursts.
+        while let Ok(g) = end.generations.try_recv() {
+            gen = g;
+            core.adopt(&gen);
+        }
+        let now = clock.now_ns();
+        for p in 0..io.rx.len() {
+            if io.rx[p].rx_burst(&mut burst) == 0 {
+                continue;
+            }
+            bump(&counters.bursts, 1);
+            process_burst(&mut core, &mut io, &gen, now, &mut burst, Some(p as u16));
+        }
+        for c in 0..io.rings.consumers.len() {
+            if io.rings.consumers[c].dequeue_burst(&mut burst) > 0 {
+                process_burst(&mut core, &mut io, &gen, now, &mut burst, None);
+            }
+        }
+        for p in 0..io.inject.len() {
+            if io.inject[p].dequeue_burst(&mut burst) > 0 {
+                for m in burst.drain() {
+                    push(&mut io.tx_bufs, &mut io.tx, p as u16, m, &core);
+                }
+            }
+        }
+        if !core.outbox.is_empty() {
+            emit(&mut core, &mut io);
+        }
+        flush(&mut io, &counters);
+        core.maintain(now, SWEEP_BUDGET);
+    }
+    0
+}
+
+fn process_burst(core: &mut Worker, io: &mut WorkerIo, gen: &Arc<Generation>, now: u64, burst: &mut Burst<BURST>, port: Option<u16>) {
+    for mut m in burst.drain() {
+        let in_port = match port {
+            Some(p) => p,
+            None => io.port_index.get(usize::from(m.port())).copied().unwrap_or(u16::MAX),
+        };
+        if usize::from(in_port) >= io.rx.len() {
+            continue; // drops the mbuf
+        }
+        match core.process(gen, now, in_port, m.data_mut()) {
+            Verdict::Forward { port, len } => {
+                m.truncate(len);
+                push(&mut io.tx_bufs, &mut io.tx, port, m, core);
+            }
+            Verdict::ToHost { port } => {
+                let p = usize::from(port);
+                host::to_host(m.data_mut(), &io.views[p].mac, &io.tap_macs[p]);
+                push(&mut io.tap_bufs, &mut io.tap_tx, port, m, core);
+            }
+            Verdict::Handoff { worker } => match io.rings.producers.get_mut(usize::from(worker)).and_then(Option::as_mut) {
+                Some(ring) => {
+                    if ring.enqueue(m).is_err() {
+                        core.counters().count_drop(DropReason::HandoffFull);
+                    }
+                }
+                None => core.counters().count_drop(DropReason::HandoffFull),
+            },
+            Verdict::Drop(_) => {}
+        }
+    }
+}
+
+/// Adds a frame to a port's tx batch, sending the batch when full.
+fn push(bufs: &mut [Burst<BURST>], queues: &mut [TxQueue], port: u16, m: Mbuf, core: &Worker) {
+    let p = usize::from(port);
+    let Some(buf) = bufs.get_mut(p) else { return };
+    if let Err(m) = buf.push(m) {
+        let _ = queues[p].tx_burst(buf);
+        if buf.push(m).is_err() {
+            core.counters().count_drop(DropReason::TxFull);
+        }
+    }
+}
+
+fn flush(io: &mut WorkerIo, counters: &dataplane::counters::WorkerCounters) {
+    for (bufs, queues, reason) in [
+        (&mut io.tx_bufs, &mut io.tx, DropReason::TxFull),
+        (&mut io.tap_bufs, &mut io.tap_tx, DropReason::HostPathFull),
+    ] {
+        for (buf, q) in bufs.iter_mut().zip(queues.iter_mut()) {
+            if buf.is_empty() {
+                continue;
+            }
+            let (_, dropped) = q.tx_burst_or_drop(buf);
+            for _ in 0..dropped {
+                counters.count_drop(reason);
+            }
+        }
+    }
+}
+
+fn emit(core: &mut Worker, io: &mut WorkerIo) {
+    let mut items = std::mem::take(&mut io.scratch);
+    items.extend(core.outbox.drain());
+    for e in items.drain(..) {
+        let Some(mut m) = io.pool.alloc() else {
+            core.counters().count_drop(DropReason::NoMbuf);
+            continue;
+        };
+        let (port, len) = {
+            let Some(buf) = m.append(64) else { continue };
+            match e {
+                Emit::ArpRequest { port, target } => {
+                    let v = &io.views[usize::from(port)];
+                    (port, nat::build_arp_request(buf, MacAddr(v.mac), v.addr.ip, target, None))
+                }
+                Emit::Rst { port, src_mac, dst_mac, src, dst, seq } => (
+                    port,
+                    nat::build_tcp_rst(
+                        buf,
+                        MacAddr(src_mac),
+                        MacAddr(dst_mac),
+                        None,
+                        SocketAddrV4::new(src.0, src.1),
+                        SocketAddrV4::new(dst.0, dst.1),
+                        seq,
+                        0,
+                    ),
+                ),
+            }
+        };
+        match len {
+            Ok(n) => {
+                m.truncate(n);
+                push(&mut io.tx_bufs, &mut io.tx, port, m, core);
+            }
+            Err(_) => core.counters().count_drop(DropReason::NoMbuf),
+        }
+    }
+    io.scratch = items;
+}

@@ -1,0 +1,191 @@
+//! `dpctl`: drive the dataplane's switch API from a shell — the ACM primitives, List and
+//! counters. Human tables by default, `--json` for scripts.
+
+use std::path::PathBuf;
+
+use acm::{BindingKey, BindingParams, DropFraction, RealServer, ServiceKey};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use dataplane::api::client::{Ack, Client};
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Switch API client of the ACM dataplane")]
+struct Args {
+    /// The dataplane's API socket.
+    #[arg(long, short, default_value = "/run/acm/dataplane.sock", env = "ACM_DATAPLANE_SOCK")]
+    socket: PathBuf,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Bind a real server to a virtual service: `add 10.0.0.100:80 10.0.1.11:80`.
+    Add {
+        /// VIP:PORT[/udp].
+        service: ServiceKey,
+        /// RIP:PORT.
+        real: RealServer,
+        /// Relative share of new flows.
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+        /// Source-NAT the client to the appliance's address (one-arm).
+        #[arg(long)]
+        source_nat: bool,
+    },
+    /// Drain a binding: no new flows, existing flows finish.
+    Remove {
+        /// VIP:PORT[/udp].
+        service: ServiceKey,
+        /// RIP:PORT.
+        real: RealServer,
+    },
+    /// Unbind now; existing TCP flows are reset.
+    ForceRemove {
+        /// VIP:PORT[/udp].
+        service: ServiceKey,
+        /// RIP:PORT.
+        real: RealServer,
+    },
+    /// Drop a fraction (0.0-1.0) of new connections to a virtual service.
+    Drop {
+        /// VIP:PORT[/udp].
+        service: ServiceKey,
+        /// Fraction of new connections to refuse.
+        fraction: f64,
+    },
+    /// Every binding with state and counters.
+    List,
+    /// Counters of ports, services, drops and workers.
+    Stats,
+    /// Wait until the dataplane answers (up to --wait seconds).
+    Ping {
+        /// Seconds to keep trying to connect.
+        #[arg(long, default_value_t = 0.0)]
+        wait: f64,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("dpctl: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn print_ack(json: bool, what: &str, ack: Ack) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": true, "changed": ack.changed, "generation": ack.generation,
+                "latency_us": ack.timing.latency_us()})
+        );
+    } else {
+        let how = if ack.changed { "done" } else { "unchanged" };
+        println!("{what}: {how} (generation {}, {:.1} us)", ack.generation, ack.timing.latency_us());
+    }
+}
+
+fn run(a: Args) -> Result<()> {
+    let mut c = match &a.cmd {
+        Cmd::Ping { wait } => Client::connect_wait(&a.socket, std::time::Duration::from_secs_f64(*wait))?,
+        _ => Client::connect(&a.socket)?,
+    };
+    match a.cmd {
+        Cmd::Add { service, real, weight, source_nat } => {
+            let ack = c.add(BindingKey { service, real }, BindingParams { weight, source_nat })?;
+            print_ack(a.json, "add", ack);
+        }
+        Cmd::Remove { service, real } => print_ack(a.json, "remove", c.remove(BindingKey { service, real })?),
+        Cmd::ForceRemove { service, real } => {
+            print_ack(a.json, "force-remove", c.force_remove(BindingKey { service, real })?)
+        }
+        Cmd::Drop { service, fraction } => {
+            let f = DropFraction::new(fraction)?;
+            print_ack(a.json, "drop", c.drop_fraction(service, f)?);
+        }
+        Cmd::List => {
+            let list = c.list()?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<22} {:<22} {:<4} {:>6} {:>4} {:>10} {:>10} {:>8} {:>8}",
+                    "virtual", "real", "st", "weight", "snat", "pkts-in", "pkts-out", "flows", "new"
+                );
+                for b in list {
+                    println!(
+                        "{:<22} {:<22} {:<4} {:>6} {:>4} {:>10} {:>10} {:>8} {:>8}",
+                        b.key.service.to_string(),
+                        b.key.real.to_string(),
+                        b.state.abbrev(),
+                        b.params.weight,
+                        if b.params.source_nat { "yes" } else { "no" },
+                        b.counters.packets_in,
+                        b.counters.packets_out,
+                        b.counters.active_flows,
+                        b.counters.new_flows
+                    );
+                }
+            }
+        }
+        Cmd::Stats => {
+            let s = c.stats()?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("generation {}  uptime {:.1}s", s.generation, s.uptime_ns as f64 / 1e9);
+                for p in &s.ports {
+                    println!(
+                        "port {:<10} {:<16} {} link {}  rx {} pkts / {} B  tx {} pkts / {} B  missed {}  to-host {}  from-host {}",
+                        p.name,
+                        p.ip.map(|i| i.to_string()).unwrap_or_default(),
+                        p.mac,
+                        if p.link_up { "up" } else { "down" },
+                        p.rx_packets,
+                        p.rx_bytes,
+                        p.tx_packets,
+                        p.tx_bytes,
+                        p.rx_missed,
+                        p.to_host,
+                        p.from_host
+                    );
+                }
+                for v in &s.services {
+                    println!(
+                        "service {:<22} bindings {}  drop {}  in {}  out {}  flows {} (new {})  admission-drops {}  no-backend {}",
+                        v.key.to_string(),
+                        v.active_bindings,
+                        v.drop_fraction,
+                        v.packets_in,
+                        v.packets_out,
+                        v.active_flows,
+                        v.new_flows,
+                        v.admission_drops,
+                        v.no_backend_drops
+                    );
+                }
+                for w in &s.workers {
+                    println!(
+                        "worker lcore {}  generation {}  flows {}/{}  packets {}  bursts {}",
+                        w.lcore, w.generation, w.flows, w.flow_capacity, w.packets, w.bursts
+                    );
+                }
+                let drops: Vec<String> = s.drops.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+                println!("drops: {}", if drops.is_empty() { "none".into() } else { drops.join(" ") });
+            }
+        }
+        Cmd::Ping { .. } => {
+            let g = c.ping().context("ping")?;
+            if a.json {
+                println!("{}", serde_json::json!({"ok": true, "generation": g}));
+            } else {
+                println!("dataplane answers, generation {g}");
+            }
+        }
+    }
+    Ok(())
+}
