@@ -6,6 +6,7 @@
 #   lab/lab.sh down   [PREFIX]          remove everything the lab made (safe twice)
 #   lab/lab.sh status [PREFIX]          exit 0 complete, 1 absent, 2 partial
 #   lab/lab.sh kgw    [PREFIX] on|off   kernel stand-in for the appliance (tests only)
+#   lab/lab.sh list                     every lab on this machine and its state
 #
 # PREFIX (default "acm") names everything, so tests build their own labs beside
 # the demo: at most 12 characters, [a-z][a-z0-9]*, as interface names are
@@ -27,7 +28,7 @@ BIG_SEED=20261122
 RS_COUNT=3
 
 usage() {
-  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 64
 }
 
@@ -36,6 +37,16 @@ say() { echo "lab[$P]: $*"; }
 
 [ $# -ge 1 ] || usage
 CMD=$1
+if [ "$CMD" = list ]; then
+  # Prefixes with a state dir or a netns of ours (a lab a killed test left behind shows here).
+  { ls -1 "$RUN_ROOT" 2>/dev/null || true
+    ip netns list 2>/dev/null | awk '{print $1}' | sed -nE 's/^([a-z][a-z0-9]{0,11})-(client|lan|rs[0-9]|kgw)$/\1/p'
+  } | grep -E '^[a-z][a-z0-9]{0,11}$' | sort -u | while read -r p; do
+    st=0; "${BASH_SOURCE[0]}" status "$p" >/dev/null 2>&1 || st=$?
+    case $st in 0) echo "$p up";; 1) ;; *) echo "$p partial";; esac
+  done
+  exit 0
+fi
 P=${2:-acm}
 [[ $P =~ ^[a-z][a-z0-9]{0,11}$ ]] || die "bad prefix '$P': want [a-z][a-z0-9]*, at most 12 characters"
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"

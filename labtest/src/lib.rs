@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::str::FromStr;
@@ -211,7 +211,9 @@ pub fn skip(reason: &str) -> bool {
     if in_ci() {
         panic!("lab prerequisite missing in CI: {reason}");
     }
-    eprintln!("skipped: {reason}");
+    // Straight to stderr, not eprintln!: the test harness captures (and hides)
+    // the output of passing tests, and a skip must be seen.
+    let _ = writeln!(io::stderr().lock(), "skipped: {reason}");
     false
 }
 
