@@ -48,13 +48,13 @@ test: setup
 	$(CARGO) test --workspace --release
 
 run: setup
-	@if [ ! -x $(RUN_APPLIANCE) ]; then \
+	@if [ ! -e $(RUN_APPLIANCE) ]; then \
 	  echo "make run: dataplane not built yet ($(RUN_APPLIANCE) does not exist)" >&2; exit 1; fi
 	@$(MAKE) --no-print-directory build
 	@lab/lab.sh up $(LAB)
 	@echo "== start appliance ($(RUN_APPLIANCE))"
 	@ACM_LAB_PREFIX=$(LAB) ACM_LAB_STATE=$(LAB_STATE) ACM_APPLIANCE_PIDFILE=$(APPLIANCE_PIDFILE) \
-	  ACM_BIN_DIR=$(CARGO_TARGET_DIR)/release $(RUN_APPLIANCE)
+	  ACM_BIN_DIR=$(CARGO_TARGET_DIR)/release bash $(RUN_APPLIANCE)
 
 stop:
 	@lab/stop-appliance.sh $(APPLIANCE_PIDFILE)
