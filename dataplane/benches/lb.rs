@@ -1,2 +1,187 @@
-//! Micro-benchmarks of Maglev builds and the flow table (filled in below).
-fn main() {}
+//! Micro-benchmarks of the load-balancing core: Maglev builds and lookups, flow-table lookups
+//! and churn at 1M flows.
+//!
+//! `cargo bench -p dataplane --bench lb` (add `-- --warm-up-time 1 --measurement-time 3` for a
+//! quick run). Flow benchmarks report time per batch of [`BATCH`] operations; criterion's
+//! throughput line gives operations per second.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use dataplane::lb::{flow_hash, Backend, FlowId, FlowKey, FlowTable, Maglev, DEFAULT_TABLE_SIZE};
+
+/// Flows in the big-table benchmarks.
+const FLOWS: usize = 1 << 20;
+/// Operations per measured iteration.
+const BATCH: usize = 1024;
+
+/// A small deterministic PRNG (xorshift64*), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A random client → VIP key.
+    fn key(&mut self) -> FlowKey {
+        let x = self.next();
+        FlowKey::new(
+            Ipv4Addr::from((x >> 32) as u32),
+            x as u16,
+            Ipv4Addr::new(10, 0, 0, 100),
+            80,
+            6,
+        )
+    }
+}
+
+/// The reverse key of `k` via real server 10.0.1.11:8080 (NAT without SNAT).
+fn reply(k: &FlowKey) -> FlowKey {
+    FlowKey::new(Ipv4Addr::new(10, 0, 1, 11), 8080, k.src, k.sport, k.proto)
+}
+
+fn backends(n: u32) -> Vec<Backend> {
+    (0..n)
+        .map(|i| Backend {
+            id: i,
+            key: 0x0a00_0100_0000_0050 + (u64::from(i) << 16),
+            weight: 1,
+        })
+        .collect()
+}
+
+fn maglev(c: &mut Criterion) {
+    let mut g = c.benchmark_group("maglev_build_65537");
+    for n in [10u32, 100, 1000] {
+        let b = backends(n);
+        g.bench_with_input(BenchmarkId::from_parameter(n), &b, |bench, b| {
+            bench.iter(|| Maglev::build(black_box(b), DEFAULT_TABLE_SIZE).unwrap())
+        });
+    }
+    // Weighted: every fourth backend has weight 4.
+    let mut b = backends(100);
+    for x in b.iter_mut().step_by(4) {
+        x.weight = 4;
+    }
+    g.bench_function("100_weighted", |bench| {
+        bench.iter(|| Maglev::build(black_box(&b), DEFAULT_TABLE_SIZE).unwrap())
+    });
+    g.finish();
+
+    let table = Maglev::build(&backends(100), DEFAULT_TABLE_SIZE).unwrap();
+    let mut rng = Rng(7);
+    let keys: Vec<FlowKey> = (0..BATCH).map(|_| rng.key()).collect();
+    let mut g = c.benchmark_group("maglev_lookup");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("flow_hash+lookup", |bench| {
+        bench.iter(|| {
+            let mut acc = 0u32;
+            for k in &keys {
+                acc ^= table.lookup(flow_hash(black_box(k))).unwrap_or(0);
+            }
+            acc
+        })
+    });
+    g.finish();
+}
+
+/// A table of capacity [`FLOWS`] filled with `FLOWS` flows; returns it and the keys (both
+/// directions, shuffled).
+fn full_table() -> (FlowTable<[u32; 4]>, Vec<FlowKey>) {
+    let mut t = FlowTable::with_capacity_and_seed(FLOWS, 0xfeed);
+    let mut rng = Rng(42);
+    let mut keys = Vec::with_capacity(2 * FLOWS);
+    while t.len() < FLOWS {
+        let k = rng.key();
+        if t.insert(k, reply(&k), [1, 2, 3, 4], 0, u64::MAX, |_, _| {}).is_ok() {
+            keys.push(k);
+            keys.push(reply(&k));
+        }
+    }
+    // Fisher-Yates shuffle.
+    for i in (1..keys.len()).rev() {
+        let j = (rng.next() % (i as u64 + 1)) as usize;
+        keys.swap(i, j);
+    }
+    (t, keys)
+}
+
+fn flows(c: &mut Criterion) {
+    let (mut t, keys) = full_table();
+    let mut g = c.benchmark_group("flow_table_1M");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mut at = 0usize;
+    g.bench_function("lookup_hit", |bench| {
+        bench.iter(|| {
+            let mut acc = 0u32;
+            for _ in 0..BATCH {
+                at = if at + 1 == keys.len() { 0 } else { at + 1 };
+                if let Some((_, _, v)) = t.lookup(&keys[at], 1) {
+                    acc = acc.wrapping_add(v[0]);
+                }
+            }
+            acc
+        })
+    });
+    let mut out = vec![None; BATCH];
+    g.bench_function("lookup_burst_hit", |bench| {
+        bench.iter(|| {
+            if at + BATCH > keys.len() {
+                at = 0;
+            }
+            t.lookup_burst(&keys[at..at + BATCH], 1, &mut out);
+            at += BATCH;
+            out.iter().filter(|o| o.is_some()).count()
+        })
+    });
+    let mut rng = Rng(99);
+    let misses: Vec<FlowKey> = (0..BATCH * 64).map(|_| rng.key()).collect();
+    let mut mat = 0usize;
+    g.bench_function("lookup_miss", |bench| {
+        bench.iter(|| {
+            let mut hits = 0u32;
+            for _ in 0..BATCH {
+                mat = if mat + 1 == misses.len() { 0 } else { mat + 1 };
+                hits += u32::from(t.lookup(&misses[mat], 1).is_some());
+            }
+            hits
+        })
+    });
+    drop(keys);
+
+    // Churn: a full table where every operation removes the oldest flow and inserts a new one.
+    let mut live: Vec<FlowId> = Vec::with_capacity(FLOWS);
+    t.retain(|_, _| false);
+    let mut rng = Rng(5);
+    while live.len() < FLOWS {
+        let k = rng.key();
+        if let Ok(id) = t.insert(k, reply(&k), [0; 4], 0, u64::MAX, |_, _| {}) {
+            live.push(id);
+        }
+    }
+    let mut oldest = 0usize;
+    g.bench_function("insert+remove", |bench| {
+        bench.iter_batched(
+            || (0..BATCH).map(|_| rng.key()).collect::<Vec<_>>(),
+            |fresh| {
+                for k in &fresh {
+                    t.remove(live[oldest]);
+                    if let Ok(id) = t.insert(*k, reply(k), [0; 4], 0, u64::MAX, |_, _| {}) {
+                        live[oldest] = id;
+                    }
+                    oldest = if oldest + 1 == FLOWS { 0 } else { oldest + 1 };
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, maglev, flows);
+criterion_main!(benches);

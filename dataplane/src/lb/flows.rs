@@ -457,8 +457,14 @@ impl<T: Copy> FlowTable<T> {
     fn release(&mut self, index: usize) -> (FlowId, T) {
         let rec = self.records[index];
         let r = (index as u32) << 1;
-        self.unlink(self.hash(&rec.keys[0]), r);
-        self.unlink(self.hash(&rec.keys[1]), r | 1);
+        let (h0, h1) = (self.hash(&rec.keys[0]), self.hash(&rec.keys[1]));
+        // Overlap the cache misses of the two buckets.
+        std::hint::black_box((
+            self.buckets[self.home(h0)].tags[0],
+            self.buckets[self.home(h1)].tags[0],
+        ));
+        self.unlink(h0, r);
+        self.unlink(h1, r | 1);
         self.records[index].gen = rec.gen.wrapping_add(1);
         self.free.push(index as u32);
         self.len -= 1;
@@ -533,23 +539,34 @@ impl<T: Copy> FlowTable<T> {
     ) {
         let n = keys.len().min(out.len());
         for (keys, out) in keys[..n].chunks(BURST).zip(out[..n].chunks_mut(BURST)) {
+            // The passes are kept tight so that the loads of a whole burst fit in the CPU's
+            // out-of-order window together: that is what overlaps their cache misses.
             let mut hashes = [0u64; BURST];
-            // Pass 1: hash and touch every home bucket.
-            let mut touch = 0u32;
-            for (h, k) in hashes.iter_mut().zip(keys) {
+            let mut homes = [0usize; BURST];
+            for ((h, b), k) in hashes.iter_mut().zip(&mut homes).zip(keys) {
                 *h = self.hash(k);
-                touch ^= u32::from(self.buckets[self.home(*h)].tags[0]);
+                *b = self.home(*h);
             }
-            // Pass 2: touch the first candidate record of every key.
-            for &h in &hashes[..keys.len()] {
-                let b = &self.buckets[self.home(h)];
+            // Pass 1: touch every home bucket.
+            let mut touch = 0u16;
+            for &b in &homes[..keys.len()] {
+                touch ^= self.buckets[b].tags[0];
+            }
+            // Pass 2: the first candidate record of every key (buckets are cached now) ...
+            let mut cand = [0usize; BURST];
+            for ((c, &b), &h) in cand.iter_mut().zip(&homes).zip(&hashes[..keys.len()]) {
+                let b = &self.buckets[b];
                 let m = b.matches(Self::tag(h));
-                if m != 0 {
-                    let r = b.refs[m.trailing_zeros() as usize];
-                    touch ^= self.records[(r >> 1) as usize].gen;
+                *c = if m == 0 { 0 } else { (b.refs[m.trailing_zeros() as usize] >> 1) as usize };
+            }
+            // ... and touch them.
+            let mut touch2 = 0u32;
+            for &c in &cand[..keys.len()] {
+                if let Some(r) = self.records.get(c) {
+                    touch2 ^= r.gen;
                 }
             }
-            std::hint::black_box(touch);
+            std::hint::black_box((touch, touch2));
             // Pass 3: resolve (now mostly from cache).
             for ((o, k), &h) in out.iter_mut().zip(keys).zip(&hashes) {
                 *o = self.find(k, h).and_then(|r| {
@@ -595,6 +612,13 @@ impl<T: Copy> FlowTable<T> {
         }
         let hf = self.hash(&fwd);
         let hr = self.hash(&rev);
+        // Start the cache misses of both home buckets and the record to be used together.
+        let next = self.free.last().map_or(0, |&i| i as usize);
+        std::hint::black_box((
+            self.buckets[self.home(hf)].tags[0],
+            self.buckets[self.home(hr)].tags[0],
+            self.records.get(next).map(|r| r.gen),
+        ));
         for (key, h, direction) in [(&fwd, hf, Direction::Forward), (&rev, hr, Direction::Reverse)]
         {
             if let Some(r) = self.find(key, h) {

@@ -11,8 +11,10 @@
 //! (so the permutation depends only on the backend's identity, never on its position in the list).
 //! Backends then take turns claiming the next still-empty slot of their permutation until the table
 //! is full. Permutations are walked incrementally (`pos += skip; if pos >= M { pos -= M }`): no
-//! per-slot hashing and no division in the loop. Occupancy is tracked in a bitmap of `M` bits
-//! (8 KiB for `M = 65537`, so it stays in L1) rather than in the table itself.
+//! per-slot hashing and no division in the loop. Occupancy is tracked in a byte map beside the
+//! table, and each step tests four consecutive positions of the permutation at once with
+//! branch-free arithmetic (see [`claim`]), which avoids most branch mispredictions while the table
+//! is half full.
 //!
 //! **Weights** use a credit (deficit round-robin) scheme: each round every backend earns `weight`
 //! credits and claims one slot per `quantum` credits, where `quantum = ⌊Σweight / n⌋` (at least 1).
@@ -114,6 +116,10 @@ struct Walker {
     key: u64,
     weight: u64,
     skip: u32,
+    /// `2·skip`, `3·skip` and `4·skip` mod M, for probing four positions at a time.
+    skip2: u32,
+    skip3: u32,
+    skip4: u32,
     /// Next position of the permutation to try.
     next: u32,
     credit: u64,
@@ -151,6 +157,9 @@ impl Maglev {
                     key: b.key,
                     weight: u64::from(b.weight),
                     skip,
+                    skip2: mul_mod(skip, 2, m),
+                    skip3: mul_mod(skip, 3, m),
+                    skip4: mul_mod(skip, 4, m),
                     next: offset,
                     credit: 0,
                 }
@@ -238,13 +247,53 @@ fn tail_threshold(m: u32) -> u32 {
     r
 }
 
+/// `(a + b) mod m` for `a, b < m`, without a division.
+#[inline(always)]
+fn add_mod(a: u32, b: u32, m: u32) -> u32 {
+    let x = a + b;
+    if x >= m {
+        x - m
+    } else {
+        x
+    }
+}
+
+/// `a·b mod m` (setup only).
+fn mul_mod(a: u32, b: u32, m: u32) -> u32 {
+    (u64::from(a) * u64::from(b) % u64::from(m)) as u32
+}
+
+/// Claims the next empty slot of `w`'s permutation (at least one is empty) and returns it.
+///
+/// Probes four consecutive permutation positions per step with branch-free arithmetic: while
+/// the table fills up, "is this slot taken?" is a coin flip that a branch predictor cannot learn,
+/// and one test per step instead of one per position saves most of those mispredictions.
+#[inline(always)]
+fn claim(w: &Walker, m: u32, taken: &mut [u8]) -> u32 {
+    let bit = |taken: &[u8], p: u32| u32::from(taken[p as usize]);
+    let mut p0 = w.next;
+    loop {
+        let p1 = add_mod(p0, w.skip, m);
+        let p2 = add_mod(p0, w.skip2, m);
+        let p3 = add_mod(p0, w.skip3, m);
+        let busy = bit(taken, p0) | bit(taken, p1) << 1 | bit(taken, p2) << 2 | bit(taken, p3) << 3;
+        let free = !busy & 0xf;
+        if free != 0 {
+            let pos = [p0, p1, p2, p3][free.trailing_zeros() as usize & 3];
+            taken[pos as usize] = 1;
+            return pos;
+        }
+        p0 = add_mod(p0, w.skip4, m);
+    }
+}
+
 /// Fills a table of `m` slots (`walkers` non-empty, all with weight > 0).
 fn populate(walkers: &mut [Walker], m: u32) -> Vec<u32> {
     let n = walkers.len() as u64;
     let total: u64 = walkers.iter().map(|w| w.weight).sum();
     let quantum = (total / n).max(1);
     let mut table = vec![0u32; m as usize];
-    let mut taken = vec![0u64; (m as usize).div_ceil(64)];
+    let mut taken = vec![0u8; m as usize];
     let tail = tail_threshold(m).min(m);
     let mut empty = m;
     // Phase 1: walk permutations until only `tail` slots are empty. `resume` remembers the walker
@@ -255,25 +304,9 @@ fn populate(walkers: &mut [Walker], m: u32) -> Vec<u32> {
             w.credit += w.weight;
             while w.credit >= quantum {
                 w.credit -= quantum;
-                let mut pos = w.next;
-                loop {
-                    let bit = 1u64 << (pos & 63);
-                    let word = &mut taken[(pos >> 6) as usize];
-                    if *word & bit == 0 {
-                        *word |= bit;
-                        break;
-                    }
-                    pos += w.skip;
-                    if pos >= m {
-                        pos -= m;
-                    }
-                }
+                let pos = claim(w, m, &mut taken);
                 table[pos as usize] = w.id;
-                pos += w.skip;
-                if pos >= m {
-                    pos -= m;
-                }
-                w.next = pos;
+                w.next = add_mod(pos, w.skip, m);
                 empty -= 1;
                 if empty == tail {
                     resume = Some(i);
@@ -305,7 +338,7 @@ fn mod_inverse(a: u32, m: u32) -> u32 {
 /// `x mod m` for `x < 2^52` without a division: the f64 quotient is off by at most one.
 #[inline]
 fn mod_small(x: u64, m: u64, inv_m: f64) -> u64 {
-    let q = (x as f64 * inv_m) as u64;
+    let q = ((x as i64) as f64 * inv_m) as i64 as u64;
     let r = x.wrapping_sub(q.wrapping_mul(m)) as i64;
     let r = if r < 0 { r + m as i64 } else { r };
     let r = if r >= m as i64 { r - m as i64 } else { r };
@@ -322,19 +355,10 @@ fn populate_tail(
     quantum: u64,
     resume: Option<usize>,
     table: &mut [u32],
-    taken: &[u64],
+    taken: &[u8],
 ) {
-    let mut free: Vec<u32> = Vec::new();
-    for (wi, &word) in taken.iter().enumerate() {
-        let mut holes = !word;
-        while holes != 0 {
-            let s = (wi as u32) * 64 + holes.trailing_zeros();
-            holes &= holes - 1;
-            if s < m {
-                free.push(s);
-            }
-        }
-    }
+    let free: Vec<u32> = (0..m).filter(|&s| taken[s as usize] == 0).collect();
+    let mut free = free;
     let m64 = u64::from(m);
     let inv_m = 1.0 / m as f64;
     let n = walkers.len();
