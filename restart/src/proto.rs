@@ -224,6 +224,8 @@ pub struct RoleStatus {
     pub last_restart_ms: Option<f64>,
     /// Declared layout.
     pub layout: Option<LayoutInfo>,
+    /// The current generation reported it is serving.
+    pub ready: bool,
 }
 
 /// restartd status.

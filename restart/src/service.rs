@@ -72,9 +72,12 @@ fn recv(sock: BorrowedFd<'_>, buf: &mut Vec<u8>) -> Result<(Reply, Vec<OwnedFd>)
 
 impl Service {
     /// Connect using the env restartd sets (`RESTARTD_SOCK`,
-    /// `RESTARTD_CHILD_ID`). `Ok(None)` when not started by restartd.
+    /// `RESTARTD_CHILD_ID`). `Ok(None)` when not started by restartd. Also
+    /// resets the fault signals to their default action (see
+    /// [`crate::sys::default_fault_signals`]).
     pub fn from_env() -> Result<Option<Service>, ServiceError> {
         let Some(path) = std::env::var_os(proto::ENV_SOCK) else { return Ok(None) };
+        crate::sys::default_fault_signals();
         let child_id = match std::env::var(proto::ENV_CHILD_ID) {
             Ok(v) => v.parse().map_err(|_| ServiceError::Env { var: proto::ENV_CHILD_ID, value: v })?,
             Err(_) => 0,

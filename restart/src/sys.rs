@@ -266,3 +266,19 @@ impl Drop for Mapping {
         }
     }
 }
+
+/// Put the fault signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP)
+/// back to their default action, so a fault — or `kill -SEGV` — ends the
+/// process and restartd sees it (the thesis's guideline: no handlers for
+/// abnormal-termination signals). Rust's runtime installs a SIGSEGV/SIGBUS
+/// handler for stack-overflow reports that swallows an externally sent
+/// signal once.
+pub fn default_fault_signals() {
+    for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGABRT, libc::SIGTRAP] {
+        // SAFETY: installing SIG_DFL for a signal is always sound; no handler
+        // code of ours runs.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+}
