@@ -308,7 +308,7 @@ fn parse_ipv4(b: &[u8], offset: u16) -> Result<Ipv4Info, WireError> {
         Some(d) if tl >= hl => d,
         _ => return Err(WireError::BadTotalLength),
     };
-    let sum = if hl == 20 { checksum::sum(h) } else { checksum::sum(header) };
+    let sum = if hl == 20 { checksum::sum20(h) } else { checksum::sum(header) };
     if checksum::fold(sum) != 0xffff {
         return Err(WireError::BadIpChecksum);
     }
