@@ -54,6 +54,9 @@ struct Args {
     /// Connection slots.
     #[arg(long, default_value_t = 1024)]
     max_conns: u32,
+    /// Fixed send buffer per connection in bytes (0: kernel autotuning).
+    #[arg(long, default_value_t = 0)]
+    sndbuf: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -105,6 +108,7 @@ struct Framework {
 struct Server {
     root: PathBuf,
     hread: HreadOpt,
+    sndbuf: usize,
     fw: Option<Framework>,
     listener: TcpListener,
     poll: Poll,
@@ -224,6 +228,9 @@ impl Server {
     fn add_conn(&mut self, slot: u32, sock: TcpStream) -> Result<()> {
         sock.set_nonblocking(true)?;
         sock.set_nodelay(true)?;
+        if self.sndbuf > 0 {
+            rustix::net::sockopt::set_socket_send_buffer_size(&sock, self.sndbuf)?;
+        }
         let mut rec = ConnRec { stage: Stage::Reading, keep_alive: true, ..ConnRec::default() };
         let mut reader = None;
         if self.fw.is_some() {
@@ -644,6 +651,7 @@ fn main() -> Result<()> {
     let mut server = Server {
         root: args.root.clone(),
         hread: args.hread,
+        sndbuf: args.sndbuf,
         fw,
         listener,
         poll,
