@@ -24,7 +24,9 @@ SOCK=$STATE/dataplane.sock
 CFG=$STATE/appliance.toml
 if [ -s "$PIDFILE" ]; then
   while read -r pid _; do
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then die "appliance already running (pid $pid); make stop first"; fi
+    # ps, not kill -0: an unreaped zombie passes kill -0.
+    st=$(ps -o stat= -p "$pid" 2>/dev/null || true)
+    if [ -n "$st" ] && [ "${st:0:1}" != Z ]; then die "appliance already running (pid $pid); make stop first"; fi
   done < "$PIDFILE"
 fi
 
