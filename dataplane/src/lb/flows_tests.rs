@@ -255,7 +255,7 @@ fn heavy_churn_keeps_index_clean() {
     let mut x = 12345u64;
     for _ in 0..20_000 {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        if live.len() < 60 && (x >> 40) % 3 != 0 {
+        if live.len() < 60 && !(x >> 40).is_multiple_of(3) {
             let id = t.insert(key(next), rkey(next), next, 0, u64::MAX, none).unwrap();
             live.push((next, id));
             next += 1;
@@ -390,7 +390,7 @@ struct ModelFlow {
 }
 
 fn pool(i: u8) -> FlowKey {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         key(u32::from(i))
     } else {
         rkey(u32::from(i))

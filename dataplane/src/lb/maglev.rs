@@ -13,7 +13,7 @@
 //! is full. Permutations are walked incrementally (`pos += skip; if pos >= M { pos -= M }`): no
 //! per-slot hashing and no division in the loop. Occupancy is tracked in a byte map beside the
 //! table, and each step tests four consecutive positions of the permutation at once with
-//! branch-free arithmetic (see [`claim`]), which avoids most branch mispredictions while the table
+//! branch-free arithmetic, which avoids most branch mispredictions while the table
 //! is half full.
 //!
 //! **Weights** use a credit (deficit round-robin) scheme: each round every backend earns `weight`
@@ -86,12 +86,12 @@ pub fn is_prime(n: usize) -> bool {
     if n < 4 {
         return n >= 2;
     }
-    if n % 2 == 0 || n % 3 == 0 {
+    if n.is_multiple_of(2) || n.is_multiple_of(3) {
         return false;
     }
     let mut d = 5usize;
     while d <= n / d {
-        if n % d == 0 || n % (d + 2) == 0 {
+        if n.is_multiple_of(d) || n.is_multiple_of(d + 2) {
             return false;
         }
         d += 6;
