@@ -1,23 +1,4 @@
-//! The single-pass fast-path parser.
-//!
-//! [`parse`] reads a frame once, front to back, checking each length before it is used,
-//! and returns a small `Copy` summary ([`Parsed`]) holding every field the load balancer
-//! decides on plus the offsets that [`crate::nat`] rewrites at. It does not allocate and
-//! cannot panic.
-//!
-//! What it checks: Ethernet (and one 802.1Q tag) lengths; ARP format; IPv4 version, IHL,
-//! total length (trailing Ethernet padding allowed) and **header checksum**; TCP data
-//! offset; UDP length; ICMP header length. It does not verify TCP/UDP/ICMP checksums (the
-//! NAT rewrites adjust them incrementally, so a bad one stays bad and the end host drops
-//! the segment; the views offer `verify_checksum` where a check is wanted).
-//!
-//! What it reports without judging (the dataplane decides): other ethertypes
-//! ([`L3::Other`]), other IP protocols ([`L4::Other`]), TTL, and fragments. **Fragments:**
-//! `is_fragment` is set for any fragment (MF set or offset != 0). A first fragment still
-//! has its transport header parsed (its payload length is what this fragment carries);
-//! later fragments have no transport header ([`L4::Fragment`]). The dataplane drops
-//! fragments with a counter: a NAT load balancer cannot map later fragments without
-//! reassembly.
+//! The single-pass fast-path parser; see [`parse`].
 
 use std::net::Ipv4Addr;
 
@@ -246,8 +227,26 @@ fn be16(a: u8, b: u8) -> u16 {
     u16::from_be_bytes([a, b])
 }
 
-/// Parses an Ethernet frame (without FCS) in one pass. See the [module docs](self) for
-/// what is checked and what is only reported.
+/// Parses an Ethernet frame (without FCS) in one pass.
+///
+/// It reads a frame once, front to back, checking each length before it is used,
+/// and returns a small `Copy` summary ([`Parsed`]) holding every field the load balancer
+/// decides on plus the offsets that [`crate::nat`] rewrites at. It does not allocate and
+/// cannot panic.
+///
+/// What it checks: Ethernet (and one 802.1Q tag) lengths; ARP format; IPv4 version, IHL,
+/// total length (trailing Ethernet padding allowed) and **header checksum**; TCP data
+/// offset; UDP length; ICMP header length. It does not verify TCP/UDP/ICMP checksums (the
+/// NAT rewrites adjust them incrementally, so a bad one stays bad and the end host drops
+/// the segment; the views offer `verify_checksum` where a check is wanted).
+///
+/// What it reports without judging (the dataplane decides): other ethertypes
+/// ([`L3::Other`]), other IP protocols ([`L4::Other`]), TTL, and fragments. **Fragments:**
+/// `is_fragment` is set for any fragment (MF set or offset != 0). A first fragment still
+/// has its transport header parsed (its payload length is what this fragment carries);
+/// later fragments have no transport header ([`L4::Fragment`]). The dataplane drops
+/// fragments with a counter: a NAT load balancer cannot map later fragments without
+/// reassembly.
 #[inline]
 pub fn parse(frame: &[u8]) -> Result<Parsed, WireError> {
     let Some((eth, rest)) = frame.split_first_chunk::<14>() else {
