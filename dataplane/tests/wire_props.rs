@@ -244,7 +244,7 @@ proptest! {
     #[test]
     fn rst_in_place_is_valid(spec in arb_spec_with(tcp_proto()), pad in 0usize..20) {
         let mut f = build(&spec);
-        f.extend(std::iter::repeat(0xee).take(pad));
+        f.resize(f.len() + pad, 0xee);
         let p = parse(&f).unwrap();
         let t = *p.ipv4().unwrap().tcp().unwrap();
         match nat::tcp_rst_in_place(&mut f, &p) {

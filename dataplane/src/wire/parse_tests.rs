@@ -217,5 +217,6 @@ fn other_ethertypes_and_protocols() {
 
 #[test]
 fn parsed_is_small() {
+    eprintln!("size_of::<Parsed>() = {}", std::mem::size_of::<Parsed>());
     assert!(std::mem::size_of::<Parsed>() <= 64, "{}", std::mem::size_of::<Parsed>());
 }
