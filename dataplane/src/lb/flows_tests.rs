@@ -250,6 +250,7 @@ fn retain_and_walks() {
 fn heavy_churn_keeps_index_clean() {
     // 94% index load in 16 buckets: long overflow chains, removals in every order.
     let mut t = FlowTable::<u32>::with_buckets(60, 16, 3);
+    let memory = (t.records.as_ptr(), t.free.as_ptr(), t.buckets.as_ptr(), t.memory_bytes());
     let mut live: Vec<(u32, FlowId)> = Vec::new();
     let mut next = 0u32;
     let mut x = 12345u64;
@@ -273,6 +274,9 @@ fn heavy_churn_keeps_index_clean() {
         t.remove(id).unwrap();
     }
     assert!(t.buckets.iter().all(|b| b.overflow == 0 && b.tags == [0; SLOTS]));
+    // Nothing was reallocated.
+    let after = (t.records.as_ptr(), t.free.as_ptr(), t.buckets.as_ptr(), t.memory_bytes());
+    assert_eq!(memory, after);
 }
 
 #[test]
