@@ -1,0 +1,1 @@
+//! The local API (work in progress).

@@ -1,0 +1,180 @@
+//! Switches: the driver trait, and the thread that owns each driver.
+//!
+//! Every switch the CM manages is a [`SwitchDriver`] (the local dataplane through its switch
+//! API, a ServerIron-CLI device over telnet, or a fake in tests) owned by one OS thread that
+//! works through a FIFO queue of jobs. The CM enqueues a switch's operations in cache order,
+//! so each switch sees them in the order the cache decided them; a slow or dead switch delays
+//! only its own queue.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use acm::{AcmError, BindingInfo, DropFraction, Primitive, ServiceKey};
+use tokio::sync::oneshot;
+
+/// Why a switch did not do what it was asked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DriverError {
+    /// The switch understood and refused (the request is wrong for it).
+    #[error(transparent)]
+    Refused(#[from] AcmError),
+    /// The switch could not be reached, timed out or answered nonsense. The cache keeps the
+    /// change; the next sync pushes it.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A switch's acknowledgement of one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DriverAck {
+    /// False when the switch already was in the asked state.
+    pub changed: bool,
+    /// The switch's own receipt-to-ack time, when it reports one (the dataplane does).
+    pub switch_ns: Option<u64>,
+}
+
+/// What a switch holds, from List.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SwitchView {
+    /// Its bindings (Active and Draining).
+    pub bindings: Vec<BindingInfo>,
+    /// Its drop fractions, when it can report them.
+    pub drops: Option<HashMap<ServiceKey, DropFraction>>,
+}
+
+/// A switch the CM drives. Calls block; each driver lives on its own thread.
+pub trait SwitchDriver: Send + 'static {
+    /// Carries out Add, Remove, ForceRemove or Drop and returns once the switch acknowledged.
+    fn apply(&mut self, op: &Primitive) -> Result<DriverAck, DriverError>;
+    /// Every binding the switch holds.
+    fn list(&mut self) -> Result<SwitchView, DriverError>;
+    /// Global traffic counters, when the switch has them (`show server traffic`).
+    fn traffic(&mut self) -> Option<cli::TrafficCounters> {
+        None
+    }
+    /// One line describing the driver (for `show version` and logs).
+    fn describe(&self) -> String;
+}
+
+/// Which VIPs a switch serves.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VipFilter {
+    /// Every VIP.
+    #[default]
+    All,
+    /// Only these.
+    Only(Vec<Ipv4Addr>),
+}
+
+impl VipFilter {
+    /// Does the switch serve this service?
+    pub fn covers(&self, s: &ServiceKey) -> bool {
+        match self {
+            VipFilter::All => true,
+            VipFilter::Only(v) => v.contains(&s.vip),
+        }
+    }
+}
+
+/// The answer to one operation.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The outcome.
+    pub result: Result<DriverAck, DriverError>,
+    /// When the switch's acknowledgement arrived.
+    pub acked_at: Instant,
+}
+
+pub(crate) enum Job {
+    Apply { op: Primitive, reply: oneshot::Sender<Reply> },
+    List { reply: oneshot::Sender<Result<SwitchView, DriverError>> },
+    Traffic { reply: oneshot::Sender<Option<cli::TrafficCounters>> },
+}
+
+/// Health of a switch as the CM saw it last.
+#[derive(Debug, Default)]
+pub struct SwitchHealth {
+    /// The last call succeeded (or was refused: the switch answered).
+    pub up: AtomicBool,
+    /// Calls that found it unavailable.
+    pub failures: AtomicU64,
+    /// Operations acknowledged.
+    pub acks: AtomicU64,
+}
+
+/// The CM's handle on one switch: its name, its VIPs and its job queue.
+pub struct SwitchHandle {
+    /// Profile name.
+    pub name: String,
+    /// The VIPs it serves.
+    pub vips: VipFilter,
+    /// What the driver says it is.
+    pub description: String,
+    /// Health.
+    pub health: Arc<SwitchHealth>,
+    pub(crate) tx: mpsc::Sender<Job>,
+}
+
+impl SwitchHandle {
+    /// Starts the switch's thread.
+    pub fn spawn(name: &str, vips: VipFilter, mut driver: Box<dyn SwitchDriver>) -> SwitchHandle {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let health = Arc::new(SwitchHealth::default());
+        let description = driver.describe();
+        let h = health.clone();
+        let thread_name = format!("switch-{name}");
+        let log_name = name.to_string();
+        std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    match job {
+                        Job::Apply { op, reply } => {
+                            let result = driver.apply(&op);
+                            let acked_at = Instant::now();
+                            note(&h, &log_name, &result);
+                            let _ = reply.send(Reply { result, acked_at });
+                        }
+                        Job::List { reply } => {
+                            let r = driver.list();
+                            note(&h, &log_name, &r);
+                            let _ = reply.send(r);
+                        }
+                        Job::Traffic { reply } => {
+                            let _ = reply.send(driver.traffic());
+                        }
+                    }
+                }
+            })
+            .expect("spawn switch thread");
+        SwitchHandle { name: name.to_string(), vips, description, health, tx }
+    }
+
+    pub(crate) fn send(&self, job: Job) -> bool {
+        self.tx.send(job).is_ok()
+    }
+}
+
+fn note<T>(h: &SwitchHealth, name: &str, r: &Result<T, DriverError>) {
+    match r {
+        Err(DriverError::Unavailable(why)) => {
+            h.failures.fetch_add(1, Ordering::Relaxed);
+            if h.up.swap(false, Ordering::Relaxed) {
+                tracing::warn!(switch = name, "switch unavailable: {why}");
+            }
+        }
+        _ => {
+            h.acks.fetch_add(1, Ordering::Relaxed);
+            if !h.up.swap(true, Ordering::Relaxed) {
+                tracing::info!(switch = name, "switch answers");
+            }
+        }
+    }
+}
+
+/// How long the CM waits for a switch before calling it unavailable.
+pub const SWITCH_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,0 +1,1 @@
+//! The controlplane's config file (work in progress).

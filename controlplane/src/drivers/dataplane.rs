@@ -1,0 +1,103 @@
+//! The local dataplane through its switch API.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use acm::Primitive;
+use dataplane::api::client::{Client, ClientError};
+use dataplane::api::ApiError;
+
+use crate::cm::switch::{DriverAck, DriverError, SwitchDriver, SwitchView};
+
+/// Drives a dataplane over its Unix socket; reconnects after a failure (a restarted dataplane).
+pub struct DataplaneDriver {
+    socket: PathBuf,
+    client: Option<Client>,
+}
+
+impl DataplaneDriver {
+    /// A driver for the dataplane at `socket` (connects lazily).
+    pub fn new(socket: impl Into<PathBuf>) -> DataplaneDriver {
+        DataplaneDriver { socket: socket.into(), client: None }
+    }
+
+    fn client(&mut self) -> Result<&mut Client, DriverError> {
+        if self.client.is_none() {
+            let c = Client::connect(&self.socket).map_err(|e| DriverError::Unavailable(chain(&e)))?;
+            self.client = Some(c);
+        }
+        Ok(self.client.as_mut().expect("just connected"))
+    }
+
+    fn call<T>(&mut self, f: impl Fn(&mut Client) -> Result<T, ClientError>) -> Result<T, DriverError> {
+        // One retry on a fresh connection: the dataplane may have restarted since the last call.
+        for attempt in 0..2 {
+            let fresh = self.client.is_none();
+            let r = f(self.client()?);
+            match r {
+                Ok(v) => return Ok(v),
+                Err(ClientError::Refused(ApiError::Acm(e))) => return Err(DriverError::Refused(e)),
+                Err(e @ ClientError::Refused(_)) | Err(e @ ClientError::Unexpected(_)) => {
+                    return Err(DriverError::Unavailable(chain(&e)))
+                }
+                Err(e) => {
+                    self.client = None;
+                    if fresh || attempt == 1 {
+                        return Err(DriverError::Unavailable(chain(&e)));
+                    }
+                }
+            }
+        }
+        Err(DriverError::Unavailable("unreachable".into()))
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
+impl SwitchDriver for DataplaneDriver {
+    fn apply(&mut self, op: &Primitive) -> Result<DriverAck, DriverError> {
+        let ack = self.call(|c| c.primitive(op.clone()))?;
+        Ok(DriverAck { changed: ack.changed, switch_ns: Some(ack.timing.acked_ns.saturating_sub(ack.timing.received_ns)) })
+    }
+
+    fn list(&mut self) -> Result<SwitchView, DriverError> {
+        let bindings = self.call(|c| c.list())?;
+        let drops = self
+            .call(|c| c.stats())
+            .ok()
+            .map(|s| s.services.iter().map(|x| (x.key, x.drop_fraction)).collect::<HashMap<_, _>>());
+        Ok(SwitchView { bindings, drops })
+    }
+
+    fn traffic(&mut self) -> Option<cli::TrafficCounters> {
+        let s = self.call(|c| c.stats()).ok()?;
+        let mut t = cli::TrafficCounters::default();
+        for svc in &s.services {
+            t.client_to_server += svc.packets_in;
+            t.server_to_client += svc.packets_out;
+            t.exceed_drop += svc.admission_drops;
+        }
+        t.drops = s.total_drops();
+        Some(t)
+    }
+
+    fn describe(&self) -> String {
+        format!("dataplane switch API at {}", self.socket.display())
+    }
+}
+
+/// Waits until the dataplane answers Ping (for tools and tests).
+pub fn wait_ready(socket: &std::path::Path, wait: Duration) -> Result<(), String> {
+    let mut c = Client::connect_wait(socket, wait).map_err(|e| chain(&e))?;
+    c.ping().map(|_| ()).map_err(|e| chain(&e))
+}

@@ -1,0 +1,1 @@
+//! ServerIron-CLI devices over telnet (work in progress).

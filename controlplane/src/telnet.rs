@@ -1,0 +1,1 @@
+//! The telnet server (work in progress).
