@@ -110,15 +110,9 @@ impl FromStr for RealServer {
     type Err = AcmError;
     /// `IP:PORT`.
     fn from_str(s: &str) -> Result<Self, AcmError> {
-        let (ip, port) = s
-            .rsplit_once(':')
-            .ok_or_else(|| AcmError::Parse(format!("{s:?}: expected IP:PORT")))?;
-        let rip = ip
-            .parse()
-            .map_err(|_| AcmError::Parse(format!("{ip:?}: not an IPv4 address")))?;
-        let rport = port
-            .parse()
-            .map_err(|_| AcmError::Parse(format!("{port:?}: not a port number (0-65535)")))?;
+        let (ip, port) = s.rsplit_once(':').ok_or_else(|| AcmError::Parse(format!("{s:?}: expected IP:PORT")))?;
+        let rip = ip.parse().map_err(|_| AcmError::Parse(format!("{ip:?}: not an IPv4 address")))?;
+        let rport = port.parse().map_err(|_| AcmError::Parse(format!("{port:?}: not a port number (0-65535)")))?;
         Ok(RealServer { rip, rport })
     }
 }
@@ -409,10 +403,7 @@ mod tests {
     #[test]
     fn primitive_json_roundtrip() {
         let p = Primitive::Add {
-            key: BindingKey {
-                service: "10.0.0.100:80".parse().unwrap(),
-                real: "10.0.1.11:80".parse().unwrap(),
-            },
+            key: BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: "10.0.1.11:80".parse().unwrap() },
             params: BindingParams { weight: 3, source_nat: true },
         };
         let j = serde_json::to_string(&p).unwrap();

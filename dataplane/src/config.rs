@@ -232,15 +232,15 @@ pub fn is_prime(n: usize) -> bool {
 impl ApplianceConfig {
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<ApplianceConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::from_str(&text, path)
     }
 
     /// Parses and validates text; `path` is only used in messages.
     pub fn from_str(text: &str, path: &Path) -> Result<ApplianceConfig, ConfigError> {
-        let cfg: ApplianceConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        let cfg: ApplianceConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
         cfg.validate().map_err(|(field, why)| ConfigError::Invalid { path: path.to_owned(), field, why })?;
         Ok(cfg)
     }
@@ -400,9 +400,18 @@ address = "10.0.1.1/24"
     fn bad_values_name_the_field() {
         assert_eq!(invalid_field(&GOOD.replace("10.0.1.1/24", "10.0.1.1/33")), "port[1].address");
         assert_eq!(invalid_field(&GOOD.replace("10.0.1.1/24", "10.0.0.7/24")), "port[1].address");
-        assert_eq!(invalid_field(&GOOD.replace("worker_lcores = [1]", "worker_lcores = [0]")), "dataplane.worker_lcores");
-        assert_eq!(invalid_field(&GOOD.replace("worker_lcores = [1]", "worker_lcores = []")), "dataplane.worker_lcores");
-        assert_eq!(invalid_field(&GOOD.replace("flow_capacity = 65536", "flow_capacity = 10")), "dataplane.flow_capacity");
+        assert_eq!(
+            invalid_field(&GOOD.replace("worker_lcores = [1]", "worker_lcores = [0]")),
+            "dataplane.worker_lcores"
+        );
+        assert_eq!(
+            invalid_field(&GOOD.replace("worker_lcores = [1]", "worker_lcores = []")),
+            "dataplane.worker_lcores"
+        );
+        assert_eq!(
+            invalid_field(&GOOD.replace("flow_capacity = 65536", "flow_capacity = 10")),
+            "dataplane.flow_capacity"
+        );
         assert_eq!(
             invalid_field(&GOOD.replace("flow_capacity = 65536", "maglev_table_size = 65536")),
             "dataplane.maglev_table_size"
@@ -422,12 +431,18 @@ address = "10.0.1.1/24"
         }
         assert!(matches!(load("[[port]\nname="), Err(ConfigError::Syntax { .. })));
         assert!(matches!(load(""), Err(ConfigError::Syntax { .. })));
-        assert!(matches!(load(&GOOD.replace("main_lcore = 0", "main_lcore = \"zero\"")), Err(ConfigError::Syntax { .. })));
+        assert!(matches!(
+            load(&GOOD.replace("main_lcore = 0", "main_lcore = \"zero\"")),
+            Err(ConfigError::Syntax { .. })
+        ));
     }
 
     #[test]
     fn missing_file() {
-        assert!(matches!(ApplianceConfig::load(Path::new("/nonexistent/appliance.toml")), Err(ConfigError::Read { .. })));
+        assert!(matches!(
+            ApplianceConfig::load(Path::new("/nonexistent/appliance.toml")),
+            Err(ConfigError::Read { .. })
+        ));
     }
 
     #[test]

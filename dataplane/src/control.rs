@@ -374,10 +374,7 @@ mod tests {
     }
 
     fn key(rs: u8) -> BindingKey {
-        BindingKey {
-            service: "10.0.0.100:80".parse().unwrap(),
-            real: format!("10.0.1.{rs}:80").parse().unwrap(),
-        }
+        BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: format!("10.0.1.{rs}:80").parse().unwrap() }
     }
 
     fn ctl() -> Control {

@@ -53,7 +53,12 @@ pub struct WorkerEnd {
 }
 
 /// Creates a linked pair for one worker.
-pub fn worker_link(lcore: u32, max_bindings: usize, max_services: usize, flow_capacity: u64) -> (WorkerLink, WorkerEnd) {
+pub fn worker_link(
+    lcore: u32,
+    max_bindings: usize,
+    max_services: usize,
+    flow_capacity: u64,
+) -> (WorkerLink, WorkerEnd) {
     let (tx, rx) = crossbeam::channel::bounded(64);
     let counters = Arc::new(WorkerCounters::new(max_bindings, max_services));
     let learned = Arc::new(ArrayQueue::new(1024));
@@ -318,14 +323,7 @@ impl Switch {
                 bursts: read(&w.counters.bursts),
             })
             .collect();
-        Stats {
-            generation: inner.control.current().number,
-            uptime_ns: now_ns(),
-            ports,
-            services,
-            drops,
-            workers,
-        }
+        Stats { generation: inner.control.current().number, uptime_ns: now_ns(), ports, services, drops, workers }
     }
 }
 

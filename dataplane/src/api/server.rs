@@ -138,5 +138,8 @@ fn serve_connection(mut stream: UnixStream, handler: &dyn Handler, counters: &Se
 
 fn reply_error(stream: &mut UnixStream, id: u64, err: ApiError) -> Result<(), FrameError> {
     let t = now_ns();
-    write_frame(stream, &Response { id, result: Err(err), timing: Timing { received_ns: t, published_ns: t, acked_ns: t } })
+    write_frame(
+        stream,
+        &Response { id, result: Err(err), timing: Timing { received_ns: t, published_ns: t, acked_ns: t } },
+    )
 }

@@ -174,7 +174,8 @@ fn run(a: Args) -> Result<()> {
                         w.lcore, w.generation, w.flows, w.flow_capacity, w.packets, w.bursts
                     );
                 }
-                let drops: Vec<String> = s.drops.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
+                let drops: Vec<String> =
+                    s.drops.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
                 println!("drops: {}", if drops.is_empty() { "none".into() } else { drops.join(" ") });
             }
         }

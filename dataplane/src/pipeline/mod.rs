@@ -325,7 +325,8 @@ impl Worker {
     ) -> Verdict {
         let Some(port) = gen.ports.get(in_port as usize) else { return self.drop(DropReason::NoRoute) };
         let spa = u32::from(a.spa);
-        if !a.spa.is_unspecified() && port.addr.contains(a.spa) && a.sha.is_unicast() && self.neigh.learn(spa, a.sha.0) {
+        if !a.spa.is_unspecified() && port.addr.contains(a.spa) && a.sha.is_unicast() && self.neigh.learn(spa, a.sha.0)
+        {
             // News for the other workers and the control side; if the queue is full the
             // control side learns it from the next ARP.
             let _ = self.learned.push((spa, a.sha.0));
@@ -405,30 +406,31 @@ impl Worker {
             return self.drop(DropReason::TtlExceeded);
         }
         let key = FlowKey::new(ip.src, sport, ip.dst, dport, ip.protocol);
-        let id = match self.flows.find_id(&key, now) {
-            Some((id, Direction::Forward)) => id,
-            Some((_, Direction::Reverse)) | None => {
-                match self.new_flow(gen, now, in_port, frame, &key, tcp.map(|t| t.flags)) {
-                    Ok(id) => id,
-                    Err(v) => return v,
+        // One table lookup: refresh state and deadline in place, copy the flow out.
+        let timeouts = self.cfg.timeouts;
+        let mut found = None;
+        let mut dead = None;
+        if let Some(e) = self.flows.lookup_entry(&key, now) {
+            if e.direction == Direction::Forward {
+                if slot_alive(&gen.bindings, e.value) {
+                    client_touch(e.value, tcp);
+                    *e.expires_at = now + timeout_for(&timeouts, e.value.tcp);
+                    found = Some(*e.value);
+                } else {
+                    dead = Some(e.id);
                 }
             }
-        };
-        let Some(f) = self.flows.get(id).copied() else { return self.drop(DropReason::NoFlow) };
-        if !slot_alive(&gen.bindings, &f) {
+        }
+        if let Some(id) = dead {
             return self.reset_flow(id, in_port, frame, p);
         }
-        // TCP state and timeouts.
-        let (state, ack) = match tcp {
-            Some(t) => (next_tcp_state(f.tcp, t.flags, false), if t.flags.contains(TcpFlags::ACK) { t.ack } else { f.client_ack }),
-            None => (TcpState::Udp, 0),
+        let f = match found {
+            Some(f) => f,
+            None => match self.new_flow(gen, now, in_port, frame, &key, tcp) {
+                Ok(f) => f,
+                Err(v) => return v,
+            },
         };
-        let ttl = self.timeout(state);
-        if let Some(fm) = self.flows.get_mut(id) {
-            fm.tcp = state;
-            fm.client_ack = ack;
-        }
-        self.flows.set_expiry(id, now + ttl);
         // Rewrite towards the real server.
         let out = f.server_port;
         let Some(out_view) = gen.ports.get(out as usize) else { return self.drop(DropReason::NoRoute) };
@@ -458,8 +460,9 @@ impl Worker {
         in_port: u16,
         frame: &[u8],
         key: &FlowKey,
-        tcp: Option<TcpFlags>,
-    ) -> Result<FlowId, Verdict> {
+        tcp_info: Option<wire::TcpInfo>,
+    ) -> Result<FlowState, Verdict> {
+        let tcp = tcp_info.map(|t| t.flags);
         let Some(svc) = gen.service(u32::from(key.dst), key.dport, key.proto) else {
             return Err(self.drop(DropReason::NoService));
         };
@@ -516,12 +519,12 @@ impl Worker {
             server_port: slot.out_port,
             server_mac,
             tcp: state,
-            client_ack: 0,
+            client_ack: tcp_info.filter(|t| t.flags.contains(TcpFlags::ACK)).map_or(0, |t| t.ack),
         };
         let expires = now + self.timeout(state);
         let Self { flows, counters, snat, .. } = self;
         match flows.insert(*key, rev, flow, now, expires, |_, f| forget(counters, snat, &f)) {
-            Ok(id) => {
+            Ok(_) => {
                 let b = &counters.bindings[bid as usize];
                 bump(&b.new_flows, 1);
                 bump(&b.active_flows, 1);
@@ -529,7 +532,7 @@ impl Worker {
                 bump(&s.new_flows, 1);
                 bump(&s.active_flows, 1);
                 bump(&counters.flows, 1);
-                Ok(id)
+                Ok(flow)
             }
             Err(e) => {
                 if snat_port != 0 {
@@ -627,11 +630,10 @@ impl Worker {
             }
         }
         let key = FlowKey::new(ip.src, sport, ip.dst, dport, ip.protocol);
-        let (id, dir) = self.flows.find_id(&key, now)?;
-        if dir != Direction::Reverse {
+        if !matches!(self.flows.find_id(&key, now), Some((_, Direction::Reverse))) {
             return None;
         }
-        Some(self.reverse(gen, now, id, frame, p, ip, tcp))
+        Some(self.reverse(gen, now, &key, frame, p, ip, tcp))
     }
 
     fn from_server(&mut self, gen: &Generation, now: u64, frame: &mut [u8], p: &wire::Parsed, ip: Ipv4Info) -> Verdict {
@@ -650,10 +652,7 @@ impl Worker {
             }
         }
         let key = FlowKey::new(ip.src, sport, ip.dst, dport, ip.protocol);
-        match self.flows.find_id(&key, now) {
-            Some((id, Direction::Reverse)) => self.reverse(gen, now, id, frame, p, ip, tcp),
-            _ => self.drop(DropReason::NoFlow),
-        }
+        self.reverse(gen, now, &key, frame, p, ip, tcp)
     }
 
     /// Server → client: rewrite the source back to VIP:vport (and the destination back to
@@ -663,32 +662,41 @@ impl Worker {
         &mut self,
         gen: &Generation,
         now: u64,
-        id: FlowId,
+        key: &FlowKey,
         frame: &mut [u8],
         p: &wire::Parsed,
         ip: Ipv4Info,
         tcp: Option<TcpFlags>,
     ) -> Verdict {
-        let Some(f) = self.flows.get(id).copied() else { return self.drop(DropReason::NoFlow) };
-        if !slot_alive(&gen.bindings, &f) {
+        if ip.ttl <= 1 {
+            return self.drop(DropReason::TtlExceeded);
+        }
+        let timeouts = self.cfg.timeouts;
+        let mut found = None;
+        let mut dead = None;
+        match self.flows.lookup_entry(key, now) {
+            Some(e) if e.direction == Direction::Reverse => {
+                if slot_alive(&gen.bindings, e.value) {
+                    e.value.tcp = match tcp {
+                        Some(flags) => next_tcp_state(e.value.tcp, flags, true),
+                        None => TcpState::Udp,
+                    };
+                    *e.expires_at = now + timeout_for(&timeouts, e.value.tcp);
+                    found = Some(*e.value);
+                } else {
+                    dead = Some(e.id);
+                }
+            }
+            _ => return self.drop(DropReason::NoFlow),
+        }
+        if let Some(id) = dead {
             let Self { flows, counters, snat, .. } = self;
             if let Some(f) = flows.remove(id) {
                 forget(counters, snat, &f);
             }
             return self.drop(DropReason::ForceRemoved);
         }
-        if ip.ttl <= 1 {
-            return self.drop(DropReason::TtlExceeded);
-        }
-        let state = match tcp {
-            Some(flags) => next_tcp_state(f.tcp, flags, true),
-            None => TcpState::Udp,
-        };
-        let ttl = self.timeout(state);
-        if let Some(fm) = self.flows.get_mut(id) {
-            fm.tcp = state;
-        }
-        self.flows.set_expiry(id, now + ttl);
+        let Some(f) = found else { return self.drop(DropReason::NoFlow) };
         let Some(port) = gen.ports.get(f.client_port as usize) else { return self.drop(DropReason::NoRoute) };
         let r = nat::rewrite_src(frame, p, f.vip.0, f.vip.1)
             .and_then(|()| if f.snat.1 != 0 { nat::rewrite_dst(frame, p, f.client.0, f.client.1) } else { Ok(()) })
@@ -708,13 +716,29 @@ impl Worker {
     }
 
     fn timeout(&self, s: TcpState) -> u64 {
-        let t = &self.cfg.timeouts;
-        match s {
-            TcpState::SynSent => t.tcp_syn,
-            TcpState::Established => t.tcp_established,
-            TcpState::Closing => t.tcp_closing,
-            TcpState::Reset => t.tcp_reset,
-            TcpState::Udp => t.udp,
+        timeout_for(&self.cfg.timeouts, s)
+    }
+}
+
+/// The idle timeout of a flow in state `s`.
+#[inline]
+fn timeout_for(t: &TimeoutsNs, s: TcpState) -> u64 {
+    match s {
+        TcpState::SynSent => t.tcp_syn,
+        TcpState::Established => t.tcp_established,
+        TcpState::Closing => t.tcp_closing,
+        TcpState::Reset => t.tcp_reset,
+        TcpState::Udp => t.udp,
+    }
+}
+
+/// Client → server segment: TCP state and the client's last acknowledgement.
+#[inline]
+fn client_touch(f: &mut FlowState, tcp: Option<wire::TcpInfo>) {
+    if let Some(t) = tcp {
+        f.tcp = next_tcp_state(f.tcp, t.flags, false);
+        if t.flags.contains(TcpFlags::ACK) {
+            f.client_ack = t.ack;
         }
     }
 }

@@ -106,17 +106,35 @@ fn client_tcp(cport: u16, flags: TcpFlags, seq: u32, ack: u32, payload: &[u8]) -
         dst: VIP,
         ..Default::default()
     };
-    let n = tcp_frame(&mut buf, &ip, &TcpSegment { src_port: cport, dst_port: 80, seq, ack, flags, window: 65535 }, &[], payload)
-        .unwrap();
+    let n = tcp_frame(
+        &mut buf,
+        &ip,
+        &TcpSegment { src_port: cport, dst_port: 80, seq, ack, flags, window: 65535 },
+        &[],
+        payload,
+    )
+    .unwrap();
     buf.truncate(n);
     buf
 }
 
 fn server_tcp(i: u8, dst: (Ipv4Addr, u16), flags: TcpFlags, seq: u32, ack: u32) -> Vec<u8> {
     let mut buf = vec![0u8; 1600];
-    let ip = Ipv4Frame { src_mac: MacAddr(rs_mac(i)), dst_mac: MacAddr(P1_MAC), src: rs(i), dst: dst.0, ..Default::default() };
-    let n = tcp_frame(&mut buf, &ip, &TcpSegment { src_port: 80, dst_port: dst.1, seq, ack, flags, window: 65535 }, &[], b"hello")
-        .unwrap();
+    let ip = Ipv4Frame {
+        src_mac: MacAddr(rs_mac(i)),
+        dst_mac: MacAddr(P1_MAC),
+        src: rs(i),
+        dst: dst.0,
+        ..Default::default()
+    };
+    let n = tcp_frame(
+        &mut buf,
+        &ip,
+        &TcpSegment { src_port: 80, dst_port: dst.1, seq, ack, flags, window: 65535 },
+        &[],
+        b"hello",
+    )
+    .unwrap();
     buf.truncate(n);
     buf
 }
@@ -157,7 +175,10 @@ fn new_flow_is_natted_to_a_real_server_and_back() {
 
     let list = r.control.list(|slot| r.worker.counters().bindings[slot as usize].snapshot());
     let b = list.iter().find(|b| b.key == bkey(s)).unwrap();
-    assert_eq!((b.counters.new_flows, b.counters.active_flows, b.counters.packets_in, b.counters.packets_out), (1, 1, 1, 1));
+    assert_eq!(
+        (b.counters.new_flows, b.counters.active_flows, b.counters.packets_in, b.counters.packets_out),
+        (1, 1, 1, 1)
+    );
 }
 
 #[test]
@@ -232,7 +253,14 @@ fn force_remove_resets_clients_and_deletes_flows() {
     let emitted: Vec<Emit> = r.worker.outbox.drain().collect();
     assert_eq!(
         emitted,
-        vec![Emit::Rst { port: 0, src_mac: P0_MAC, dst_mac: CLIENT_MAC, src: (VIP, 80), dst: (CLIENT, 7000), seq: 777 }]
+        vec![Emit::Rst {
+            port: 0,
+            src_mac: P0_MAC,
+            dst_mac: CLIENT_MAC,
+            src: (VIP, 80),
+            dst: (CLIENT, 7000),
+            seq: 777
+        }]
     );
     // The server's late packets are dropped; the binding is gone from List at once.
     let mut back = server_tcp(1, (CLIENT, 7000), TcpFlags::ACK, 777, 11);
@@ -307,7 +335,13 @@ fn ping_of_vip_and_port_address_is_answered() {
     let mut r = Rig::new(&[1]);
     for dst in [VIP, Ipv4Addr::new(10, 0, 0, 1)] {
         let mut buf = vec![0u8; 200];
-        let ip = Ipv4Frame { src_mac: MacAddr(CLIENT_MAC), dst_mac: MacAddr(P0_MAC), src: CLIENT, dst, ..Default::default() };
+        let ip = Ipv4Frame {
+            src_mac: MacAddr(CLIENT_MAC),
+            dst_mac: MacAddr(P0_MAC),
+            src: CLIENT,
+            dst,
+            ..Default::default()
+        };
         let n = icmp_echo_frame(&mut buf, &ip, true, 7, 1, b"ping-payload").unwrap();
         buf.truncate(n);
         assert!(matches!(r.run(0, &mut buf), Verdict::Forward { port: 0, .. }));
@@ -330,8 +364,14 @@ fn exception_path_for_port_addresses_and_multicast() {
         dst: Ipv4Addr::new(10, 0, 0, 1),
         ..Default::default()
     };
-    let n = tcp_frame(&mut buf, &ip, &TcpSegment { src_port: 5000, dst_port: 23, flags: TcpFlags::SYN, ..Default::default() }, &[], b"")
-        .unwrap();
+    let n = tcp_frame(
+        &mut buf,
+        &ip,
+        &TcpSegment { src_port: 5000, dst_port: 23, flags: TcpFlags::SYN, ..Default::default() },
+        &[],
+        b"",
+    )
+    .unwrap();
     buf.truncate(n);
     assert_eq!(r.run(0, &mut buf), Verdict::ToHost { port: 0 });
     let mut m = vec![0u8; 200];
@@ -372,8 +412,14 @@ fn unusual_traffic_is_dropped_and_counted() {
         flags_frag: ipv4::FLAG_MF,
         ..Default::default()
     };
-    let n = tcp_frame(&mut buf, &ip, &TcpSegment { src_port: 1, dst_port: 80, flags: TcpFlags::SYN, ..Default::default() }, &[], b"")
-        .unwrap();
+    let n = tcp_frame(
+        &mut buf,
+        &ip,
+        &TcpSegment { src_port: 1, dst_port: 80, flags: TcpFlags::SYN, ..Default::default() },
+        &[],
+        b"",
+    )
+    .unwrap();
     buf.truncate(n);
     assert_eq!(r.run(0, &mut buf), Verdict::Drop(DropReason::Fragment));
     // A VIP port without a service.

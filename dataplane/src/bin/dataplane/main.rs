@@ -88,7 +88,8 @@ fn run(args: Args) -> Result<()> {
     let n_workers = d.worker_lcores.len();
 
     // EAL: main lcore + workers, one device per port and one tap per port.
-    let lcores: Vec<String> = std::iter::once(d.main_lcore).chain(d.worker_lcores.iter().copied()).map(|c| c.to_string()).collect();
+    let lcores: Vec<String> =
+        std::iter::once(d.main_lcore).chain(d.worker_lcores.iter().copied()).map(|c| c.to_string()).collect();
     let mut eal_args = EalArgs::new("dataplane").lcores(&lcores.join(",")).main_lcore(d.main_lcore).no_telemetry();
     if !cfg.ports.iter().any(|p| is_pci(&p.device)) {
         eal_args = eal_args.no_pci();
@@ -125,7 +126,8 @@ fn run(args: Args) -> Result<()> {
         let pc = PortConfig::new(pool.clone())
             .queues(n_workers as u16, n_workers as u16)
             .descriptors(d.descriptors, d.descriptors);
-        let mut port = Port::configure(&eal, *id, &pc).with_context(|| format!("configuring port {}", cfg.ports[i].name))?;
+        let mut port =
+            Port::configure(&eal, *id, &pc).with_context(|| format!("configuring port {}", cfg.ports[i].name))?;
         port.start().with_context(|| format!("starting port {}", cfg.ports[i].name))?;
         let mac = port.mac_addr().context("port MAC")?.0;
         let addr = cfg.port_addrs()[i];
@@ -143,7 +145,8 @@ fn run(args: Args) -> Result<()> {
         let mut tap = Port::configure(&eal, *id, &pc).with_context(|| format!("configuring tap {}", tap_names[i]))?;
         tap.start().with_context(|| format!("starting tap {}", tap_names[i]))?;
         tap_macs.push(tap.mac_addr().context("tap MAC")?.0);
-        setup_tap(&tap_names[i], &cfg.ports[i].address).with_context(|| format!("configuring kernel interface {}", tap_names[i]))?;
+        setup_tap(&tap_names[i], &cfg.ports[i].address)
+            .with_context(|| format!("configuring kernel interface {}", tap_names[i]))?;
         taps.push(tap);
     }
 
@@ -209,15 +212,19 @@ fn run(args: Args) -> Result<()> {
         let inject = if w == 0 { std::mem::take(&mut inject_rx) } else { Vec::new() };
         let io = worker::WorkerIo::new(&ports, &taps, w as u16, &pool, views.clone(), tap_macs.clone(), rings, inject)?;
         let stop = stop.clone();
-        eal.launch(lcore, move || worker::run(core, io, end, stop)).with_context(|| format!("launching worker on lcore {lcore}"))?;
+        eal.launch(lcore, move || worker::run(core, io, end, stop))
+            .with_context(|| format!("launching worker on lcore {lcore}"))?;
         tracing::info!(lcore, flows = d.flow_capacity, "worker started");
     }
 
     // Switch API and housekeeping.
-    let server = Server::start(&d.api_socket, switch.clone()).with_context(|| format!("switch API socket {}", d.api_socket.display()))?;
+    let server = Server::start(&d.api_socket, switch.clone())
+        .with_context(|| format!("switch API socket {}", d.api_socket.display()))?;
     let hk = {
         let (sw, stop) = (switch.clone(), stop.clone());
-        std::thread::Builder::new().name("housekeeping".into()).spawn(move || sw.run_housekeeping(Duration::from_millis(5), stop))?
+        std::thread::Builder::new()
+            .name("housekeeping".into())
+            .spawn(move || sw.run_housekeeping(Duration::from_millis(5), stop))?
     };
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone())?;

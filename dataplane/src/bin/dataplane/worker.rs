@@ -52,8 +52,8 @@ pub fn inject_rings(eal: &Eal, ports: usize) -> Result<(Vec<Producer>, Vec<Consu
     let mut p = Vec::new();
     let mut c = Vec::new();
     for i in 0..ports {
-        let (tx, rx) =
-            dpdk::ring::channel(eal, &format!("inject_{i}"), 1024, SocketId::current()).with_context(|| format!("inject ring {i}"))?;
+        let (tx, rx) = dpdk::ring::channel(eal, &format!("inject_{i}"), 1024, SocketId::current())
+            .with_context(|| format!("inject ring {i}"))?;
         p.push(tx);
         c.push(rx);
     }
@@ -165,7 +165,14 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
     0
 }
 
-fn process_burst(core: &mut Worker, io: &mut WorkerIo, gen: &Arc<Generation>, now: u64, burst: &mut Burst<BURST>, port: Option<u16>) {
+fn process_burst(
+    core: &mut Worker,
+    io: &mut WorkerIo,
+    gen: &Arc<Generation>,
+    now: u64,
+    burst: &mut Burst<BURST>,
+    port: Option<u16>,
+) {
     for mut m in burst.drain() {
         let in_port = match port {
             Some(p) => p,
@@ -184,14 +191,16 @@ fn process_burst(core: &mut Worker, io: &mut WorkerIo, gen: &Arc<Generation>, no
                 host::to_host(m.data_mut(), &io.views[p].mac, &io.tap_macs[p]);
                 push(&mut io.tap_bufs, &mut io.tap_tx, port, m, core);
             }
-            Verdict::Handoff { worker } => match io.rings.producers.get_mut(usize::from(worker)).and_then(Option::as_mut) {
-                Some(ring) => {
-                    if ring.enqueue(m).is_err() {
-                        core.counters().count_drop(DropReason::HandoffFull);
+            Verdict::Handoff { worker } => {
+                match io.rings.producers.get_mut(usize::from(worker)).and_then(Option::as_mut) {
+                    Some(ring) => {
+                        if ring.enqueue(m).is_err() {
+                            core.counters().count_drop(DropReason::HandoffFull);
+                        }
                     }
+                    None => core.counters().count_drop(DropReason::HandoffFull),
                 }
-                None => core.counters().count_drop(DropReason::HandoffFull),
-            },
+            }
             Verdict::Drop(_) => {}
         }
     }
