@@ -13,8 +13,12 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod beacon;
+pub mod client;
 pub mod cm;
 pub mod config;
 pub mod drivers;
+pub mod election;
+pub mod health;
 pub mod latency;
 pub mod telnet;

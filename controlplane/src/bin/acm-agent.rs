@@ -1,0 +1,2 @@
+//! acm-agent (in progress).
+fn main() {}

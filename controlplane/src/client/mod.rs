@@ -1,0 +1,1 @@
+//! The CM client module (in progress).
