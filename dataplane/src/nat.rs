@@ -264,7 +264,12 @@ pub fn build_arp_request(
 /// Builds a gratuitous ARP (a broadcast request with sender and target address both
 /// `ip`) announcing `ip` at `src_mac`, padded like [`build_arp_request`]; returns its
 /// length.
-pub fn build_gratuitous_arp(buf: &mut [u8], src_mac: MacAddr, ip: Ipv4Addr, vlan: Option<u16>) -> Result<usize, NatError> {
+pub fn build_gratuitous_arp(
+    buf: &mut [u8],
+    src_mac: MacAddr,
+    ip: Ipv4Addr,
+    vlan: Option<u16>,
+) -> Result<usize, NatError> {
     build_arp(buf, MacAddr::BROADCAST, src_mac, vlan, ip, ip)
 }
 
@@ -562,7 +567,10 @@ mod tests {
             let v4 = q.ipv4().unwrap();
             assert_eq!((v4.src, v4.dst, v4.header_len, v4.total_len, q.vlan), (VIP, CLIENT, 20, 40, vlan));
             let t = v4.tcp().unwrap();
-            assert_eq!((t.src_port, t.dst_port, t.seq, t.ack, t.flags), (80, 40000, 0, 1001, TcpFlags::RST | TcpFlags::ACK));
+            assert_eq!(
+                (t.src_port, t.dst_port, t.seq, t.ack, t.flags),
+                (80, 40000, 0, 1001, TcpFlags::RST | TcpFlags::ACK)
+            );
             assert_eq!(t.payload_len, 0);
             // Data with ACK and FIN: seq = their ack, RST only.
             let n = tcp_frame(&mut f, vlan, opts, TcpFlags::ACK | TcpFlags::FIN | TcpFlags::PSH, b"hello");
@@ -595,7 +603,10 @@ mod tests {
             let v4 = p.ipv4().unwrap();
             let t = v4.tcp().unwrap();
             assert_eq!((p.vlan, v4.src, v4.dst, v4.ttl), (vlan, VIP, CLIENT, DEFAULT_TTL));
-            assert_eq!((t.src_port, t.dst_port, t.seq, t.ack, t.flags), (80, 40000, 5, 6, TcpFlags::RST | TcpFlags::ACK));
+            assert_eq!(
+                (t.src_port, t.dst_port, t.seq, t.ack, t.flags),
+                (80, 40000, 5, 6, TcpFlags::RST | TcpFlags::ACK)
+            );
             assert_eq!((&f[..6], &f[6..12]), (&b.0[..], &a.0[..]));
         }
         assert_eq!(build_tcp_rst(&mut f[..59], a, b, None, src, dst, 0, 0), Err(NatError::BufferTooSmall));

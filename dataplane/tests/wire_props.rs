@@ -83,9 +83,18 @@ fn words(max_words: usize) -> impl Strategy<Value = Vec<u8>> {
 
 fn arb_proto() -> impl Strategy<Value = Proto> {
     prop_oneof![
-        (any::<u32>(), any::<u32>(), any::<u8>(), words(10)).prop_map(|(seq, ack, flags, options)| Proto::Tcp { seq, ack, flags, options }),
+        (any::<u32>(), any::<u32>(), any::<u8>(), words(10)).prop_map(|(seq, ack, flags, options)| Proto::Tcp {
+            seq,
+            ack,
+            flags,
+            options
+        }),
         any::<bool>().prop_map(|checksum| Proto::Udp { checksum }),
-        (any::<bool>(), any::<u16>(), any::<u16>()).prop_map(|(request, ident, seq)| Proto::Icmp { request, ident, seq }),
+        (any::<bool>(), any::<u16>(), any::<u16>()).prop_map(|(request, ident, seq)| Proto::Icmp {
+            request,
+            ident,
+            seq
+        }),
     ]
 }
 
@@ -130,11 +139,20 @@ fn build(spec: &Spec) -> Vec<u8> {
     };
     let n = match &spec.proto {
         Proto::Tcp { seq, ack, flags, options } => {
-            let seg = TcpSegment { src_port: spec.sport, dst_port: spec.dport, seq: *seq, ack: *ack, flags: TcpFlags(*flags), window: 1000 };
+            let seg = TcpSegment {
+                src_port: spec.sport,
+                dst_port: spec.dport,
+                seq: *seq,
+                ack: *ack,
+                flags: TcpFlags(*flags),
+                window: 1000,
+            };
             build::tcp_frame(&mut buf, &ip, &seg, options, &spec.payload)
         }
         Proto::Udp { checksum } => build::udp_frame(&mut buf, &ip, spec.sport, spec.dport, &spec.payload, *checksum),
-        Proto::Icmp { request, ident, seq } => build::icmp_echo_frame(&mut buf, &ip, *request, *ident, *seq, &spec.payload),
+        Proto::Icmp { request, ident, seq } => {
+            build::icmp_echo_frame(&mut buf, &ip, *request, *ident, *seq, &spec.payload)
+        }
     }
     .expect("fits");
     buf.truncate(n);

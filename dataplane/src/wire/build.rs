@@ -98,7 +98,13 @@ pub struct TcpSegment {
 }
 
 /// Builds an Ethernet/IPv4/TCP frame (options in `tcp_options`, a multiple of 4 bytes).
-pub fn tcp_frame(buf: &mut [u8], ip: &Ipv4Frame<'_>, seg: &TcpSegment, tcp_options: &[u8], payload: &[u8]) -> Option<usize> {
+pub fn tcp_frame(
+    buf: &mut [u8],
+    ip: &Ipv4Frame<'_>,
+    seg: &TcpSegment,
+    tcp_options: &[u8],
+    payload: &[u8],
+) -> Option<usize> {
     if tcp_options.len() & 3 != 0 || tcp_options.len() > 40 {
         return None;
     }
@@ -123,7 +129,14 @@ pub fn tcp_frame(buf: &mut [u8], ip: &Ipv4Frame<'_>, seg: &TcpSegment, tcp_optio
 
 /// Builds an Ethernet/IPv4/UDP frame; with `checksum == false` the UDP checksum is 0
 /// ("none").
-pub fn udp_frame(buf: &mut [u8], ip: &Ipv4Frame<'_>, src_port: u16, dst_port: u16, payload: &[u8], checksum: bool) -> Option<usize> {
+pub fn udp_frame(
+    buf: &mut [u8],
+    ip: &Ipv4Frame<'_>,
+    src_port: u16,
+    dst_port: u16,
+    payload: &[u8],
+    checksum: bool,
+) -> Option<usize> {
     let ul = udp::HEADER_LEN + payload.len();
     let l4 = ip.write(buf, protocol::UDP, ul)?;
     let end = l4 + ul;
@@ -141,7 +154,14 @@ pub fn udp_frame(buf: &mut [u8], ip: &Ipv4Frame<'_>, src_port: u16, dst_port: u1
 }
 
 /// Builds an Ethernet/IPv4/ICMP echo request (or reply when `request` is false).
-pub fn icmp_echo_frame(buf: &mut [u8], ip: &Ipv4Frame<'_>, request: bool, ident: u16, seq_no: u16, payload: &[u8]) -> Option<usize> {
+pub fn icmp_echo_frame(
+    buf: &mut [u8],
+    ip: &Ipv4Frame<'_>,
+    request: bool,
+    ident: u16,
+    seq_no: u16,
+    payload: &[u8],
+) -> Option<usize> {
     let il = icmp::HEADER_LEN + payload.len();
     let l4 = ip.write(buf, protocol::ICMP, il)?;
     let end = l4 + il;
@@ -166,14 +186,24 @@ mod tests {
         let mut buf = [0u8; 128];
         let opts = [1, 1, 1, 0];
         let ip = Ipv4Frame { vlan: Some(5), options: &opts, ..Default::default() };
-        let seg = TcpSegment { src_port: 1234, dst_port: 80, seq: 7, ack: 9, flags: TcpFlags::ACK | TcpFlags::PSH, window: 512 };
+        let seg = TcpSegment {
+            src_port: 1234,
+            dst_port: 80,
+            seq: 7,
+            ack: 9,
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window: 512,
+        };
         let n = tcp_frame(&mut buf, &ip, &seg, &[2, 4, 5, 0xb4], b"GET /").unwrap();
         assert_eq!(n, 18 + 24 + 24 + 5);
         let p = parse(&buf[..n]).unwrap();
         let v4 = p.ipv4().unwrap();
         assert_eq!((p.vlan, v4.header_len, v4.src, v4.dst), (Some(5), 24, ip.src, ip.dst));
         let L4::Tcp(t) = v4.l4 else { panic!("not tcp") };
-        assert_eq!((t.src_port, t.dst_port, t.seq, t.ack, t.flags, t.header_len, t.payload_len), (1234, 80, 7, 9, seg.flags, 24, 5));
+        assert_eq!(
+            (t.src_port, t.dst_port, t.seq, t.ack, t.flags, t.header_len, t.payload_len),
+            (1234, 80, 7, 9, seg.flags, 24, 5)
+        );
         let seg_bytes = &buf[t.offset as usize..n];
         assert!(tcp::Packet::new_checked(seg_bytes).unwrap().verify_checksum(ip.src, ip.dst));
         assert!(tcp_frame(&mut buf[..n - 1], &ip, &seg, &[2, 4, 5, 0xb4], b"GET /").is_none());

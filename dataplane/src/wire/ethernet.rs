@@ -278,13 +278,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
 /// Writes an Ethernet header (tagged with VLAN ID `vlan` and PCP 0 if given) at the start of
 /// `buf`; returns its length, or `None` if `buf` is too short.
 #[inline]
-pub fn write_header(
-    buf: &mut [u8],
-    dst: MacAddr,
-    src: MacAddr,
-    vlan: Option<u16>,
-    ethertype: u16,
-) -> Option<usize> {
+pub fn write_header(buf: &mut [u8], dst: MacAddr, src: MacAddr, vlan: Option<u16>, ethertype: u16) -> Option<usize> {
     match vlan {
         None => {
             let h = buf.first_chunk_mut::<HEADER_LEN>()?;

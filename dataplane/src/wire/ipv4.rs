@@ -327,8 +327,8 @@ mod tests {
     /// 10.0.0.2 -> 10.0.0.100, TCP, 40 bytes, DF, TTL 64, followed by 6 bytes of Ethernet
     /// padding.
     const TCP_SYN_IP: [u8; 46] = [
-        0x45, 0x00, 0x00, 0x28, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x0a, 0x24, 10, 0, 0, 2, 10,
-        0, 0, 100, // header (checksum filled in by the test)
+        0x45, 0x00, 0x00, 0x28, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x0a, 0x24, 10, 0, 0, 2, 10, 0, 0,
+        100, // header (checksum filled in by the test)
         0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0, // TCP
         0, 0, 0, 0, 0, 0, // padding
     ];
@@ -419,7 +419,10 @@ mod tests {
         assert!(!p.verify_checksum());
         p.fill_checksum();
         assert!(p.verify_checksum());
-        assert_eq!((p.src(), p.dst(), p.ttl(), p.protocol()), (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 7), 1, 17));
+        assert_eq!(
+            (p.src(), p.dst(), p.ttl(), p.protocol()),
+            (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 7), 1, 17)
+        );
         assert_eq!((p.ident(), p.dscp_ecn()), (7, 0xb8));
         p.payload_mut()[0] = 0xaa;
         assert_eq!(b[20], 0xaa);

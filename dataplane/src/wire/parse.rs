@@ -109,9 +109,7 @@ impl TcpInfo {
     /// Sequence space the segment occupies: payload length, +1 for SYN, +1 for FIN.
     #[inline]
     pub const fn segment_len(&self) -> u32 {
-        self.payload_len as u32
-            + self.flags.contains(TcpFlags::SYN) as u32
-            + self.flags.contains(TcpFlags::FIN) as u32
+        self.payload_len as u32 + self.flags.contains(TcpFlags::SYN) as u32 + self.flags.contains(TcpFlags::FIN) as u32
     }
 }
 

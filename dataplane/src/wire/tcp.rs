@@ -237,9 +237,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     #[inline]
     pub fn segment_len(&self) -> u32 {
         let f = self.flags();
-        self.payload().len() as u32
-            + u32::from(f.contains(TcpFlags::SYN))
-            + u32::from(f.contains(TcpFlags::FIN))
+        self.payload().len() as u32 + u32::from(f.contains(TcpFlags::SYN)) + u32::from(f.contains(TcpFlags::FIN))
     }
 
     /// Whether the checksum verifies for a segment sent from `src` to `dst`.
