@@ -428,7 +428,7 @@ impl Region {
         if R::SIZE != t.record_size as usize {
             return Err(AccessError::Kind { table, what: "record type size differs from the table's record size" });
         }
-        let mut buf = Vec::new();
+        let mut buf = self.inner.scratch.borrow_mut();
         match self.slot_state(ti, &t, index, off, &mut buf)? {
             SlotState::Empty => Ok(None),
             SlotState::Valid { copy, .. } => {

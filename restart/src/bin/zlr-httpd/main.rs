@@ -414,13 +414,13 @@ impl Server {
         if !c.rec.keep_alive {
             return self.close(slot);
         }
+        // No record write here: a Sending record whose response the kernel
+        // says is fully written already means "done, read the next request"
+        // to the recovery path, so the next request's record carries it.
         c.rec.req_start += u64::from(c.rec.req_len);
         c.rec.req_len = 0;
         c.rec.bytes_sent = c.rec.total_len;
         c.rec.stage = Stage::Reading;
-        let rec = c.rec.clone();
-        self.save(slot, &rec);
-        let c = self.conns[slot as usize].as_mut().expect("conn");
         let processed = c.rec.req_start - c.rx_deleted;
         if processed >= DELETE_BATCH {
             if let Some(rd) = c.reader.as_mut() {
@@ -504,6 +504,16 @@ impl Server {
             HreadMode::PeekOff => consumed,
             HreadMode::Fallback => region.read::<HoldCtl>(T_HOLD_CTL, slot)?.unwrap_or_default().head,
         };
+        if rec.stage == Stage::Sending && written.checked_sub(rec.resp_start) == Some(rec.total_len) {
+            // The response went out completely: the request is done.
+            rec.req_start += u64::from(rec.req_len);
+            rec.req_len = 0;
+            rec.bytes_sent = rec.total_len;
+            rec.stage = Stage::Reading;
+            if !rec.keep_alive {
+                anyhow::bail!("response complete on a non-keep-alive connection: closing");
+            }
+        }
         let read_to = match rec.stage {
             Stage::Reading => rec.req_start,
             _ => rec.req_start + u64::from(rec.req_len),

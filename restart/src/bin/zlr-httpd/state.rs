@@ -17,7 +17,7 @@ pub const T_HOLD_CTL: u32 = 3;
 pub const T_HOLD_DATA: u32 = 4;
 /// Longest request (head + body) held.
 pub const MAX_REQUEST: usize = 8192;
-pub const PATH_CAP: usize = 512;
+pub const PATH_CAP: usize = 256;
 
 pub fn layout_version() -> u32 {
     std::env::var("ZLR_LAYOUT_VERSION").ok().and_then(|v| v.parse().ok()).unwrap_or(LAYOUT_VERSION)
@@ -106,7 +106,7 @@ pub struct ConnRec {
 }
 
 impl Record for ConnRec {
-    const SIZE: usize = 640;
+    const SIZE: usize = 384;
     fn encode(&self, w: &mut Writer<'_>) {
         w.u8(self.stage as u8);
         w.u64(self.conn_id);
