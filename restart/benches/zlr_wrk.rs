@@ -101,7 +101,7 @@ fn wrk(port: u16, secs: u64, conns: u64, path: &str) -> Wrk {
         let t: Vec<&str> = l.split_whitespace().collect();
         match t.as_slice() {
             ["Requests/sec:", v, ..] => w.rps = v.parse().unwrap_or(0.0),
-            ["Latency", avg, ..] => w.lat_avg_ms = ms(avg),
+            ["Latency", avg, ..] if ms(avg).is_finite() => w.lat_avg_ms = ms(avg),
             ["50%", v] => w.lat_p50_ms = ms(v),
             ["99%", v] => w.lat_p99_ms = ms(v),
             ["Socket", "errors:", rest @ ..] => {
@@ -141,8 +141,8 @@ fn main() {
         return;
     }
     // criterion-style args (e.g. --bench) are ignored.
-    let secs = env_or("ZLR_BENCH_SECS", 10);
-    let rounds = env_or("ZLR_BENCH_ROUNDS", 3);
+    let secs = env_or("ZLR_BENCH_SECS", 5);
+    let rounds = env_or("ZLR_BENCH_ROUNDS", 6);
     let conns = env_or("ZLR_BENCH_CONNS", 32);
     let restarts = env_or("ZLR_BENCH_RESTARTS", 200) as usize;
     let dir = std::env::temp_dir().join(format!("zlr-bench-{}", std::process::id()));
@@ -192,30 +192,45 @@ fn main() {
             if fw { on.push(w) } else { off.push(w) }
         }
     }
-    // Under faults: SIGSEGV the framework-on server every second.
-    let ctl = control.clone();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let killer = std::thread::spawn(move || {
-        let mut kills = 0;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(1000));
-            if stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                break;
-            }
-            if let Some(s) = status(&ctl) {
-                if let Some(pid) = s.pid {
+    // Under faults: SIGSEGV the framework-on server every second, paired
+    // with a framework-off run right before each faulted run.
+    let mut faulted_runs = Vec::new();
+    let mut faulted_pairs = Vec::new();
+    let mut kills = 0;
+    for r in 0..rounds.div_ceil(2) {
+        let base = wrk(port_off, secs, conns, "/index.html");
+        let ctl = control.clone();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let killer = std::thread::spawn(move || {
+            let mut kills = 0;
+            loop {
+                std::thread::sleep(Duration::from_millis(1000));
+                if stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                    break kills;
+                }
+                if let Some(pid) = status(&ctl).and_then(|s| s.pid) {
                     kill(pid, rustix::process::Signal::SEGV);
                     kills += 1;
                 }
             }
-        }
-        kills
-    });
-    let faulted = wrk(port_on, secs, conns, "/index.html");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let kills = killer.join().unwrap();
-    eprintln!("with {kills} faults: {faulted:?}");
+        });
+        let w = wrk(port_on, secs, conns, "/index.html");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let k = killer.join().unwrap();
+        kills += k;
+        eprintln!("fault round {r}: off {base:?} / on with {k} faults {w:?}");
+        faulted_pairs.push((base.clone(), w.clone()));
+        faulted_runs.push(w);
+    }
+    let faulted = Wrk {
+        rps: median(faulted_runs.iter().map(|w| w.rps).collect()),
+        lat_avg_ms: median(faulted_runs.iter().map(|w| w.lat_avg_ms).collect()),
+        lat_p50_ms: median(faulted_runs.iter().map(|w| w.lat_p50_ms).collect()),
+        lat_p99_ms: median(faulted_runs.iter().map(|w| w.lat_p99_ms).collect()),
+        errors: faulted_runs.iter().map(|w| w.errors).sum(),
+        non2xx: faulted_runs.iter().map(|w| w.non2xx).sum(),
+    };
     // Restart time: fault → serving again.
     let mut client_ms = Vec::new();
     let mut restartd_ms = Vec::new();
@@ -224,7 +239,10 @@ fn main() {
         let (gen, pid) = (s.generation, s.pid.unwrap());
         let t0 = Instant::now();
         kill(pid, rustix::process::Signal::SEGV);
-        while !get(port_on) {}
+        let limit = Instant::now() + Duration::from_secs(10);
+        while !get(port_on) {
+            assert!(Instant::now() < limit, "not serving 10 s after a fault");
+        }
         let dt = t0.elapsed().as_secs_f64() * 1e3;
         wait_ready(&control, gen + 1);
         let s = status(&control).unwrap();
@@ -239,26 +257,33 @@ fn main() {
     let (off_rps, on_rps) = (m(&off, |w| w.rps), m(&on, |w| w.rps));
     let (off_lat, on_lat) = (m(&off, |w| w.lat_avg_ms), m(&on, |w| w.lat_avg_ms));
     let (off_p99, on_p99) = (m(&off, |w| w.lat_p99_ms), m(&on, |w| w.lat_p99_ms));
+    // Overheads are medians of per-round paired ratios (the runs of a pair
+    // are back to back, so load from elsewhere on the machine cancels best).
+    let paired = |f: fn(&Wrk) -> f64, inverse: bool| {
+        median(off.iter().zip(&on).map(|(a, b)| if inverse { (f(b) - f(a)) / f(a) * 100.0 } else { (f(a) - f(b)) / f(a) * 100.0 }).collect())
+    };
+    let tput = paired(|w| w.rps, false);
+    let lat = paired(|w| w.lat_avg_ms, true);
+    let tput_f = median(faulted_pairs.iter().map(|(a, b)| (a.rps - b.rps) / a.rps * 100.0).collect());
+    let lat_f = median(faulted_pairs.iter().map(|(a, b)| (b.lat_avg_ms - a.lat_avg_ms) / a.lat_avg_ms * 100.0).collect());
     let report = serde_json::json!({
         "secs": secs, "rounds": rounds, "conns": conns,
-        "off": off, "on": on, "faulted": faulted, "faults": kills,
-        "throughput_overhead_pct": (off_rps - on_rps) / off_rps * 100.0,
-        "latency_overhead_pct": (on_lat - off_lat) / off_lat * 100.0,
-        "throughput_overhead_with_faults_pct": (off_rps - faulted.rps) / off_rps * 100.0,
-        "latency_overhead_with_faults_pct": (faulted.lat_avg_ms - off_lat) / off_lat * 100.0,
+        "off": off, "on": on, "faulted_runs": faulted_runs, "faults": kills,
+        "throughput_overhead_pct": tput,
+        "latency_overhead_pct": lat,
+        "throughput_overhead_with_faults_pct": tput_f,
+        "latency_overhead_with_faults_pct": lat_f,
         "restart_client_ms": {"p50": pct(&client_ms, 0.5), "p99": pct(&client_ms, 0.99), "max": pct(&client_ms, 1.0), "n": client_ms.len()},
         "restart_restartd_ms": {"p50": pct(&restartd_ms, 0.5), "p99": pct(&restartd_ms, 0.99), "max": pct(&restartd_ms, 1.0), "n": restartd_ms.len()},
     });
-    println!("| | framework off | framework on | on, {kills} faults in {secs}s |");
+    println!("| | framework off | framework on | on, 1 SIGSEGV/s ({kills} faults) |");
     println!("|---|---|---|---|");
     println!("| requests/s (median of {rounds}) | {off_rps:.0} | {on_rps:.0} | {:.0} |", faulted.rps);
     println!("| latency avg ms | {off_lat:.3} | {on_lat:.3} | {:.3} |", faulted.lat_avg_ms);
     println!("| latency p99 ms | {off_p99:.3} | {on_p99:.3} | {:.3} |", faulted.lat_p99_ms);
     println!("| socket errors / non-2xx | {} / {} | {} / {} | {} / {} |", off.iter().map(|w| w.errors).sum::<u64>(), off.iter().map(|w| w.non2xx).sum::<u64>(), on.iter().map(|w| w.errors).sum::<u64>(), on.iter().map(|w| w.non2xx).sum::<u64>(), faulted.errors, faulted.non2xx);
     println!();
-    println!("throughput overhead {:.2}% (with faults {:.2}%), latency overhead {:.2}% (with faults {:.2}%)",
-        report["throughput_overhead_pct"].as_f64().unwrap(), report["throughput_overhead_with_faults_pct"].as_f64().unwrap(),
-        report["latency_overhead_pct"].as_f64().unwrap(), report["latency_overhead_with_faults_pct"].as_f64().unwrap());
+    println!("throughput overhead {tput:.2}% (with faults {tput_f:.2}%), latency overhead {lat:.2}% (with faults {lat_f:.2}%) — medians of paired rounds");
     println!("restart time, SIGSEGV → first response from the new generation (client view, n={}): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         client_ms.len(), pct(&client_ms, 0.5), pct(&client_ms, 0.99), pct(&client_ms, 1.0));
     println!("restart time, exit seen by restartd → new generation ready (n={}): p50 {:.2} ms, p99 {:.2} ms",

@@ -170,3 +170,23 @@ fn peer_reset_while_down_is_closed_cleanly() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(d.status().unwrap().roles[0].kept_fds, 2, "listener + the live connection; the reset one released");
 }
+
+/// Held (peeked, undeleted) request bytes must not turn a close into a reset.
+#[test]
+fn connection_close_ends_with_fin_not_reset() {
+    if !hugetlbfs_or_skip("connection_close_ends_with_fin_not_reset") {
+        return;
+    }
+    let dir = tmpdir("rd-fin");
+    www(&dir);
+    let d = Daemon::start(&dir, &[], &[], &[]);
+    d.wait_ready(1);
+    for req in [&b"GET /index.html HTTP/1.1\r\nConnection: close\r\n\r\n"[..], b"GET /index.html HTTP/1.0\r\n\r\n", b"GET /missing HTTP/1.1\r\nConnection: close\r\n\r\n"] {
+        let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(req).unwrap();
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut all).expect("clean close (FIN), not a reset");
+        assert!(all.starts_with(b"HTTP/1.1 200") || all.starts_with(b"HTTP/1.1 404"), "{}", String::from_utf8_lossy(&all));
+    }
+}

@@ -264,6 +264,15 @@ impl Server {
     fn close(&mut self, slot: u32) {
         let Some(c) = self.conns[slot as usize].take() else { return };
         let _ = self.poll.registry().deregister(&mut SourceFd(&c.sock.as_raw_fd()));
+        if let Some(mut rd) = c.reader {
+            // Held bytes are still in the receive queue: closing over unread
+            // data makes the kernel send RST instead of FIN. Delete them, as a
+            // consuming server would have read them.
+            let held = rd.held();
+            if held > 0 {
+                let _ = rd.delete(c.sock.as_fd(), held);
+            }
+        }
         if let Some(fw) = &self.fw {
             // Release before close: once both copies are closed the peer sees FIN.
             if let Some(s) = &fw.service {
@@ -464,14 +473,19 @@ impl Server {
             };
             let Some((slot, rec)) = by_id.remove(&id) else {
                 warn!("kept connection {id} has no state record; closing it");
+                discard_input(&fd);
                 self.release_name(&name);
                 continue;
             };
             self.free.retain(|&s| s != slot);
+            let keep = fd.try_clone();
             match self.resume_conn(slot, rec, fd) {
                 Ok(()) => resumed += 1,
                 Err(e) => {
                     warn!("connection {id}: cannot resume ({e:#}); closing it");
+                    if let Ok(k) = keep {
+                        discard_input(&k);
+                    }
                     self.release_name(&name);
                     self.save(slot, &ConnRec::default());
                     self.free.push(slot);
@@ -559,6 +573,16 @@ impl Server {
         }
         self.save(slot, &rec);
         self.install(slot, Conn { sock, reader: Some(reader), rbuf: Vec::new(), rec, resp, rx_deleted: deleted, tx: written })
+    }
+}
+
+/// Drop whatever is queued for reading so that closing sends FIN, not RST.
+fn discard_input(fd: &OwnedFd) {
+    for _ in 0..64 {
+        match sys::tcp_discard(fd.as_fd(), 1 << 20) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
     }
 }
 
