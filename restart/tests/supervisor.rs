@@ -190,3 +190,41 @@ fn connection_close_ends_with_fin_not_reset() {
         assert!(all.starts_with(b"HTTP/1.1 200") || all.starts_with(b"HTTP/1.1 404"), "{}", String::from_utf8_lossy(&all));
     }
 }
+
+/// A multi-process service: the main process registers a helper role; each
+/// role has its own generations and fault handling.
+#[test]
+fn registered_role_is_supervised_separately() {
+    if !hugetlbfs_or_skip("registered_role_is_supervised_separately") {
+        return;
+    }
+    let dir = tmpdir("rd-roles");
+    www(&dir);
+    let d = Daemon::start(&dir, &[], &["--helper", "/bin/sleep", "1000"], &[]);
+    let main_pid = d.wait_ready(1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let helper_pid = loop {
+        if let Some(r) = d.status().and_then(|s| s.roles.into_iter().find(|r| r.child_id == 1)) {
+            if r.state == "running" {
+                assert_eq!(r.generation, 1);
+                assert_eq!(r.path, "/bin/sleep");
+                break r.pid.unwrap();
+            }
+        }
+        assert!(Instant::now() < deadline, "helper role never started: {}", d.log_text());
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    segv(helper_pid);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = d.status().unwrap();
+        let h = s.roles.iter().find(|r| r.child_id == 1).unwrap();
+        if h.generation == 2 && h.state == "running" {
+            assert_ne!(h.pid, Some(helper_pid));
+            assert_eq!((s.roles[0].generation, s.roles[0].pid), (1, Some(main_pid)), "main role untouched");
+            break;
+        }
+        assert!(Instant::now() < deadline, "helper not restarted: {}", d.log_text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

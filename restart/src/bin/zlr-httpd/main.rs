@@ -54,6 +54,10 @@ struct Args {
     /// Connection slots.
     #[arg(long, default_value_t = 1024)]
     max_conns: u32,
+    /// A helper process to register as role 1 of this multi-process service
+    /// (restartd starts, watches and restarts it like the main process).
+    #[arg(long, num_args = 1.., allow_hyphen_values = false)]
+    helper: Vec<String>,
     /// Fixed send buffer per connection in bytes (0: kernel autotuning).
     #[arg(long, default_value_t = 0)]
     sndbuf: usize,
@@ -617,6 +621,9 @@ fn main() -> Result<()> {
                 Some(c) => format!("restart after: {c}"),
             }
         );
+        if ri.generation == 1 && ri.child_id == 0 && !args.helper.is_empty() {
+            s.register(restart::proto::Registration { path: args.helper[0].clone(), argv: args.helper[1..].to_vec(), env: vec![], child_id: 1 })?;
+        }
         if std::env::var("ZLR_CRASH_AT_START").is_ok() {
             error!("ZLR_CRASH_AT_START set: crashing");
             self_crash();
