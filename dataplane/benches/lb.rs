@@ -30,13 +30,7 @@ impl Rng {
     /// A random client → VIP key.
     fn key(&mut self) -> FlowKey {
         let x = self.next();
-        FlowKey::new(
-            Ipv4Addr::from((x >> 32) as u32),
-            x as u16,
-            Ipv4Addr::new(10, 0, 0, 100),
-            80,
-            6,
-        )
+        FlowKey::new(Ipv4Addr::from((x >> 32) as u32), x as u16, Ipv4Addr::new(10, 0, 0, 100), 80, 6)
     }
 }
 
@@ -46,13 +40,7 @@ fn reply(k: &FlowKey) -> FlowKey {
 }
 
 fn backends(n: u32) -> Vec<Backend> {
-    (0..n)
-        .map(|i| Backend {
-            id: i,
-            key: 0x0a00_0100_0000_0050 + (u64::from(i) << 16),
-            weight: 1,
-        })
-        .collect()
+    (0..n).map(|i| Backend { id: i, key: 0x0a00_0100_0000_0050 + (u64::from(i) << 16), weight: 1 }).collect()
 }
 
 fn maglev(c: &mut Criterion) {
@@ -68,9 +56,7 @@ fn maglev(c: &mut Criterion) {
     for x in b.iter_mut().step_by(4) {
         x.weight = 4;
     }
-    g.bench_function("100_weighted", |bench| {
-        bench.iter(|| Maglev::build(black_box(&b), DEFAULT_TABLE_SIZE).unwrap())
-    });
+    g.bench_function("100_weighted", |bench| bench.iter(|| Maglev::build(black_box(&b), DEFAULT_TABLE_SIZE).unwrap()));
     g.finish();
 
     let table = Maglev::build(&backends(100), DEFAULT_TABLE_SIZE).unwrap();

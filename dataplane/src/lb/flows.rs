@@ -88,24 +88,12 @@ pub struct FlowKey {
 impl FlowKey {
     /// A key from `src:sport → dst:dport` over `proto`.
     pub const fn new(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, proto: u8) -> Self {
-        FlowKey {
-            src,
-            dst,
-            sport,
-            dport,
-            proto,
-        }
+        FlowKey { src, dst, sport, dport, proto }
     }
 
     /// The same 5-tuple seen from the other end (`dst:dport → src:sport`).
     pub const fn reversed(&self) -> Self {
-        FlowKey {
-            src: self.dst,
-            dst: self.src,
-            sport: self.dport,
-            dport: self.sport,
-            proto: self.proto,
-        }
+        FlowKey { src: self.dst, dst: self.src, sport: self.dport, dport: self.sport, proto: self.proto }
     }
 
     /// The 13 bytes as two words.
@@ -217,11 +205,7 @@ struct Bucket {
 }
 
 impl Bucket {
-    const EMPTY: Bucket = Bucket {
-        tags: [0; SLOTS],
-        refs: [0; SLOTS],
-        overflow: 0,
-    };
+    const EMPTY: Bucket = Bucket { tags: [0; SLOTS], refs: [0; SLOTS], overflow: 0 };
 
     /// Bit `i` set when slot `i` carries `tag`.
     #[inline]
@@ -440,10 +424,7 @@ impl<T: Copy> FlowTable<T> {
 
     #[inline]
     fn id_of(&self, index: usize) -> FlowId {
-        FlowId {
-            index: index as u32,
-            gen: self.records[index].gen,
-        }
+        FlowId { index: index as u32, gen: self.records[index].gen }
     }
 
     /// The record index of `id` if it names a flow in the table.
@@ -459,22 +440,13 @@ impl<T: Copy> FlowTable<T> {
         let r = (index as u32) << 1;
         let (h0, h1) = (self.hash(&rec.keys[0]), self.hash(&rec.keys[1]));
         // Overlap the cache misses of the two buckets.
-        std::hint::black_box((
-            self.buckets[self.home(h0)].tags[0],
-            self.buckets[self.home(h1)].tags[0],
-        ));
+        std::hint::black_box((self.buckets[self.home(h0)].tags[0], self.buckets[self.home(h1)].tags[0]));
         self.unlink(h0, r);
         self.unlink(h1, r | 1);
         self.records[index].gen = rec.gen.wrapping_add(1);
         self.free.push(index as u32);
         self.len -= 1;
-        (
-            FlowId {
-                index: index as u32,
-                gen: rec.gen,
-            },
-            rec.value,
-        )
+        (FlowId { index: index as u32, gen: rec.gen }, rec.value)
     }
 
     /// Finds the live flow that `key` belongs to, in either direction.
@@ -483,8 +455,7 @@ impl<T: Copy> FlowTable<T> {
     /// [`FlowTable::sweep`] or [`FlowTable::insert`] reaps and reports it.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, now: u64) -> Option<(FlowId, Direction, &mut T)> {
-        self.lookup_entry(key, now)
-            .map(|e| (e.id, e.direction, e.value))
+        self.lookup_entry(key, now).map(|e| (e.id, e.direction, e.value))
     }
 
     /// Like [`FlowTable::lookup`], also giving the keys and the deadline (e.g. to refresh it).
@@ -497,10 +468,7 @@ impl<T: Copy> FlowTable<T> {
             return None;
         }
         Some(FlowEntry {
-            id: FlowId {
-                index: index as u32,
-                gen: rec.gen,
-            },
+            id: FlowId { index: index as u32, gen: rec.gen },
             direction: Direction::from_bit(r),
             keys: &rec.keys,
             expires_at: &mut rec.expires_at,
@@ -514,15 +482,7 @@ impl<T: Copy> FlowTable<T> {
         let r = self.find(key, self.hash(key))?;
         let index = (r >> 1) as usize;
         let rec = &self.records[index];
-        (now < rec.expires_at).then(|| {
-            (
-                FlowId {
-                    index: index as u32,
-                    gen: rec.gen,
-                },
-                Direction::from_bit(r),
-            )
-        })
+        (now < rec.expires_at).then(|| (FlowId { index: index as u32, gen: rec.gen }, Direction::from_bit(r)))
     }
 
     /// Looks up a burst of keys at once: `out[i]` = [`FlowTable::find_id`]`(keys[i], now)` for
@@ -531,12 +491,7 @@ impl<T: Copy> FlowTable<T> {
     /// Faster per key than one-by-one lookups in a large table: it first reads every key's home
     /// bucket, then every candidate record, then resolves, so the cache misses of the whole
     /// burst overlap instead of being paid one after another.
-    pub fn lookup_burst(
-        &self,
-        keys: &[FlowKey],
-        now: u64,
-        out: &mut [Option<(FlowId, Direction)>],
-    ) {
+    pub fn lookup_burst(&self, keys: &[FlowKey], now: u64, out: &mut [Option<(FlowId, Direction)>]) {
         let n = keys.len().min(out.len());
         for (keys, out) in keys[..n].chunks(BURST).zip(out[..n].chunks_mut(BURST)) {
             // The passes are kept tight so that the loads of a whole burst fit in the CPU's
@@ -572,15 +527,8 @@ impl<T: Copy> FlowTable<T> {
                 *o = self.find(k, h).and_then(|r| {
                     let index = (r >> 1) as usize;
                     let rec = &self.records[index];
-                    (now < rec.expires_at).then(|| {
-                        (
-                            FlowId {
-                                index: index as u32,
-                                gen: rec.gen,
-                            },
-                            Direction::from_bit(r),
-                        )
-                    })
+                    (now < rec.expires_at)
+                        .then(|| (FlowId { index: index as u32, gen: rec.gen }, Direction::from_bit(r)))
                 });
             }
         }
@@ -619,15 +567,11 @@ impl<T: Copy> FlowTable<T> {
             self.buckets[self.home(hr)].tags[0],
             self.records.get(next).map(|r| r.gen),
         ));
-        for (key, h, direction) in [(&fwd, hf, Direction::Forward), (&rev, hr, Direction::Reverse)]
-        {
+        for (key, h, direction) in [(&fwd, hf, Direction::Forward), (&rev, hr, Direction::Reverse)] {
             if let Some(r) = self.find(key, h) {
                 let index = (r >> 1) as usize;
                 if now < self.records[index].expires_at {
-                    return Err(InsertError::KeyExists {
-                        direction,
-                        existing: self.id_of(index),
-                    });
+                    return Err(InsertError::KeyExists { direction, existing: self.id_of(index) });
                 }
                 let (id, v) = self.release(index);
                 on_expired(id, v);
@@ -644,19 +588,12 @@ impl<T: Copy> FlowTable<T> {
             }
             None if self.records.len() < self.capacity => {
                 // Within the capacity reserved at construction: no reallocation.
-                self.records.push(Record {
-                    keys: [fwd, rev],
-                    expires_at,
-                    gen: 1,
-                    value,
-                });
+                self.records.push(Record { keys: [fwd, rev], expires_at, gen: 1, value });
                 (self.records.len() - 1) as u32
             }
             None => {
                 if !self.reclaim_one(now, &mut on_expired) {
-                    return Err(InsertError::Full {
-                        capacity: self.capacity,
-                    });
+                    return Err(InsertError::Full { capacity: self.capacity });
                 }
                 let i = self.free.pop().unwrap_or_default();
                 let rec = &mut self.records[i as usize];
@@ -719,10 +656,7 @@ impl<T: Copy> FlowTable<T> {
         for i in 0..self.records.len() {
             let rec = &mut self.records[i];
             if rec.gen & 1 == 1 {
-                let id = FlowId {
-                    index: i as u32,
-                    gen: rec.gen,
-                };
+                let id = FlowId { index: i as u32, gen: rec.gen };
                 if !keep(id, &mut rec.value) {
                     self.release(i);
                     removed += 1;
@@ -737,10 +671,7 @@ impl<T: Copy> FlowTable<T> {
         for (i, rec) in self.records.iter_mut().enumerate() {
             if rec.gen & 1 == 1 {
                 f(FlowEntry {
-                    id: FlowId {
-                        index: i as u32,
-                        gen: rec.gen,
-                    },
+                    id: FlowId { index: i as u32, gen: rec.gen },
                     direction: Direction::Forward,
                     keys: &rec.keys,
                     expires_at: &mut rec.expires_at,
@@ -752,15 +683,10 @@ impl<T: Copy> FlowTable<T> {
 
     /// Iterates over every flow (expired or not).
     pub fn iter(&self) -> impl Iterator<Item = (FlowId, &T)> + '_ {
-        self.records.iter().enumerate().filter_map(|(i, rec)| {
-            (rec.gen & 1 == 1).then_some((
-                FlowId {
-                    index: i as u32,
-                    gen: rec.gen,
-                },
-                &rec.value,
-            ))
-        })
+        self.records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rec)| (rec.gen & 1 == 1).then_some((FlowId { index: i as u32, gen: rec.gen }, &rec.value)))
     }
 
     /// The payload of flow `id` (expired or not), if it is still in the table.

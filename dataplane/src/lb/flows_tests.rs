@@ -5,13 +5,7 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 
 fn key(i: u32) -> FlowKey {
-    FlowKey::new(
-        Ipv4Addr::from(0x0a00_0000 | (i >> 16)),
-        (i & 0xffff) as u16,
-        Ipv4Addr::new(10, 0, 0, 100),
-        80,
-        6,
-    )
+    FlowKey::new(Ipv4Addr::from(0x0a00_0000 | (i >> 16)), (i & 0xffff) as u16, Ipv4Addr::new(10, 0, 0, 100), 80, 6)
 }
 
 /// The reply key of `key(i)`, as from real server 10.0.1.11:8080.
@@ -37,11 +31,7 @@ impl<T: Copy> FlowTable<T> {
     /// Checks the index against the records: every live flow's keys are found, the number of
     /// index entries is twice the number of flows, and overflow counts match the layout.
     fn check_invariants(&self) {
-        let entries: usize = self
-            .buckets
-            .iter()
-            .map(|b| b.tags.iter().filter(|&&t| t != 0).count())
-            .sum();
+        let entries: usize = self.buckets.iter().map(|b| b.tags.iter().filter(|&&t| t != 0).count()).sum();
         assert_eq!(entries, 2 * self.len);
         let live = self.records.iter().filter(|r| r.gen & 1 == 1).count();
         assert_eq!(live, self.len);
@@ -117,18 +107,12 @@ fn key_clashes() {
     let id = t.insert(key(1), rkey(1), 7, 0, 100, none).unwrap();
     assert_eq!(
         t.insert(key(1), rkey(2), 1, 0, 100, none),
-        Err(InsertError::KeyExists {
-            direction: Direction::Forward,
-            existing: id
-        })
+        Err(InsertError::KeyExists { direction: Direction::Forward, existing: id })
     );
     // A new flow whose reverse key is another flow's forward key.
     assert_eq!(
         t.insert(key(3), key(1), 1, 0, 100, none),
-        Err(InsertError::KeyExists {
-            direction: Direction::Reverse,
-            existing: id
-        })
+        Err(InsertError::KeyExists { direction: Direction::Reverse, existing: id })
     );
     assert_eq!(t.insert(key(3), key(3), 1, 0, 100, none), Err(InsertError::SameKey));
     assert_eq!(t.len(), 1);
@@ -146,9 +130,7 @@ fn expired_flows_are_absent_and_reaped_on_reuse() {
     assert_eq!(t.get(id), Some(&7));
     // Reusing the client's key reaps the old flow and reports it.
     let mut reaped = Vec::new();
-    let id2 = t
-        .insert(key(1), rkey(9), 8, 150, 300, |i, v| reaped.push((i, v)))
-        .unwrap();
+    let id2 = t.insert(key(1), rkey(9), 8, 150, 300, |i, v| reaped.push((i, v))).unwrap();
     assert_eq!(reaped, [(id, 7)]);
     assert_eq!(t.len(), 1);
     assert_eq!(t.lookup(&key(1), 150).map(|(i, _, v)| (i, *v)), Some((id2, 8)));
@@ -196,17 +178,12 @@ fn full_table_fails_cleanly_then_reclaims_expired() {
     for i in 0..4 {
         t.insert(key(i), rkey(i), i, 0, 100 + u64::from(i), none).unwrap();
     }
-    assert_eq!(
-        t.insert(key(9), rkey(9), 9, 50, 1000, none),
-        Err(InsertError::Full { capacity: 4 })
-    );
+    assert_eq!(t.insert(key(9), rkey(9), 9, 50, 1000, none), Err(InsertError::Full { capacity: 4 }));
     assert_eq!(t.len(), 4);
     t.check_invariants();
     // After flow 1 expires, an insert reclaims it.
     let mut reaped = Vec::new();
-    let id = t
-        .insert(key(9), rkey(9), 9, 100, 1000, |_, v| reaped.push(v))
-        .unwrap();
+    let id = t.insert(key(9), rkey(9), 9, 100, 1000, |_, v| reaped.push(v)).unwrap();
     assert_eq!(reaped, [0]);
     assert_eq!(t.len(), 4);
     assert_eq!(t.get(id), Some(&9));
@@ -218,10 +195,7 @@ fn full_table_fails_cleanly_then_reclaims_expired() {
 #[test]
 fn zero_capacity() {
     let mut t = FlowTable::<u32>::with_capacity(0);
-    assert_eq!(
-        t.insert(key(1), rkey(1), 1, 0, 1, none),
-        Err(InsertError::Full { capacity: 0 })
-    );
+    assert_eq!(t.insert(key(1), rkey(1), 1, 0, 1, none), Err(InsertError::Full { capacity: 0 }));
     assert!(t.lookup(&key(1), 0).is_none());
     assert_eq!(t.sweep(0, 10, |_, _| {}), 0);
 }
@@ -321,9 +295,8 @@ const CLIENT_HASH_GOLDEN: u64 = 14989343015874281647;
 #[test]
 fn flow_hash_spreads_over_maglev() {
     // Sequential client ports must spread evenly over Maglev's slots (high bits are used).
-    let backends: Vec<crate::lb::Backend> = (0..4)
-        .map(|i| crate::lb::Backend { id: i, key: u64::from(i) * 77, weight: 1 })
-        .collect();
+    let backends: Vec<crate::lb::Backend> =
+        (0..4).map(|i| crate::lb::Backend { id: i, key: u64::from(i) * 77, weight: 1 }).collect();
     let m = crate::lb::Maglev::build(&backends, crate::lb::DEFAULT_TABLE_SIZE).unwrap();
     let mut counts = [0u32; 4];
     for p in 0..40_000u32 {
@@ -418,9 +391,9 @@ fn run_model(ops: Vec<Op>, capacity: usize, nbuckets: usize, seed: u64) -> Resul
         Ok(())
     }
     let owner = |model: &HashMap<FlowId, ModelFlow>, k: &FlowKey| {
-        model.iter().find_map(|(id, f)| {
-            f.keys.iter().position(|x| x == k).map(|d| (*id, Direction::from_bit(d as u32), *f))
-        })
+        model
+            .iter()
+            .find_map(|(id, f)| f.keys.iter().position(|x| x == k).map(|d| (*id, Direction::from_bit(d as u32), *f)))
     };
     for op in ops {
         match op {

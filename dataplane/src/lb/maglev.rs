@@ -140,10 +140,7 @@ impl Maglev {
             return Err(MaglevError::NotPrime(table_size));
         }
         if table_size <= backends.len() {
-            return Err(MaglevError::TooManyBackends {
-                table_size,
-                backends: backends.len(),
-            });
+            return Err(MaglevError::TooManyBackends { table_size, backends: backends.len() });
         }
         let m = table_size as u32;
         let mut walkers: Vec<Walker> = backends
@@ -166,17 +163,11 @@ impl Maglev {
             })
             .collect();
         if walkers.is_empty() {
-            return Ok(Maglev {
-                table: Vec::new(),
-                size: table_size,
-            });
+            return Ok(Maglev { table: Vec::new(), size: table_size });
         }
         walkers.sort_unstable_by_key(|w| (w.key, w.id));
         let table = populate(&mut walkers, m);
-        Ok(Maglev {
-            table,
-            size: table_size,
-        })
+        Ok(Maglev { table, size: table_size })
     }
 
     /// Returns the backend id for a flow hash, or `None` if the table is empty.
@@ -225,12 +216,7 @@ pub fn disruption(old: &Maglev, new: &Maglev) -> f64 {
         (0, 0) => 0.0,
         (a, b) if a != b => 1.0,
         (n, _) => {
-            let changed = old
-                .table
-                .iter()
-                .zip(&new.table)
-                .filter(|(a, b)| a != b)
-                .count();
+            let changed = old.table.iter().zip(&new.table).filter(|(a, b)| a != b).count();
             changed as f64 / n as f64
         }
     }
@@ -359,14 +345,7 @@ fn mod_small(x: u64, m: u64, mu: u64) -> u64 {
 ///
 /// Walker `w` at position `p` reaches slot `s` after `(s − p)·skip⁻¹ mod M` steps, so the empty
 /// slot it would find first by walking is the one of least rank.
-fn populate_tail(
-    walkers: &mut [Walker],
-    m: u32,
-    quantum: u64,
-    resume: Option<usize>,
-    table: &mut [u32],
-    taken: &[u8],
-) {
+fn populate_tail(walkers: &mut [Walker], m: u32, quantum: u64, resume: Option<usize>, table: &mut [u32], taken: &[u8]) {
     let free: Vec<u32> = (0..m).filter(|&s| taken[s as usize] == 0).collect();
     let mut free = free;
     let m64 = u64::from(m);
@@ -423,11 +402,7 @@ mod tests {
 
     fn equal(n: u32) -> Vec<Backend> {
         (0..n)
-            .map(|i| Backend {
-                id: i,
-                key: u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xabcdef,
-                weight: 1,
-            })
+            .map(|i| Backend { id: i, key: u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xabcdef, weight: 1 })
             .collect()
     }
 
@@ -443,8 +418,7 @@ mod tests {
         let total: u64 = ws.iter().map(|b| u64::from(b.weight)).sum();
         let quantum = (total / ws.len() as u64).max(1);
         let offs: Vec<u64> = ws.iter().map(|b| mix64(b.key ^ 0x243f_6a88_85a3_08d3) % m64).collect();
-        let skips: Vec<u64> =
-            ws.iter().map(|b| mix64(b.key ^ 0x1319_8a2e_0370_7344) % (m64 - 1) + 1).collect();
+        let skips: Vec<u64> = ws.iter().map(|b| mix64(b.key ^ 0x1319_8a2e_0370_7344) % (m64 - 1) + 1).collect();
         let mut j = vec![0u64; ws.len()];
         let mut credit = vec![0u64; ws.len()];
         let mut table = vec![u32::MAX; m];
@@ -497,17 +471,8 @@ mod tests {
         let b = equal(3);
         assert_eq!(Maglev::build(&b, 65_536), Err(MaglevError::NotPrime(65_536)));
         assert_eq!(Maglev::build(&b, 1), Err(MaglevError::NotPrime(1)));
-        assert_eq!(
-            Maglev::build(&b, 3),
-            Err(MaglevError::TooManyBackends {
-                table_size: 3,
-                backends: 3
-            })
-        );
-        assert!(matches!(
-            Maglev::build(&b, MAX_TABLE_SIZE + 1),
-            Err(MaglevError::TooLarge(_))
-        ));
+        assert_eq!(Maglev::build(&b, 3), Err(MaglevError::TooManyBackends { table_size: 3, backends: 3 }));
+        assert!(matches!(Maglev::build(&b, MAX_TABLE_SIZE + 1), Err(MaglevError::TooLarge(_))));
         assert!(Maglev::build(&b, 5).is_ok());
     }
 
@@ -589,12 +554,8 @@ mod tests {
             let removed = n / 2;
             let rest: Vec<Backend> = b.iter().copied().filter(|x| x.id != removed).collect();
             let new = Maglev::build(&rest, DEFAULT_TABLE_SIZE).unwrap();
-            let extra = old
-                .entries()
-                .iter()
-                .zip(new.entries())
-                .filter(|(o, nw)| o != nw && **o != removed)
-                .count() as f64
+            let extra = old.entries().iter().zip(new.entries()).filter(|(o, nw)| o != nw && **o != removed).count()
+                as f64
                 / DEFAULT_TABLE_SIZE as f64;
             let bound = 1.0 / f64::from(n) + 0.01;
             assert!(extra <= bound, "n={n}: extra disruption {extra} > {bound}");
