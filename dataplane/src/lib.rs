@@ -20,6 +20,8 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod counters;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generation;
 pub mod host;
 pub mod lb;
