@@ -1,1 +1,287 @@
-//! The telnet server (work in progress).
+//! The admin CLI: the ServerIron language ([`cli`]) served over telnet, and the
+//! [`cli::Backend`] that puts its commands on the CM's one primitive path.
+//!
+//! Every connection is its own task; the sans-IO [`cli::Connection`] runs on the blocking pool
+//! (password hashing and switch acknowledgements may take a while) so no session waits for
+//! another's keystrokes. The running configuration ([`SlbConfig`]) is shared by every session
+//! and by `acmctl cli`; it is locked only while a logged-in session executes input.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use acm::Primitive;
+use cli::{Backend, BackendError, Connection, LatencyRow, ServerSettings, SessionRow, SlbConfig, TrafficCounters};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::cm::{Cm, CmError, Origin};
+
+/// How long a CLI command waits for switch acknowledgements before answering (the change stays
+/// in the cache either way).
+pub const CLI_ACK_WAIT: Duration = Duration::from_secs(3);
+
+/// The CLI's view of the appliance: the CM.
+pub struct CmBackend {
+    cm: Cm,
+    origin: Origin,
+    startup: Option<PathBuf>,
+    rt: Option<tokio::runtime::Handle>,
+}
+
+impl CmBackend {
+    /// A backend for one session (`origin` says which, in logs). Call from a thread that may
+    /// block (the blocking pool, or a plain thread).
+    pub fn new(cm: Cm, origin: Origin, startup: Option<PathBuf>) -> CmBackend {
+        CmBackend { cm, origin, startup, rt: tokio::runtime::Handle::try_current().ok() }
+    }
+}
+
+fn backend_error(e: CmError) -> BackendError {
+    match e {
+        CmError::Acm(a) => BackendError::Acm(a),
+        other => BackendError::Unavailable(other.to_string()),
+    }
+}
+
+impl Backend for CmBackend {
+    fn apply(&mut self, p: Primitive) -> Result<(), BackendError> {
+        let out = match &self.rt {
+            Some(rt) => {
+                let cm = self.cm.clone();
+                let origin = self.origin.clone();
+                rt.block_on(async move { tokio::time::timeout(CLI_ACK_WAIT, cm.primitive(origin, p)).await })
+                    .map_err(|_| {
+                        BackendError::Unavailable(format!(
+                            "no acknowledgement within {} s; the change is in the cache and the next sync pushes it",
+                            CLI_ACK_WAIT.as_secs()
+                        ))
+                    })?
+            }
+            None => self.cm.primitive_blocking(self.origin.clone(), p),
+        }
+        .map_err(backend_error)?;
+        let down = out.unavailable();
+        if !down.is_empty() {
+            return Err(BackendError::Unavailable(format!(
+                "{} did not answer; the change is in the cache and the next sync pushes it",
+                down.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    fn list(&mut self) -> Vec<acm::BindingInfo> {
+        self.cm.list()
+    }
+
+    fn traffic(&mut self) -> TrafficCounters {
+        self.cm.traffic_blocking()
+    }
+
+    fn sessions(&mut self) -> Vec<SessionRow> {
+        Vec::new()
+    }
+
+    fn latency(&mut self) -> Vec<LatencyRow> {
+        self.cm
+            .latency()
+            .into_iter()
+            .map(|r| LatencyRow {
+                primitive: r.primitive,
+                switch: r.switch,
+                count: r.summary.count,
+                p50_us: r.summary.p50_us.ceil() as u64,
+                p90_us: r.summary.p90_us.ceil() as u64,
+                p99_us: r.summary.p99_us.ceil() as u64,
+                max_us: r.summary.max_us.ceil() as u64,
+            })
+            .collect()
+    }
+
+    fn save_startup(&mut self, text: &str) -> Result<(), BackendError> {
+        let Some(path) = &self.startup else {
+            return Err(BackendError::Save("no startup_config path in the controlplane config".into()));
+        };
+        save_atomically(path, text).map_err(|e| BackendError::Save(format!("{}: {e}", path.display())))
+    }
+
+    fn version(&self) -> String {
+        let mut s = format!("ACM appliance controlplane {}", env!("CARGO_PKG_VERSION"));
+        for (name, desc, up) in self.cm.switches() {
+            s.push_str(&format!("\nswitch {name}: {desc} ({})", if up { "up" } else { "not answering" }));
+        }
+        s
+    }
+}
+
+/// Writes a file through a temporary file and a rename, so a crash leaves the old or the new.
+pub fn save_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// What every session shares.
+pub struct CliShared {
+    /// The running configuration.
+    pub config: Mutex<SlbConfig>,
+    /// The CM.
+    pub cm: Cm,
+    /// The startup-config file.
+    pub startup: Option<PathBuf>,
+    /// Sessions opened so far (numbers them).
+    pub sessions: AtomicU64,
+    /// Sessions open now.
+    pub open: AtomicU64,
+}
+
+impl CliShared {
+    /// Shared state around a CM.
+    pub fn new(cm: Cm, startup: Option<PathBuf>) -> Arc<CliShared> {
+        Arc::new(CliShared {
+            config: Mutex::new(SlbConfig::default()),
+            cm,
+            startup,
+            sessions: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+        })
+    }
+
+    /// Locks the running configuration.
+    pub fn config(&self) -> MutexGuard<'_, SlbConfig> {
+        self.config.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replays the startup-config (blocking): its commands take the same primitive path as typed
+    /// ones. Returns the lines that failed, as messages.
+    pub fn replay_startup(&self) -> Vec<String> {
+        let Some(path) = &self.startup else { return Vec::new() };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(e) => return vec![format!("cannot read startup-config {}: {e}", path.display())],
+        };
+        let mut backend = CmBackend::new(self.cm.clone(), Origin::Startup, self.startup.clone());
+        let mut cfg = self.config();
+        cli::replay(&text, &mut cfg, &mut backend)
+            .into_iter()
+            .map(|e| format!("startup-config line {}: {:?}: {}", e.line, e.text, e.message))
+            .collect()
+    }
+
+    /// Runs CLI lines non-interactively in privileged mode (`acmctl cli`), blocking.
+    pub fn run_lines(&self, lines: &[String]) -> Vec<String> {
+        let session_no = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut backend = CmBackend::new(self.cm.clone(), Origin::Cli { session: session_no }, self.startup.clone());
+        let mut session = cli::Session::new(cli::SessionOptions { enable_secret: None, privileged: true });
+        let mut cfg = self.config();
+        let mut out = Vec::new();
+        for line in lines.iter().flat_map(|l| l.lines()) {
+            let o = session.execute(line, &mut cfg, &mut backend);
+            out.extend(o.lines);
+            if o.quit {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// Serves telnet on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, shared: Arc<CliShared>, settings: ServerSettings, max_sessions: usize) {
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("telnet accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let open = shared.open.load(Ordering::Relaxed) as usize;
+        if open >= max_sessions {
+            tracing::warn!(%peer, "telnet: refused, {open} sessions open");
+            let mut sock = sock;
+            let _ = sock.write_all(b"\r\nToo many sessions; try again later.\r\n").await;
+            continue;
+        }
+        let shared = shared.clone();
+        let settings = settings.clone();
+        tokio::spawn(async move {
+            shared.open.fetch_add(1, Ordering::Relaxed);
+            let n = shared.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::info!(%peer, session = n, "telnet session opened");
+            if let Err(e) = session(sock, peer, n, shared.clone(), settings).await {
+                tracing::info!(%peer, session = n, "telnet session: {e}");
+            }
+            tracing::info!(%peer, session = n, "telnet session closed");
+            shared.open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn session(
+    mut sock: TcpStream,
+    _peer: SocketAddr,
+    n: u64,
+    shared: Arc<CliShared>,
+    settings: ServerSettings,
+) -> std::io::Result<()> {
+    let _ = sock.set_nodelay(true);
+    let mut conn = Connection::new(settings, Instant::now());
+    let hello = conn.start(Instant::now());
+    sock.write_all(&hello).await?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let deadline = conn.next_deadline();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = sock.read(&mut buf) => {
+                let len = r?;
+                if len == 0 {
+                    return Ok(());
+                }
+                let input = buf[..len].to_vec();
+                let sh = shared.clone();
+                let (c, out) = tokio::task::spawn_blocking(move || {
+                    let mut conn = conn;
+                    let mut backend = CmBackend::new(sh.cm.clone(), Origin::Cli { session: n }, sh.startup.clone());
+                    let out = if conn.logged_in() {
+                        let mut cfg = sh.config();
+                        conn.on_input(&input, Instant::now(), &mut cfg, &mut backend)
+                    } else {
+                        // Logging in (password hashing): do not hold the configuration.
+                        let mut scratch = sh.config().clone();
+                        conn.on_input(&input, Instant::now(), &mut scratch, &mut backend)
+                    };
+                    (conn, out)
+                })
+                .await
+                .map_err(|e| std::io::Error::other(format!("session task: {e}")))?;
+                conn = c;
+                sock.write_all(&out).await?;
+            }
+            _ = sleep => {
+                let out = conn.on_timer(Instant::now());
+                sock.write_all(&out).await?;
+            }
+        }
+        if conn.is_closed() {
+            let _ = sock.shutdown().await;
+            return Ok(());
+        }
+    }
+}

@@ -1,1 +1,260 @@
-fn main() {}
+//! `acmctl`: drive the Connection Manager from scripts, over its local API socket.
+//!
+//! ```text
+//! acmctl add 10.0.0.100:80 10.0.1.11:80 [--weight 2] [--source-nat]
+//! acmctl remove 10.0.0.100:80 10.0.1.11:80        # drain
+//! acmctl force-remove 10.0.0.100:80 10.0.1.11:80  # unbind now
+//! acmctl drop 10.0.0.100:80 0.25                   # admission control
+//! acmctl list [--json]
+//! acmctl latency [--json] [--reset]
+//! acmctl cli 'show server bind'                    # any CLI command(s), privileged
+//! acmctl status
+//! acmctl churn 1000 10.0.0.100:80 10.0.1.14:80     # Add/Remove pairs, then latency
+//! ```
+//!
+//! (DESIGN.md places acmctl in `cli/`; it lives here because it speaks the controlplane's API
+//! and `cli` must not depend on the controlplane.)
+#![deny(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use acm::{BindingInfo, BindingKey, BindingParams, DropFraction, Primitive, RealServer, ServiceKey};
+use clap::{Parser, Subcommand};
+use controlplane::api::client::{Client, ClientError};
+use controlplane::cm::Outcome;
+use controlplane::config::DEFAULT_API_SOCKET;
+use controlplane::latency::LatencyReport;
+
+#[derive(Parser)]
+#[command(version, about = "Drive the ACM Connection Manager (controlplane) over its local API")]
+struct Args {
+    /// The controlplane's API socket.
+    #[arg(short, long, env = "ACM_CONTROLPLANE_SOCKET", default_value = DEFAULT_API_SOCKET)]
+    socket: PathBuf,
+    /// Machine-readable output (JSON).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Bind a real server to a virtual service.
+    Add {
+        /// VIP:PORT[/udp]
+        service: ServiceKey,
+        /// RIP:PORT
+        real: RealServer,
+        /// Weight (0-65000).
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+        /// Translate the client's source address.
+        #[arg(long)]
+        source_nat: bool,
+    },
+    /// Drain a binding: no new flows, existing flows finish.
+    Remove {
+        /// VIP:PORT[/udp]
+        service: ServiceKey,
+        /// RIP:PORT
+        real: RealServer,
+    },
+    /// Unbind now: existing flows are reset.
+    ForceRemove {
+        /// VIP:PORT[/udp]
+        service: ServiceKey,
+        /// RIP:PORT
+        real: RealServer,
+    },
+    /// Drop a fraction of new connections to a virtual service.
+    Drop {
+        /// VIP:PORT[/udp]
+        service: ServiceKey,
+        /// 0.0-1.0
+        fraction: f64,
+    },
+    /// The binding cache.
+    List,
+    /// Configuration-latency histograms.
+    Latency {
+        /// Forget the samples afterwards.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Run CLI commands non-interactively (privileged mode), e.g. 'show server bind'.
+    Cli {
+        /// Command lines, run in order.
+        #[arg(required = true)]
+        lines: Vec<String>,
+    },
+    /// Counters, switches and role.
+    Status,
+    /// Alternate Add and Remove of one binding COUNT times each, then print the latency.
+    Churn {
+        /// Pairs of Add/Remove.
+        count: u32,
+        /// VIP:PORT[/udp]
+        service: ServiceKey,
+        /// RIP:PORT
+        real: RealServer,
+    },
+    // `rolling-restart` (beacons / agent) goes here.
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("acmctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn run(a: &Args) -> Result<ExitCode, ClientError> {
+    let mut c = Client::connect(&a.socket)?;
+    let key = |service: &ServiceKey, real: &RealServer| BindingKey { service: *service, real: *real };
+    let outcome = match &a.cmd {
+        Cmd::Add { service, real, weight, source_nat } => c.primitive(Primitive::Add {
+            key: key(service, real),
+            params: BindingParams { weight: *weight, source_nat: *source_nat },
+        })?,
+        Cmd::Remove { service, real } => c.primitive(Primitive::Remove { key: key(service, real) })?,
+        Cmd::ForceRemove { service, real } => c.primitive(Primitive::ForceRemove { key: key(service, real) })?,
+        Cmd::Drop { service, fraction } => {
+            let fraction = DropFraction::new(*fraction).map_err(|e| ClientError::Bad(e.to_string()))?;
+            c.primitive(Primitive::Drop { service: *service, fraction })?
+        }
+        Cmd::List => {
+            let l = c.list()?;
+            if a.json {
+                print_json(&l);
+            } else {
+                print_list(&l);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Latency { reset } => {
+            let rows = c.latency(*reset)?;
+            if a.json {
+                print_json(&rows);
+            } else {
+                print_latency(&rows);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Cli { lines } => {
+            for l in c.cli(lines.clone())? {
+                println!("{l}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Status => {
+            let s = c.status()?;
+            if a.json {
+                print_json(&s);
+            } else {
+                println!("role: {}   cache generation: {}   bindings: {}", if s.active { "active" } else { "standby" }, s.generation, s.bindings);
+                let k = &s.counters;
+                println!(
+                    "requests: {}   filtered: {}   refused: {}   unavailable: {}   syncs: {}   sync corrections: {}   malformed API requests: {}",
+                    k.requests, k.filtered, k.refused, k.unavailable, k.syncs, k.sync_corrections, s.api_malformed
+                );
+                for sw in &s.switches {
+                    println!("switch {:<12} {:<8} {}", sw.name, if sw.up { "up" } else { "DOWN" }, sw.driver);
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Churn { count, service, real } => {
+            let k = key(service, real);
+            let t = Instant::now();
+            for _ in 0..*count {
+                c.primitive(Primitive::Add { key: k, params: BindingParams::default() })?;
+                c.primitive(Primitive::Remove { key: k })?;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            let ops = 2.0 * *count as f64;
+            let rows = c.latency(false)?;
+            if a.json {
+                print_json(&serde_json::json!({ "ops": ops, "seconds": secs, "ops_per_s": ops / secs, "latency": rows }));
+            } else {
+                println!("{ops} primitives in {secs:.3} s: {:.0} ops/s (one client, sequential)", ops / secs);
+                print_latency(&rows);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    report(a.json, &outcome);
+    Ok(if outcome.unavailable().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+fn report(json: bool, o: &Outcome) {
+    if json {
+        print_json(o);
+        return;
+    }
+    let what = if o.standby {
+        "cached (standby CM: not pushed)"
+    } else if o.changed {
+        "done"
+    } else {
+        "unchanged (already so)"
+    };
+    println!("{what} in {:.1} us", o.latency_us);
+    for s in &o.switches {
+        match &s.error {
+            None => println!(
+                "  switch {}: {} acknowledged in {:.1} us{}",
+                s.switch,
+                s.op,
+                s.latency_us,
+                s.switch_us.map(|u| format!(" (switch itself {u:.1} us)")).unwrap_or_default()
+            ),
+            Some(e) if s.unavailable => {
+                println!("  switch {}: {} NOT acknowledged: {e} (kept in the cache; the next sync pushes it)", s.switch, s.op)
+            }
+            Some(e) => println!("  switch {}: {} refused: {e}", s.switch, s.op),
+        }
+    }
+}
+
+fn print_list(l: &[BindingInfo]) {
+    println!("{:<22} {:<22} {:<5} {:>6} {:<4} {:>8} {:>10} {:>10}", "Service", "Real server", "State", "Weight", "SNAT", "Flows", "PktsIn", "PktsOut");
+    for b in l {
+        println!(
+            "{:<22} {:<22} {:<5} {:>6} {:<4} {:>8} {:>10} {:>10}",
+            b.key.service.to_string(),
+            b.key.real.to_string(),
+            b.state.abbrev(),
+            b.params.weight,
+            if b.params.source_nat { "yes" } else { "no" },
+            b.counters.active_flows,
+            b.counters.packets_in,
+            b.counters.packets_out
+        );
+    }
+    if l.is_empty() {
+        println!("(no bindings)");
+    }
+}
+
+fn print_latency(rows: &[LatencyReport]) {
+    println!("{:<13} {:<12} {:>8} {:>9} {:>9} {:>9} {:>9}", "Primitive", "Switch", "Count", "p50 us", "p90 us", "p99 us", "max us");
+    for r in rows {
+        let s = &r.summary;
+        println!(
+            "{:<13} {:<12} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            r.primitive, r.switch, s.count, s.p50_us, s.p90_us, s.p99_us, s.max_us
+        );
+    }
+    println!("(ServerIron XL, Chen & Brewer: add 26 ms, remove 20 ms, ~40 ops/s)");
+}

@@ -209,6 +209,8 @@ struct Inner {
     started: Instant,
     options: CmOptions,
     sync_now: Notify,
+    /// Sync rounds skipped in a row because the cache moved while a List was on its way.
+    sync_skips: AtomicU64,
 }
 
 /// The Connection Manager. Clone freely: clones share one cache.
@@ -252,6 +254,7 @@ impl Cm {
                 started: Instant::now(),
                 options,
                 sync_now: Notify::new(),
+                sync_skips: AtomicU64::new(0),
             }),
         }
     }
@@ -397,10 +400,15 @@ impl Cm {
                             so.changed = changed;
                             so.switch_us = switch_ns.map(|n| n as f64 / 1e3);
                         }
-                        // The switch already lacks what we remove: as good as done.
+                        // The switch already lacks what we remove, or has what we add: as
+                        // good as done (a sync and a request crossed).
                         Err(DriverError::Refused(AcmError::UnknownBinding(_)))
                             if op == "remove" || op == "force-remove" =>
                         {
+                            self.inner.latency.record(name, &switch, lat);
+                            so.acked = true;
+                        }
+                        Err(DriverError::Refused(AcmError::DuplicateBinding(_))) if op == "add" => {
                             self.inner.latency.record(name, &switch, lat);
                             so.acked = true;
                         }

@@ -33,6 +33,7 @@ impl Cm {
         self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
         for (i, sw) in self.inner.switches.iter().enumerate() {
             let (tx, rx) = oneshot::channel();
+            let before = self.generation();
             let view = if sw.send(Job::List { reply: tx }) { rx.await.ok() } else { None };
             let mut report = SyncReport { switch: sw.name.clone(), reached: false, corrections: Vec::new() };
             let Some(Ok(view)) = view else {
@@ -44,6 +45,13 @@ impl Cm {
             let received = Instant::now();
             let waits = {
                 let mut cache = self.cache();
+                // Requests crossed the List: its picture may be older than the cache. Skip the
+                // round (but not forever, or a busy CM would never repair a reset switch).
+                if cache.generation() != before && self.inner.sync_skips.fetch_add(1, Ordering::Relaxed) < 3 {
+                    reports.push(report);
+                    continue;
+                }
+                self.inner.sync_skips.store(0, Ordering::Relaxed);
                 let ops = self.reconcile(&mut cache, i, &view);
                 if ops.is_empty() || !self.is_active() {
                     Vec::new()
