@@ -1,0 +1,564 @@
+//! The CM side of beacons at run time: one UDP socket (joined to the beacon group on the
+//! configured interfaces) for client-module beacons and CM heartbeats, the replay guard, the
+//! beacon-loss tracker and the election, all driven from one task; the CM primitives they
+//! decide run in order on a second task.
+//!
+//! Garbage, wrong keys, replays and stale datagrams are counted ([`BeaconStats`]), logged with
+//! the peer (at most once a second per kind) and ignored: never a crash, never a lost binding.
+//!
+//! `[beacon]` and `[election]` tables of the controlplane config (every key optional):
+//!
+//! ```toml
+//! [beacon]
+//! port = 8790
+//! groups = ["239.255.77.77"]          # empty: unicast only
+//! interfaces = ["10.0.1.1"]           # where to join the groups (default: the kernel's choice)
+//! keys = { local = "lab-secret" }     # switch profile -> key (or key_files = { local = "/etc/acm/local.key" })
+//! misses = 3                          # silent intervals before a server is removed
+//! replay_window_ms = 30000            # timestamps further off are stale
+//!
+//! [election]
+//! id = 1                              # unique; lowest wins. Absent table: no election, always active
+//! interval_ms = 3000
+//! misses = 3
+//! profile = "local"                   # whose key signs heartbeats (default: the first key)
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use acm::{BindingState, Primitive};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::replay::{ReplayError, ReplayGuard};
+use super::tracker::{Action, Tracker, TrackerConfig};
+use super::wire::{self, Body, DecodeError, Envelope, Role, Sender, Target};
+use super::{DEFAULT_GROUP, DEFAULT_PORT};
+use crate::cm::{Cm, Origin};
+use crate::election::{Effect, Election, ElectionConfig};
+use crate::health::runner::{self as health, HealthConfig, HealthHandle};
+
+/// Beacon receiver settings.
+#[derive(Debug, Clone)]
+pub struct BeaconConfig {
+    /// UDP port.
+    pub port: u16,
+    /// Multicast groups to join.
+    pub groups: Vec<Ipv4Addr>,
+    /// Interface addresses to join them on (empty: the kernel's choice).
+    pub interfaces: Vec<Ipv4Addr>,
+    /// Profile → key.
+    pub keys: BTreeMap<String, Vec<u8>>,
+    /// Beacon-loss detection.
+    pub tracker: TrackerConfig,
+    /// Timestamps further than this from the local clock are stale.
+    pub replay_window: Duration,
+}
+
+impl Default for BeaconConfig {
+    fn default() -> Self {
+        BeaconConfig {
+            port: DEFAULT_PORT,
+            groups: vec![DEFAULT_GROUP],
+            interfaces: Vec::new(),
+            keys: BTreeMap::new(),
+            tracker: TrackerConfig::default(),
+            replay_window: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BeaconToml {
+    port: Option<u16>,
+    groups: Option<Vec<Ipv4Addr>>,
+    #[serde(default)]
+    interfaces: Vec<Ipv4Addr>,
+    #[serde(default)]
+    keys: BTreeMap<String, String>,
+    #[serde(default)]
+    key_files: BTreeMap<String, PathBuf>,
+    misses: Option<u32>,
+    min_interval_ms: Option<u64>,
+    replay_window_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ElectionToml {
+    id: u64,
+    interval_ms: Option<u64>,
+    misses: Option<u32>,
+    profile: Option<String>,
+}
+
+/// Election settings as configured: the state machine's, plus the signing profile.
+#[derive(Debug, Clone)]
+pub struct ElectionSettings {
+    /// The state machine's settings.
+    pub config: ElectionConfig,
+    /// Whose key signs heartbeats.
+    pub profile: String,
+}
+
+fn table<T: serde::de::DeserializeOwned + Default>(t: Option<&toml::Table>, name: &str) -> Result<T, String> {
+    match t {
+        Some(t) => t.clone().try_into().map_err(|e: toml::de::Error| format!("[{name}]: {}", e.message())),
+        None => Ok(T::default()),
+    }
+}
+
+impl BeaconConfig {
+    /// From the `[beacon]` table.
+    pub fn from_table(t: Option<&toml::Table>) -> Result<BeaconConfig, String> {
+        let b: BeaconToml = table(t, "beacon")?;
+        let d = BeaconConfig::default();
+        let mut keys: BTreeMap<String, Vec<u8>> = b.keys.into_iter().map(|(p, k)| (p, k.into_bytes())).collect();
+        for (p, f) in b.key_files {
+            let k = std::fs::read(&f).map_err(|e| format!("[beacon] key_files.{p}: {}: {e}", f.display()))?;
+            keys.insert(p, k.trim_ascii().to_vec());
+        }
+        if keys.values().any(|k| k.is_empty()) {
+            return Err("[beacon] keys: empty key".into());
+        }
+        let tracker = TrackerConfig {
+            misses: b.misses.unwrap_or(d.tracker.misses).max(1),
+            min_interval: b.min_interval_ms.map(Duration::from_millis).unwrap_or(d.tracker.min_interval),
+            ..d.tracker
+        };
+        Ok(BeaconConfig {
+            port: b.port.unwrap_or(d.port),
+            groups: b.groups.unwrap_or(d.groups),
+            interfaces: b.interfaces,
+            keys,
+            tracker,
+            replay_window: b.replay_window_ms.map(Duration::from_millis).unwrap_or(d.replay_window),
+        })
+    }
+}
+
+impl ElectionSettings {
+    /// From the `[election]` table; `None` when absent (no election: always active).
+    pub fn from_table(t: Option<&toml::Table>, beacon: &BeaconConfig) -> Result<Option<ElectionSettings>, String> {
+        let Some(t) = t else { return Ok(None) };
+        let e: ElectionToml = t.clone().try_into().map_err(|e: toml::de::Error| format!("[election]: {}", e.message()))?;
+        let mut config = ElectionConfig::with_interval(e.id, Duration::from_millis(e.interval_ms.unwrap_or(3000).max(10)));
+        config.misses = e.misses.unwrap_or(3).max(1);
+        let profile = match e.profile {
+            Some(p) => p,
+            None => beacon.keys.keys().next().cloned().ok_or("[election] needs a key in [beacon] keys")?,
+        };
+        if !beacon.keys.contains_key(&profile) {
+            return Err(format!("[election] profile {profile:?} has no key in [beacon] keys"));
+        }
+        Ok(Some(ElectionSettings { config, profile }))
+    }
+}
+
+/// Counters of the beacon socket.
+#[derive(Debug, Default)]
+pub struct BeaconStats {
+    /// Datagrams received.
+    pub received: AtomicU64,
+    /// Accepted (authenticated, fresh, well-formed).
+    pub accepted: AtomicU64,
+    /// Malformed (bad magic, version, length, body).
+    pub malformed: AtomicU64,
+    /// Wrong key or unknown profile.
+    pub unauthenticated: AtomicU64,
+    /// Replayed (sequence number seen).
+    pub replayed: AtomicU64,
+    /// Stale or future timestamps.
+    pub stale: AtomicU64,
+    /// Beacons refused because the sender table is full.
+    pub overflow: AtomicU64,
+    /// Bindings removed because their server fell silent.
+    pub lost: AtomicU64,
+    /// Failure reports taken.
+    pub reports: AtomicU64,
+    /// Heartbeats of other CMs taken.
+    pub heartbeats: AtomicU64,
+}
+
+impl BeaconStats {
+    /// The counters as (name, value) pairs.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("received", l(&self.received)),
+            ("accepted", l(&self.accepted)),
+            ("malformed", l(&self.malformed)),
+            ("unauthenticated", l(&self.unauthenticated)),
+            ("replayed", l(&self.replayed)),
+            ("stale", l(&self.stale)),
+            ("overflow", l(&self.overflow)),
+            ("lost", l(&self.lost)),
+            ("reports", l(&self.reports)),
+            ("heartbeats", l(&self.heartbeats)),
+        ]
+    }
+}
+
+/// The running beacon, health and election tasks; dropping it stops them.
+pub struct Services {
+    /// Beacon counters.
+    pub stats: Arc<BeaconStats>,
+    /// The socket's local address.
+    pub local_addr: SocketAddr,
+    /// Failure reports into the health checker.
+    pub health: Option<HealthHandle>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Why the services did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A config table is wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The socket could not be set up.
+    #[error("beacon socket on port {port}: {source}")]
+    Socket {
+        /// The port.
+        port: u16,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Starts beacons, health checks and the election from the controlplane config's raw tables
+/// (`[health]` absent: checks with the defaults; `check = "none"` turns probing off).
+pub fn spawn_from_tables(
+    cm: &Cm,
+    beacon: Option<&toml::Table>,
+    health: Option<&toml::Table>,
+    election: Option<&toml::Table>,
+) -> Result<Services, ServiceError> {
+    let b = BeaconConfig::from_table(beacon).map_err(ServiceError::Config)?;
+    let h = HealthConfig::from_table(health).map_err(ServiceError::Config)?;
+    let e = ElectionSettings::from_table(election, &b).map_err(ServiceError::Config)?;
+    spawn(cm, b, Some(h), e)
+}
+
+fn socket(cfg: &BeaconConfig) -> std::io::Result<(tokio::net::UdpSocket, Vec<(Ipv4Addr, Ipv4Addr)>)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port).into())?;
+    s.set_multicast_loop_v4(true)?;
+    s.set_multicast_ttl_v4(1)?;
+    if let Some(ifa) = cfg.interfaces.first() {
+        // Heartbeats leave through the first interface (where the servers and other CMs are).
+        let _ = s.set_multicast_if_v4(ifa);
+    }
+    s.set_nonblocking(true)?;
+    let std: std::net::UdpSocket = s.into();
+    let ifaces = if cfg.interfaces.is_empty() { vec![Ipv4Addr::UNSPECIFIED] } else { cfg.interfaces.clone() };
+    let joins = cfg.groups.iter().flat_map(|g| ifaces.iter().map(move |i| (*g, *i))).collect();
+    Ok((tokio::net::UdpSocket::from_std(std)?, joins))
+}
+
+/// Starts the services with typed settings; call on a tokio runtime. With an election the CM
+/// is put in standby at once and becomes active only when it wins.
+pub fn spawn(
+    cm: &Cm,
+    cfg: BeaconConfig,
+    health_cfg: Option<HealthConfig>,
+    election: Option<ElectionSettings>,
+) -> Result<Services, ServiceError> {
+    let port = cfg.port;
+    let (sock, joins) = socket(&cfg).map_err(|source| ServiceError::Socket { port, source })?;
+    let local_addr = sock.local_addr().map_err(|source| ServiceError::Socket { port, source })?;
+    let stats = Arc::new(BeaconStats::default());
+    let mut tasks = Vec::new();
+    let health = health_cfg.map(|h| {
+        let (handle, task) = health::spawn(cm.clone(), h);
+        tasks.push(task);
+        handle
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    tasks.push(tokio::spawn(apply_loop(cm.clone(), rx, health.clone(), stats.clone())));
+    if election.is_some() {
+        cm.set_active(false);
+    }
+    let heartbeat_to: Vec<SocketAddrV4> = cfg.groups.iter().map(|g| SocketAddrV4::new(*g, port)).collect();
+    let rx_loop = Receiver {
+        cm: cm.clone(),
+        replay: ReplayGuard::new(cfg.replay_window.as_millis() as u64, 65_536),
+        tracker: Tracker::new(cfg.tracker),
+        election: election.map(|e| (Election::new(e.config, Instant::now()), e.profile)),
+        me: Sender { addr: Ipv4Addr::UNSPECIFIED, instance: crate::client::random_u64() },
+        seq: 0,
+        heartbeat_to,
+        keys: cfg.keys,
+        stats: stats.clone(),
+        tx,
+        warned: HashMap::new(),
+        pending_joins: joins,
+    };
+    tasks.push(tokio::spawn(rx_loop.run(sock)));
+    Ok(Services { stats, local_addr, health, tasks })
+}
+
+/// What the receiver hands the applier.
+enum Job {
+    Track(Action, IpAddr),
+    Report(Vec<Target>, Ipv4Addr),
+}
+
+struct Receiver {
+    cm: Cm,
+    replay: ReplayGuard,
+    tracker: Tracker,
+    election: Option<(Election, String)>,
+    me: Sender,
+    seq: u64,
+    heartbeat_to: Vec<SocketAddrV4>,
+    keys: BTreeMap<String, Vec<u8>>,
+    stats: Arc<BeaconStats>,
+    tx: mpsc::UnboundedSender<Job>,
+    warned: HashMap<&'static str, Instant>,
+    pending_joins: Vec<(Ipv4Addr, Ipv4Addr)>,
+}
+
+impl Receiver {
+    async fn run(mut self, sock: tokio::net::UdpSocket) {
+        let mut buf = vec![0u8; 65_536];
+        let mut next_join = Instant::now();
+        let mut next_expire = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = Instant::now();
+            if now >= next_join && !self.pending_joins.is_empty() {
+                self.join(&sock);
+                next_join = now + Duration::from_secs(1);
+            }
+            if now >= next_expire {
+                self.replay.expire(crate::client::now_ms());
+                next_expire = now + Duration::from_secs(10);
+            }
+            let mut wake = next_expire;
+            if !self.pending_joins.is_empty() {
+                wake = wake.min(next_join);
+            }
+            if let Some(d) = self.tracker.next_deadline() {
+                wake = wake.min(d);
+            }
+            if let Some((e, _)) = &self.election {
+                wake = wake.min(e.next_wakeup());
+            }
+            tokio::select! {
+                r = sock.recv_from(&mut buf) => match r {
+                    Ok((n, peer)) => self.datagram(&sock, &buf[..n], peer).await,
+                    Err(e) => {
+                        self.warn("socket", format!("beacon socket: {e}"));
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+            let now = Instant::now();
+            for a in self.tracker.on_tick(now) {
+                if let Action::Lost { key, sender } = a {
+                    self.stats.lost.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(binding = %key, server = %sender.addr, "beacons stopped for {} intervals: removing", self.tracker.config().misses);
+                }
+                let _ = self.tx.send(Job::Track(a, IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+            }
+            let fx = match &mut self.election {
+                Some((e, _)) => e.on_tick(now),
+                None => Vec::new(),
+            };
+            self.effects(&sock, fx).await;
+        }
+    }
+
+    fn join(&mut self, sock: &tokio::net::UdpSocket) {
+        self.pending_joins.retain(|(g, i)| match sock.join_multicast_v4(*g, *i) {
+            Ok(()) => {
+                tracing::info!(group = %g, interface = %i, "beacon group joined");
+                false
+            }
+            Err(e) if e.raw_os_error() == Some(98) => false, // EADDRINUSE: joined already
+            Err(e) => {
+                tracing::debug!(group = %g, interface = %i, "cannot join the beacon group yet: {e}");
+                true
+            }
+        });
+    }
+
+    /// Logs a refused datagram, at most once a second per kind.
+    fn warn(&mut self, kind: &'static str, msg: String) {
+        let now = Instant::now();
+        let last = self.warned.get(kind).copied();
+        if last.is_none_or(|l| now.duration_since(l) >= Duration::from_secs(1)) {
+            self.warned.insert(kind, now);
+            tracing::warn!("{msg}");
+        } else {
+            tracing::debug!("{msg}");
+        }
+    }
+
+    async fn datagram(&mut self, sock: &tokio::net::UdpSocket, bytes: &[u8], peer: SocketAddr) {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        let keys = &self.keys;
+        let env = match wire::decode(bytes, |p| keys.get(p).map(Vec::as_slice)) {
+            Ok(env) => env,
+            Err(e) => {
+                let (counter, kind) = match e {
+                    DecodeError::UnknownProfile(_) | DecodeError::BadTag(_) => (&self.stats.unauthenticated, "unauthenticated"),
+                    _ => (&self.stats.malformed, "malformed"),
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.warn(kind, format!("beacon from {peer} refused ({kind}): {e}"));
+                return;
+            }
+        };
+        if env.sender == self.me {
+            return; // our own heartbeat, looped back
+        }
+        if let Err(e) = self.replay.check(crate::client::now_ms(), env.sender, env.seq, env.timestamp_ms) {
+            let (counter, kind) = match e {
+                ReplayError::Replayed { .. } => (&self.stats.replayed, "replayed"),
+                _ => (&self.stats.stale, "stale"),
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            self.warn(kind, format!("beacon from {peer} (sender {}) refused: {e}", env.sender.addr));
+            return;
+        }
+        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        self.message(sock, env, peer).await;
+    }
+
+    async fn message(&mut self, sock: &tokio::net::UdpSocket, env: Envelope, peer: SocketAddr) {
+        let now = Instant::now();
+        let server = IpAddr::V4(env.sender.addr);
+        match env.body {
+            Body::Beacon { interval_ms, bindings } => {
+                let interval = Duration::from_millis(u64::from(interval_ms));
+                match self.tracker.on_beacon(now, env.sender, interval, &bindings) {
+                    Ok(actions) => actions.into_iter().for_each(|a| {
+                        let _ = self.tx.send(Job::Track(a, server));
+                    }),
+                    Err(e) => {
+                        self.stats.overflow.fetch_add(1, Ordering::Relaxed);
+                        self.warn("overflow", format!("beacon from {peer} refused: {e}"));
+                    }
+                }
+            }
+            Body::Remove { bindings } => {
+                for a in self.tracker.on_remove(now, env.sender, &bindings) {
+                    let _ = self.tx.send(Job::Track(a, server));
+                }
+            }
+            Body::Report { targets } => {
+                self.stats.reports.fetch_add(1, Ordering::Relaxed);
+                let _ = self.tx.send(Job::Report(targets, env.sender.addr));
+            }
+            Body::Heartbeat(hb) => {
+                self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+                let fx = match &mut self.election {
+                    Some((e, _)) => e.on_heartbeat(now, &hb),
+                    None => {
+                        if hb.role == Role::Active {
+                            self.warn("heartbeat", format!("heartbeat of active CM {} from {peer}, but no [election] here", hb.cm_id));
+                        }
+                        Vec::new()
+                    }
+                };
+                self.effects(sock, fx).await;
+            }
+        }
+    }
+
+    async fn effects(&mut self, sock: &tokio::net::UdpSocket, fx: Vec<Effect>) {
+        for f in fx {
+            match f {
+                Effect::BecomeActive => self.cm.set_active(true),
+                Effect::BecomeStandby => self.cm.set_active(false),
+                Effect::Send(role) => {
+                    let Some((e, profile)) = &self.election else { continue };
+                    let list = self.cm.list();
+                    let hb = e.heartbeat(role, self.cm.generation(), list.len().min(u32::MAX as usize) as u32);
+                    self.seq += 1;
+                    let env = Envelope {
+                        sender: self.me,
+                        seq: self.seq,
+                        timestamp_ms: crate::client::now_ms(),
+                        profile: profile.clone(),
+                        body: Body::Heartbeat(hb),
+                    };
+                    let Some(key) = self.keys.get(profile) else { continue };
+                    let Ok(bytes) = wire::encode(&env, key) else { continue };
+                    for d in &self.heartbeat_to {
+                        if let Err(e) = sock.send_to(&bytes, d).await {
+                            tracing::debug!("heartbeat to {d}: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the CM primitives beacons decide, in order.
+async fn apply_loop(cm: Cm, mut rx: mpsc::UnboundedReceiver<Job>, health: Option<HealthHandle>, stats: Arc<BeaconStats>) {
+    let _ = &stats;
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Track(a, server) => {
+                let origin = Origin::Beacon { server };
+                let r = match a {
+                    Action::Add { key, params } => cm.primitive(origin, Primitive::Add { key, params }).await.map(drop),
+                    Action::Remove { key } => match cm.state_of(&key) {
+                        None => Ok(()),
+                        Some(_) => cm.primitive(origin, Primitive::Remove { key }).await.map(drop),
+                    },
+                    Action::Lost { key, .. } => match cm.state_of(&key) {
+                        None => Ok(()),
+                        Some(_) => cm.primitive(origin, Primitive::ForceRemove { key }).await.map(drop),
+                    },
+                    Action::Down { key } => {
+                        tracing::warn!(binding = %key, "the server says this binding is down");
+                        cm.set_state(key, BindingState::Failed).await.map(drop)
+                    }
+                    Action::Up { key } => match cm.state_of(&key) {
+                        Some(BindingState::Failed) => cm.set_state(key, BindingState::Active).await.map(drop),
+                        _ => Ok(()),
+                    },
+                };
+                if let Err(e) = r {
+                    tracing::warn!(%server, "beacon action {a:?} refused: {e}");
+                }
+            }
+            Job::Report(targets, from) => {
+                for t in targets {
+                    match &health {
+                        Some(h) => h.report(t, from),
+                        None => {
+                            for b in cm.list().into_iter().filter(|b| health::matches_target(&t, &b.key)) {
+                                if let Err(e) = cm.set_state(b.key, BindingState::Failed).await {
+                                    tracing::warn!(binding = %b.key, "failure report: {e}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The health checker at run time: every `interval` it probes the real server of every binding
+//! in the CM's cache (Testing, Active, Failed) and moves bindings with their endpoint's health:
+//!
+//! | endpoint | binding | becomes |
+//! |---|---|---|
+//! | Up | Testing | Active (first traffic only after a passed check) |
+//! | Up | Failed (by this checker) | Active |
+//! | Down | Testing, Active | Failed |
+//!
+//! Draining and Disabled bindings are left alone, and so are bindings failed by someone else
+//! (a client module that flagged its own binding down brings it back itself). A failure report
+//! ([`HealthHandle::report`]) takes the endpoint Down at once and holds it down for
+//! `hold_down`.
+//!
+//! `[health]` table of the controlplane config (every key optional):
+//!
+//! ```toml
+//! [health]
+//! check = "l4"            # none | l2 (ARP) | l3 (ICMP echo) | l4 (TCP connect) | l7 (HTTP)
+//! interval_ms = 300
+//! timeout_ms = 250
+//! rise = 2                # passes that bring a failed server back
+//! fall = 2                # soft failures (timeouts) that take it out; a refused connection is enough alone
+//! hold_down_ms = 5000     # after a client module's failure report
+//! http_path = "/"
+//! http_host = "www.example.com"   # default: the real server's address
+//! http_status = ["200-399"]
+//! [[health.service]]      # per virtual service
+//! service = "10.0.0.100:80"
+//! check = "l7"
+//! http_path = "/healthz"
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use acm::{BindingInfo, BindingKey, BindingState, RealServer, ServiceKey};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::fsm::{Checker, Health, Thresholds};
+use super::probe::{parse_status_range, HttpCheck, Probe};
+use crate::beacon::wire::Target;
+use crate::cm::Cm;
+
+/// Checker settings.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    /// Default probe.
+    pub probe: Probe,
+    /// Per-service probes.
+    pub per_service: HashMap<ServiceKey, Probe>,
+    /// Time between rounds.
+    pub interval: Duration,
+    /// Probe timeout.
+    pub timeout: Duration,
+    /// Thresholds.
+    pub thresholds: Thresholds,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            probe: Probe::Tcp,
+            per_service: HashMap::new(),
+            interval: Duration::from_millis(300),
+            timeout: Duration::from_millis(250),
+            thresholds: Thresholds::default(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct ProbeToml {
+    check: Option<String>,
+    http_path: Option<String>,
+    http_host: Option<String>,
+    http_status: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceToml {
+    service: String,
+    check: Option<String>,
+    http_path: Option<String>,
+    http_host: Option<String>,
+    http_status: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthToml {
+    interval_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+    hold_down_ms: Option<u64>,
+    check: Option<String>,
+    http_path: Option<String>,
+    http_host: Option<String>,
+    http_status: Option<Vec<String>>,
+    #[serde(default)]
+    service: Vec<ServiceToml>,
+}
+
+impl ProbeToml {
+    fn build(&self, base: &Probe) -> Result<Probe, String> {
+        let kind = match self.check.as_deref() {
+            None => match base {
+                Probe::Http(_) => "l7",
+                Probe::None => "none",
+                Probe::Arp => "l2",
+                Probe::Icmp => "l3",
+                Probe::Tcp => "l4",
+            },
+            Some(k) => k,
+        };
+        Ok(match kind {
+            "none" => Probe::None,
+            "l2" | "arp" => Probe::Arp,
+            "l3" | "icmp" => Probe::Icmp,
+            "l4" | "tcp" => Probe::Tcp,
+            "l7" | "http" => {
+                let mut h = match base {
+                    Probe::Http(h) => h.clone(),
+                    _ => HttpCheck::default(),
+                };
+                if let Some(p) = &self.http_path {
+                    if !p.starts_with('/') || p.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                        return Err(format!("http_path {p:?}: want an absolute path without spaces"));
+                    }
+                    h.path = p.clone();
+                }
+                if let Some(host) = &self.http_host {
+                    h.host = Some(host.clone());
+                }
+                if let Some(st) = &self.http_status {
+                    h.accept = st.iter().map(|s| parse_status_range(s)).collect::<Result<_, _>>()?;
+                }
+                Probe::Http(h)
+            }
+            k => return Err(format!("check {k:?}: want none, l2, l3, l4 or l7")),
+        })
+    }
+}
+
+impl HealthConfig {
+    /// From the `[health]` table (absent: defaults).
+    pub fn from_table(t: Option<&toml::Table>) -> Result<HealthConfig, String> {
+        let h: HealthToml = match t {
+            Some(t) => t.clone().try_into().map_err(|e: toml::de::Error| format!("[health]: {}", e.message()))?,
+            None => HealthToml::default(),
+        };
+        let d = HealthConfig::default();
+        let top = ProbeToml { check: h.check, http_path: h.http_path, http_host: h.http_host, http_status: h.http_status };
+        let probe = top.build(&d.probe).map_err(|e| format!("[health]: {e}"))?;
+        let mut per_service = HashMap::new();
+        for s in h.service {
+            let service: ServiceKey = s.service.parse().map_err(|e| format!("[[health.service]] service: {e}"))?;
+            let p = ProbeToml { check: s.check, http_path: s.http_path, http_host: s.http_host, http_status: s.http_status };
+            let built = p.build(&probe).map_err(|e| format!("[[health.service]] {service}: {e}"))?;
+            per_service.insert(service, built);
+        }
+        let ms = |v: Option<u64>, d: Duration| v.map(Duration::from_millis).unwrap_or(d);
+        let cfg = HealthConfig {
+            probe,
+            per_service,
+            interval: ms(h.interval_ms, d.interval).max(Duration::from_millis(10)),
+            timeout: ms(h.timeout_ms, d.timeout).max(Duration::from_millis(1)),
+            thresholds: Thresholds {
+                rise: h.rise.unwrap_or(d.thresholds.rise).max(1),
+                fall: h.fall.unwrap_or(d.thresholds.fall).max(1),
+                hold_down: ms(h.hold_down_ms, d.thresholds.hold_down),
+            },
+        };
+        Ok(cfg)
+    }
+
+    fn probe_for(&self, s: &ServiceKey) -> &Probe {
+        self.per_service.get(s).unwrap_or(&self.probe)
+    }
+}
+
+enum Msg {
+    Report { target: Target, from: Ipv4Addr },
+}
+
+/// Sends failure reports to the running checker.
+#[derive(Clone)]
+pub struct HealthHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl HealthHandle {
+    /// A client module at `from` says `target` failed.
+    pub fn report(&self, target: Target, from: Ipv4Addr) {
+        let _ = self.tx.send(Msg::Report { target, from });
+    }
+}
+
+/// The checker's state (exposed for tests and `show` commands).
+struct Runner {
+    cm: Cm,
+    cfg: HealthConfig,
+    checkers: HashMap<RealServer, Checker>,
+    failed_by_us: HashSet<BindingKey>,
+}
+
+/// Starts the checker on the current tokio runtime.
+pub fn spawn(cm: Cm, cfg: HealthConfig) -> (HealthHandle, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut r = Runner { cm, cfg, checkers: HashMap::new(), failed_by_us: HashSet::new() };
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(r.cfg.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => r.round().await,
+                m = rx.recv() => match m {
+                    Some(Msg::Report { target, from }) => r.report(target, from).await,
+                    None => return,
+                },
+            }
+        }
+    });
+    (HealthHandle { tx }, task)
+}
+
+fn checked(b: &BindingInfo) -> bool {
+    matches!(b.state, BindingState::Testing | BindingState::Active | BindingState::Failed)
+}
+
+impl Runner {
+    async fn round(&mut self) {
+        let list = self.cm.list();
+        let mut endpoints: BTreeMap<RealServer, Probe> = BTreeMap::new();
+        for b in list.iter().filter(|b| checked(b)) {
+            endpoints.entry(b.key.real).or_insert_with(|| self.cfg.probe_for(&b.key.service).clone());
+        }
+        self.checkers.retain(|r, _| endpoints.contains_key(r));
+        self.failed_by_us.retain(|k| list.iter().any(|b| b.key == *k));
+        let mut probes = tokio::task::JoinSet::new();
+        for (real, probe) in endpoints {
+            let timeout = self.cfg.timeout;
+            probes.spawn(async move { (real, probe.run(real, timeout).await) });
+        }
+        while let Some(done) = probes.join_next().await {
+            let Ok((real, verdict)) = done else { continue };
+            let t = self.cfg.thresholds;
+            let c = self.checkers.entry(real).or_insert_with(|| Checker::new(t));
+            if let Some(h) = c.on_result(Instant::now(), &verdict) {
+                match h {
+                    Health::Down => tracing::warn!(%real, "health check failed: {}", c.last_reason().unwrap_or("")),
+                    _ => tracing::info!(%real, "health check passed: {h:?}"),
+                }
+            }
+        }
+        self.apply(None).await;
+    }
+
+    async fn report(&mut self, target: Target, from: Ipv4Addr) {
+        let now = Instant::now();
+        let reals: Vec<RealServer> = self
+            .cm
+            .list()
+            .iter()
+            .filter(|b| checked(b) && matches_target(&target, &b.key))
+            .map(|b| b.key.real)
+            .collect();
+        if reals.is_empty() {
+            tracing::info!(%from, real = %target.real, "failure report for a server with no binding: ignored");
+            return;
+        }
+        for real in &reals {
+            let t = self.cfg.thresholds;
+            let c = self.checkers.entry(*real).or_insert_with(|| Checker::new(t));
+            c.on_report(now, &format!("reported failed by {from}"));
+            tracing::warn!(%real, %from, "failure report: taking the server out");
+        }
+        self.apply(Some(&target)).await;
+    }
+
+    /// Moves bindings with their endpoint's health (only those matching `only`, if given).
+    async fn apply(&mut self, only: Option<&Target>) {
+        for b in self.cm.list() {
+            if only.is_some_and(|t| !matches_target(t, &b.key)) {
+                continue;
+            }
+            let Some(h) = self.checkers.get(&b.key.real).map(|c| c.health()) else { continue };
+            let to = match (h, b.state) {
+                (Health::Up, BindingState::Testing) => BindingState::Active,
+                (Health::Up, BindingState::Failed) if self.failed_by_us.remove(&b.key) => BindingState::Active,
+                (Health::Down, BindingState::Testing | BindingState::Active) => {
+                    self.failed_by_us.insert(b.key);
+                    BindingState::Failed
+                }
+                _ => continue,
+            };
+            match self.cm.set_state(b.key, to).await {
+                Ok(_) => tracing::info!(binding = %b.key, "health: {} -> {to}", b.state),
+                Err(e) => tracing::warn!(binding = %b.key, "health: cannot set {to}: {e}"),
+            }
+        }
+    }
+}
+
+/// Does a report target name this binding? (Port 0: every port of the address; no service:
+/// every service.)
+pub fn matches_target(t: &Target, key: &BindingKey) -> bool {
+    t.real.rip == key.real.rip
+        && (t.real.rport == 0 || t.real.rport == key.real.rport)
+        && t.service.is_none_or(|s| s == key.service)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_from_toml() {
+        let t: toml::Table = toml::from_str(
+            r#"
+            check = "l7"
+            interval_ms = 100
+            rise = 3
+            http_path = "/health"
+            http_status = ["200", "204-206"]
+            [[service]]
+            service = "10.0.0.100:53/udp"
+            check = "l3"
+            [[service]]
+            service = "10.0.0.100:8080"
+            http_host = "example"
+            "#,
+        )
+        .unwrap();
+        let c = HealthConfig::from_table(Some(&t)).unwrap();
+        assert_eq!(c.interval, Duration::from_millis(100));
+        assert_eq!(c.thresholds.rise, 3);
+        let Probe::Http(h) = &c.probe else { panic!("{:?}", c.probe) };
+        assert_eq!((h.path.as_str(), h.accept.as_slice()), ("/health", &[(200, 200), (204, 206)][..]));
+        assert_eq!(c.probe_for(&"10.0.0.100:53/udp".parse().unwrap()), &Probe::Icmp);
+        let Probe::Http(h2) = c.probe_for(&"10.0.0.100:8080".parse().unwrap()) else { panic!() };
+        assert_eq!((h2.path.as_str(), h2.host.as_deref()), ("/health", Some("example")));
+        assert_eq!(HealthConfig::from_table(None).unwrap().probe, Probe::Tcp);
+        for bad in ["check = \"l9\"", "http_path = \"x y\"\ncheck = \"l7\"", "bogus = 1", "http_status = [\"600\"]\ncheck=\"l7\""] {
+            let t: toml::Table = toml::from_str(bad).unwrap();
+            assert!(HealthConfig::from_table(Some(&t)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn report_targets() {
+        let k: BindingKey = BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: "10.0.1.11:8080".parse().unwrap() };
+        let t = |real: &str, svc: Option<&str>| Target { real: real.parse().unwrap(), service: svc.map(|s| s.parse().unwrap()) };
+        assert!(matches_target(&t("10.0.1.11:8080", None), &k));
+        assert!(matches_target(&t("10.0.1.11:0", None), &k));
+        assert!(matches_target(&t("10.0.1.11:8080", Some("10.0.0.100:80")), &k));
+        assert!(!matches_target(&t("10.0.1.11:8080", Some("10.0.0.100:81")), &k));
+        assert!(!matches_target(&t("10.0.1.12:8080", None), &k));
+        assert!(!matches_target(&t("10.0.1.11:80", None), &k));
+    }
+}
