@@ -125,6 +125,24 @@ fn flows(c: &mut Criterion) {
             out.iter().filter(|o| o.is_some()).count()
         })
     });
+    g.bench_function("prefetch32+lookup_hit", |bench| {
+        bench.iter(|| {
+            if at + BATCH > keys.len() {
+                at = 0;
+            }
+            let mut acc = 0u32;
+            for burst in keys[at..at + BATCH].chunks(32) {
+                t.prefetch(burst);
+                for k in burst {
+                    if let Some((_, _, v)) = t.lookup(k, 1) {
+                        acc = acc.wrapping_add(v[0]);
+                    }
+                }
+            }
+            at += BATCH;
+            acc
+        })
+    });
     let mut rng = Rng(99);
     let misses: Vec<FlowKey> = (0..BATCH * 64).map(|_| rng.key()).collect();
     let mut mat = 0usize;

@@ -180,15 +180,16 @@ pub struct FlowEntry<'a, T> {
     pub value: &'a mut T,
 }
 
-/// One flow. Cache-line aligned so that a lookup touches one line of it.
+/// One flow. Cache-line aligned so that a lookup touches one line of it (with payloads of up
+/// to 24 bytes); keys first, so that key comparison reads the first line.
 #[derive(Clone, Copy, Debug)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct Record<T> {
     /// `[forward, reverse]`.
     keys: [FlowKey; 2],
-    expires_at: u64,
     /// Odd while the record holds a flow, even while it is free.
     gen: u32,
+    expires_at: u64,
     value: T,
 }
 
@@ -494,35 +495,9 @@ impl<T: Copy> FlowTable<T> {
     pub fn lookup_burst(&self, keys: &[FlowKey], now: u64, out: &mut [Option<(FlowId, Direction)>]) {
         let n = keys.len().min(out.len());
         for (keys, out) in keys[..n].chunks(BURST).zip(out[..n].chunks_mut(BURST)) {
-            // The passes are kept tight so that the loads of a whole burst fit in the CPU's
-            // out-of-order window together: that is what overlaps their cache misses.
             let mut hashes = [0u64; BURST];
-            let mut homes = [0usize; BURST];
-            for ((h, b), k) in hashes.iter_mut().zip(&mut homes).zip(keys) {
-                *h = self.hash(k);
-                *b = self.home(*h);
-            }
-            // Pass 1: touch every home bucket.
-            let mut touch = 0u16;
-            for &b in &homes[..keys.len()] {
-                touch ^= self.buckets[b].tags[0];
-            }
-            // Pass 2: the first candidate record of every key (buckets are cached now) ...
-            let mut cand = [0usize; BURST];
-            for ((c, &b), &h) in cand.iter_mut().zip(&homes).zip(&hashes[..keys.len()]) {
-                let b = &self.buckets[b];
-                let m = b.matches(Self::tag(h));
-                *c = if m == 0 { 0 } else { (b.refs[m.trailing_zeros() as usize] >> 1) as usize };
-            }
-            // ... and touch them.
-            let mut touch2 = 0u32;
-            for &c in &cand[..keys.len()] {
-                if let Some(r) = self.records.get(c) {
-                    touch2 ^= r.gen;
-                }
-            }
-            std::hint::black_box((touch, touch2));
-            // Pass 3: resolve (now mostly from cache).
+            self.warm(keys, &mut hashes);
+            // Resolve (now mostly from cache).
             for ((o, k), &h) in out.iter_mut().zip(keys).zip(&hashes) {
                 *o = self.find(k, h).and_then(|r| {
                     let index = (r >> 1) as usize;
@@ -530,6 +505,53 @@ impl<T: Copy> FlowTable<T> {
                     (now < rec.expires_at)
                         .then(|| (FlowId { index: index as u32, gen: rec.gen }, Direction::from_bit(r)))
                 });
+            }
+        }
+    }
+
+    /// Brings the index buckets and flow records that lookups of `keys` will read into the
+    /// cache, overlapping their cache misses; changes nothing.
+    ///
+    /// Call it once per received burst, before looking the packets up one by one
+    /// ([`FlowTable::lookup_entry`]): in a large table each lookup otherwise waits for two
+    /// memory accesses in turn (bucket, then record), packet after packet.
+    pub fn prefetch(&self, keys: &[FlowKey]) {
+        for keys in keys.chunks(BURST) {
+            let mut hashes = [0u64; BURST];
+            self.warm(keys, &mut hashes);
+        }
+    }
+
+    /// Reads the home bucket and first candidate record of up to [`BURST`] keys, leaving their
+    /// hashes in `hashes`. The passes are kept tight so that the loads of a whole burst fit in
+    /// the CPU's out-of-order window together: that is what overlaps their cache misses (safe
+    /// Rust has no prefetch instruction; plain loads whose values are discarded do the job).
+    fn warm(&self, keys: &[FlowKey], hashes: &mut [u64; BURST]) {
+        let keys = &keys[..keys.len().min(BURST)];
+        let mut homes = [0usize; BURST];
+        for ((h, b), k) in hashes.iter_mut().zip(&mut homes).zip(keys) {
+            *h = self.hash(k);
+            *b = self.home(*h);
+        }
+        // Pass 1: every home bucket.
+        let mut touch = 0u16;
+        for &b in &homes[..keys.len()] {
+            touch ^= self.buckets[b].tags[0];
+        }
+        // Pass 2: the first candidate record of every key (the buckets are cached now) ...
+        let mut cand = [usize::MAX; BURST];
+        for ((c, &b), &h) in cand.iter_mut().zip(&homes).zip(&hashes[..keys.len()]) {
+            let b = &self.buckets[b];
+            let m = b.matches(Self::tag(h));
+            if m != 0 {
+                *c = (b.refs[m.trailing_zeros() as usize] >> 1) as usize;
+            }
+        }
+        std::hint::black_box(touch);
+        // ... keys, deadline and payload (which may extend into a second cache line).
+        for &c in &cand[..keys.len()] {
+            if let Some(r) = self.records.get(c) {
+                std::hint::black_box((r.gen, r.value));
             }
         }
     }

