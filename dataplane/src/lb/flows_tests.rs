@@ -507,3 +507,27 @@ proptest! {
         run_model(ops, 12, 8, seed)?;
     }
 }
+
+#[test]
+fn saturated_overflow_counts_stay_correct() {
+    // A bucket whose overflow count saturated ("maybe more") must keep lookups correct and
+    // never be decremented.
+    let mut t = FlowTable::<u32>::with_buckets(24, 8, 9);
+    for b in t.buckets.iter_mut().step_by(2) {
+        b.overflow = u16::MAX;
+    }
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        ids.push(t.insert(key(i), rkey(i), i, 0, 100, none).unwrap());
+    }
+    for (i, id) in ids.iter().enumerate().step_by(3) {
+        assert_eq!(t.remove(*id), Some(i as u32));
+    }
+    for i in 0..24u32 {
+        let want = (i % 3 != 0).then_some(i);
+        assert_eq!(t.lookup(&key(i), 1).map(|(_, _, v)| *v), want);
+        assert_eq!(t.lookup(&rkey(i), 1).map(|(_, _, v)| *v), want);
+    }
+    assert!(t.buckets.iter().step_by(2).all(|b| b.overflow == u16::MAX));
+    t.check_invariants();
+}
