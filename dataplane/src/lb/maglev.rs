@@ -566,6 +566,37 @@ mod tests {
     }
 
     #[test]
+    fn addition_disruption() {
+        for n in [3u32, 10, 100] {
+            let b = equal(n + 1);
+            let old = Maglev::build(&b[..n as usize], DEFAULT_TABLE_SIZE).unwrap();
+            let new = Maglev::build(&b, DEFAULT_TABLE_SIZE).unwrap();
+            // Entries that moved to anyone but the newcomer.
+            let extra = old.entries().iter().zip(new.entries()).filter(|(o, nw)| o != nw && **nw != n).count() as f64
+                / DEFAULT_TABLE_SIZE as f64;
+            let bound = 1.0 / f64::from(n + 1) + 0.01;
+            assert!(extra <= bound, "n={n}: extra disruption {extra} > {bound}");
+            let share = new.entry_count(n) as f64 / DEFAULT_TABLE_SIZE as f64;
+            assert!((share - 1.0 / f64::from(n + 1)).abs() <= 0.01 / f64::from(n + 1) + 1e-4);
+        }
+    }
+
+    #[test]
+    fn extreme_weights() {
+        let mut b = equal(1000);
+        b[500].weight = u32::MAX;
+        let t = Maglev::build(&b, DEFAULT_TABLE_SIZE).unwrap();
+        assert!(t.entry_count(500) >= DEFAULT_TABLE_SIZE - 2);
+        let mut b = equal(4);
+        for x in &mut b {
+            x.weight = u32::MAX;
+        }
+        let t = Maglev::build(&b, 101).unwrap();
+        let s = shares(&t, 0..4);
+        assert!(s.iter().all(|&c| (25..=26).contains(&c)), "{s:?}");
+    }
+
+    #[test]
     fn disruption_helper() {
         let a = Maglev::build(&equal(4), 13).unwrap();
         assert_eq!(disruption(&a, &a), 0.0);
