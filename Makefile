@@ -60,8 +60,11 @@ stop:
 	@lab/stop-appliance.sh $(APPLIANCE_PIDFILE)
 	@lab/lab.sh down $(LAB)
 
-bench:
-	$(CARGO) bench --workspace
+# pktgen against the dataplane and dpdk-testpmd (io) over memif: target/bench/report.{json,md}.
+# BENCH_QUICK=1 for the short version; see scripts/bench.sh for core lists and other knobs.
+bench: setup
+	$(CARGO) build --release -p pktgen -p dataplane --bins
+	@scripts/bench.sh
 
 clean:
 	$(CARGO) clean

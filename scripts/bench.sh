@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# make bench: the dataplane against DPDK's own io forwarder, same links, same cores, same
+# generator, in the same run.
+#
+#   pktgen ──memif── [device under test] ──memif── pktgen
+#   client port      dataplane (NAT, one worker)    server port (answers ARP; validates)
+#                    or dpdk-testpmd --forward-mode=io (the I/O limit of this machine)
+#
+# The device under test is the memif *server* (it owns the two sockets, in a per-run temp
+# dir, abstract namespace); pktgen is the memif client. Both devices get the same MACs,
+# cores, descriptor counts and burst size (32).
+#
+# Environment:
+#   BENCH_QUICK=1              short version: scenario 1 at 100k flows and scenario 2 (< 60 s)
+#   BENCH_PKTGEN_LCORES=0      core(s) of pktgen (first = generator)
+#   BENCH_DUT_MAIN=0           main lcore of the device under test (management; idles)
+#   BENCH_DUT_WORKERS=1        forwarding cores of the device under test (comma list)
+#   BENCH_DURATION / BENCH_WARMUP   seconds per measurement (default 4 / 1; quick 3 / 1)
+#   BENCH_OUT=target/bench     where report.{json,md} and the plots go
+#   BENCH_MICRO=0              skip the criterion micro-benchmarks (full run only)
+#   BENCH_NICE=-10             scheduling weight of the benchmark's processes (their autogroup
+#                              nice): on a machine shared with compiles, pinned pollers otherwise
+#                              get a fraction of their core. 0 leaves it alone.
+#   CARGO_TARGET_DIR           where the release binaries are (default ./target)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TGT=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TGT/release
+QUICK=${BENCH_QUICK:-0}
+PG_LCORES=${BENCH_PKTGEN_LCORES:-0}
+DUT_MAIN=${BENCH_DUT_MAIN:-0}
+DUT_WORKERS=${BENCH_DUT_WORKERS:-1}
+OUT=${BENCH_OUT:-$ROOT/target/bench}
+if [ "$QUICK" = 1 ]; then DUR=${BENCH_DURATION:-3}; WARM=${BENCH_WARMUP:-1}; else DUR=${BENCH_DURATION:-4}; WARM=${BENCH_WARMUP:-1}; fi
+
+VIP=198.18.0.100
+VPORT=80
+RS_PORT=8080
+DUT_MAC0=02:00:00:00:00:fe
+DUT_MAC1=02:00:00:00:01:fe
+
+for b in pktgen bench-report dataplane dpctl; do
+  [ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (make bench builds it)" >&2; exit 1; }
+done
+command -v dpdk-testpmd >/dev/null || { echo "bench: dpdk-testpmd not found (apt install dpdk)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "bench: needs root (DPDK, hugepages, taps)" >&2; exit 1; }
+
+# One autogroup for the whole benchmark (DUT and pktgen), weighted above the rest.
+BENCH_NICE=${BENCH_NICE:--10}
+if [ "$BENCH_NICE" != 0 ] && [ -w /proc/self/autogroup ]; then
+  echo "$BENCH_NICE" >/proc/$$/autogroup 2>/dev/null || true
+  renice -n "$BENCH_NICE" -p $$ >/dev/null 2>&1 || true
+fi
+
+RUN=$(mktemp -d /tmp/acm-bench.XXXXXX)
+ID=$(basename "$RUN" | tr -dc 'a-zA-Z0-9' | tail -c 6)
+mkdir -p "$OUT" "$RUN/runs"
+DUT_PID=
+cleanup() {
+  stop_dut
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# The links: abstract memif sockets named after the run dir.
+SOCK0=$RUN/link0.sock
+SOCK1=$RUN/link1.sock
+PG_DEV0="net_memif0,role=client,socket=$SOCK0,id=0"
+PG_DEV1="net_memif1,role=client,socket=$SOCK1,id=0"
+DUT_DEV0="net_memif0,role=server,socket=$SOCK0,id=0,mac=$DUT_MAC0"
+DUT_DEV1="net_memif1,role=server,socket=$SOCK1,id=0,mac=$DUT_MAC1"
+NWORKERS=$(awk -F, '{print NF}' <<<"$DUT_WORKERS")
+
+stop_dut() {
+  if [ -n "${DUT_PID:-}" ] && kill -0 "$DUT_PID" 2>/dev/null; then
+    kill -INT "$DUT_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$DUT_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$DUT_PID" 2>/dev/null || true
+    wait "$DUT_PID" 2>/dev/null || true
+  fi
+  DUT_PID=
+}
+
+start_testpmd() {
+  log "start dpdk-testpmd io forwarding (lcores $DUT_MAIN,$DUT_WORKERS)"
+  # Not interactive: --stats-period keeps it forwarding until SIGINT; stdin closed.
+  dpdk-testpmd -l "$DUT_MAIN,$DUT_WORKERS" --main-lcore "$DUT_MAIN" --no-pci --no-telemetry \
+    --file-prefix="bench-io-$ID" --vdev "$DUT_DEV0" --vdev "$DUT_DEV1" -- \
+    --forward-mode=io --nb-cores="$NWORKERS" --rxq="$NWORKERS" --txq="$NWORKERS" \
+    --rxd=1024 --txd=1024 --burst=32 --total-num-mbufs=16383 --stats-period=3600 --disable-link-check \
+    </dev/null >"$RUN/testpmd.log" 2>&1 &
+  DUT_PID=$!
+  for _ in $(seq 300); do
+    grep -qi 'start packet forwarding\|Press enter' "$RUN/testpmd.log" 2>/dev/null && return 0
+    kill -0 "$DUT_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$RUN/testpmd.log" >&2
+  echo "bench: dpdk-testpmd did not start" >&2
+  exit 1
+}
+
+# start_dataplane N_SERVERS
+start_dataplane() {
+  local nrs=$1
+  local api=$RUN/api.sock
+  log "start dataplane (main lcore $DUT_MAIN, workers $DUT_WORKERS), $nrs real servers"
+  cat >"$RUN/appliance.toml" <<EOF
+[dataplane]
+main_lcore = $DUT_MAIN
+worker_lcores = [$DUT_WORKERS]
+api_socket = "$api"
+flow_capacity = 2097152
+eal_args = ["--file-prefix=bench-dp-$ID"]
+
+[timeouts]
+# New-connection runs open a flow per packet: let SYN-only flows go after 1 s.
+tcp_syn = 1.0
+
+[[port]]
+name = "client"
+device = "$DUT_DEV0"
+address = "198.18.0.1/16"
+tap = "bc$ID"
+
+[[port]]
+name = "server"
+device = "$DUT_DEV1"
+address = "198.19.0.1/16"
+tap = "bs$ID"
+EOF
+  "$BIN/dataplane" --config "$RUN/appliance.toml" --log warn >"$RUN/dataplane.log" 2>&1 &
+  DUT_PID=$!
+  if ! "$BIN/dpctl" -s "$api" ping --wait 20 >/dev/null 2>&1; then
+    cat "$RUN/dataplane.log" >&2
+    echo "bench: dataplane did not start" >&2
+    exit 1
+  fi
+  for i in $(seq 1 "$nrs"); do
+    "$BIN/dpctl" -s "$api" add "$VIP:$VPORT" "$(rs_ip "$i"):$RS_PORT" >/dev/null
+  done
+}
+
+rs_ip() { echo "198.19.$(( ($1 + 10) / 256 )).$(( ($1 + 10) % 256 ))"; }
+servers_arg() { echo "$(rs_ip 1)-$(rs_ip "$1"):$RS_PORT"; }
+
+# pg NAME EXPECT NSERVERS [pktgen args...]: one measurement into runs/NAME.json
+pg() {
+  local name=$1 expect=$2 nrs=$3
+  shift 3
+  log "run $name ($expect): $*"
+  local api=()
+  [ "$expect" = nat ] && api=(--api "$RUN/api.sock")
+  if ! "$BIN/pktgen" --lcores "$PG_LCORES" --file-prefix "bench-pg-$ID" \
+      --client-dev "$PG_DEV0" --server-dev "$PG_DEV1" --dut-mac "$DUT_MAC0" \
+      --expect "$expect" --vip "$VIP" --vport "$VPORT" --servers "$(servers_arg "$nrs")" \
+      --duration "$DUR" --warmup "$WARM" --label "$name" --json "$RUN/runs/$name.json" \
+      "${api[@]}" "$@" 2>"$RUN/runs/$name.log"; then
+    echo "bench: pktgen run $name reported failures (invalid packets or errors):" >&2
+    tail -20 "$RUN/runs/$name.log" >&2
+    [ -s "$RUN/runs/$name.json" ] || exit 1
+  fi
+  grep -E '^(forward|reverse|setup|invalid|new conn|churn|disruption)' "$RUN/runs/$name.log" | sed 's/^/   /' >&2 || true
+}
+
+T0=$(date +%s)
+log "bench: run dir $RUN, quick=$QUICK, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+if [ "$QUICK" = 1 ]; then
+  start_testpmd
+  pg io-est-100000 io 3 --flows 100000
+  stop_dut
+  start_dataplane 3
+  pg dp-est-100000 nat 3 --flows 100000
+  pg dp-syn nat 3 --pattern syn
+  stop_dut
+else
+  # Reference: io forwarding at every flow count and frame size the dataplane is run at.
+  start_testpmd
+  for f in 1000 100000 1000000; do pg "io-est-$f" io 3 --flows "$f"; done
+  pg io-syn io 3 --pattern syn
+  for s in 128 256 512 1024 1280 1518; do pg "io-size-$s" io 3 --flows 100000 --frame-size "$s"; done
+  pg io-bidir io 3 --flows 100000 --reply
+  stop_dut
+
+  start_dataplane 3
+  for f in 1000 100000 1000000; do pg "dp-est-$f" nat 3 --flows "$f"; done
+  stop_dut
+  start_dataplane 3
+  pg dp-syn nat 3 --pattern syn
+  stop_dut
+  start_dataplane 3
+  for s in 128 256 512 1024 1280 1518; do pg "dp-size-$s" nat 3 --flows 100000 --frame-size "$s"; done
+  pg dp-bidir nat 3 --flows 100000 --reply
+  pg dp-mixed nat 3 --flows 100000 --pattern mixed --new-percent 10
+  stop_dut
+
+  # Scenario 3: config churn under load, 100 real servers, 1M established flows, at a
+  # fixed rate below the I/O limit so that any loss is the change's fault, not the link's.
+  start_dataplane 100
+  CHURN_RATE=${BENCH_CHURN_PPS:-$(python3 -c "import json;print(int(json.load(open('$RUN/runs/dp-est-1000000.json'))['forward']['mpps']*0.5e6))" 2>/dev/null || echo 1000000)}
+  pg dp-churn nat 100 --flows 1000000 --rate "$CHURN_RATE" --churn-rate 1000 --duration $((DUR + 4))
+  stop_dut
+
+  # Scenario 4: Maglev disruption, 10 real servers, 100k new flows, one server removed.
+  start_dataplane 10
+  pg dp-disruption nat 10 --flows 100000 --disruption-remove 3 --expiry-wait 1.5
+  stop_dut
+fi
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+"$BIN/bench-report" --runs "$RUN/runs" --out "$OUT" --quick "$QUICK" \
+  --machine "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
+  --load-before "$LOAD_BEFORE" --load-after "$LOAD_AFTER" \
+  --cores "pktgen lcores $PG_LCORES; device under test main $DUT_MAIN, workers $DUT_WORKERS" \
+  --seconds $(( $(date +%s) - T0 ))
+cp "$RUN"/runs/*.json "$OUT/" 2>/dev/null || true
+mkdir -p "$OUT/logs" && cp "$RUN"/runs/*.log "$RUN"/*.log "$OUT/logs/" 2>/dev/null || true
+
+if [ "$QUICK" != 1 ] && [ "${BENCH_MICRO:-1}" = 1 ]; then
+  log "criterion micro-benchmarks (dataplane; short)"
+  (cd "$ROOT" && cargo bench -p dataplane --bench packet --bench lb -- --warm-up-time 0.5 --measurement-time 1 2>&1 | grep -E 'time:|^[a-z_/]+ ' | head -60) || true
+fi
+log "bench: done in $(( $(date +%s) - T0 )) s: $OUT/report.md"
