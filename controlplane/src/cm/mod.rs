@@ -552,3 +552,6 @@ fn plan_primitive(c: &mut Cache, p: &Primitive) -> Result<(Plan, Vec<BindingInfo
     let list = if matches!(p, Primitive::List) { c.list() } else { Vec::new() };
     Ok((plan, list, p.name()))
 }
+
+#[cfg(test)]
+mod tests;
