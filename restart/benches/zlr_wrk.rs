@@ -4,7 +4,10 @@
 //!
 //! `cargo bench -p restart --bench zlr_wrk` (needs wrk). Env:
 //! `ZLR_BENCH_SECS` (10), `ZLR_BENCH_ROUNDS` (3), `ZLR_BENCH_CONNS` (32),
-//! `ZLR_BENCH_RESTARTS` (200). Writes `$CARGO_TARGET_DIR/zlr-bench.json`.
+//! `ZLR_BENCH_RESTARTS` (200), `ZLR_BENCH_NICE` (0: both servers, restartd
+//! and its service run at this nice level, e.g. -10 as on an appliance whose
+//! management processes are prioritised; wrk stays at 0). Writes
+//! `$CARGO_TARGET_DIR/zlr-bench.json`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -68,6 +71,9 @@ impl Drop for Proc {
 #[derive(Debug, Default, Clone, serde::Serialize)]
 struct Wrk {
     rps: f64,
+    requests: u64,
+    /// Server CPU time (user + system, all its processes) per request, µs.
+    cpu_us_per_req: f64,
     lat_avg_ms: f64,
     lat_p50_ms: f64,
     lat_p99_ms: f64,
@@ -101,6 +107,7 @@ fn wrk(port: u16, secs: u64, conns: u64, path: &str) -> Wrk {
         let t: Vec<&str> = l.split_whitespace().collect();
         match t.as_slice() {
             ["Requests/sec:", v, ..] => w.rps = v.parse().unwrap_or(0.0),
+            [n, "requests", "in", ..] => w.requests = n.parse().unwrap_or(0),
             ["Latency", avg, ..] if ms(avg).is_finite() => w.lat_avg_ms = ms(avg),
             ["50%", v] => w.lat_p50_ms = ms(v),
             ["99%", v] => w.lat_p99_ms = ms(v),
@@ -110,6 +117,25 @@ fn wrk(port: u16, secs: u64, conns: u64, path: &str) -> Wrk {
             ["Non-2xx", "or", "3xx", "responses:", v] => w.non2xx = v.parse().unwrap_or(0),
             _ => {}
         }
+    }
+    w
+}
+
+/// utime + stime of a process in clock ticks (100 Hz).
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// wrk against `port` while accounting the CPU time of `pids()`.
+fn wrk_cpu(port: u16, secs: u64, conns: u64, pids: &dyn Fn() -> Vec<u32>) -> Wrk {
+    let before: u64 = pids().iter().map(|&p| cpu_ticks(p)).sum();
+    let mut w = wrk(port, secs, conns, "/index.html");
+    let after: u64 = pids().iter().map(|&p| cpu_ticks(p)).sum();
+    if w.requests > 0 {
+        w.cpu_us_per_req = after.saturating_sub(before) as f64 * 10_000.0 / w.requests as f64;
     }
     w
 }
@@ -145,6 +171,12 @@ fn main() {
     let rounds = env_or("ZLR_BENCH_ROUNDS", 6);
     let conns = env_or("ZLR_BENCH_CONNS", 32);
     let restarts = env_or("ZLR_BENCH_RESTARTS", 200) as usize;
+    let nice: i32 = std::env::var("ZLR_BENCH_NICE").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let niced = |prog: &str| {
+        let mut c = Command::new("nice");
+        c.args(["-n", &nice.to_string(), prog]);
+        c
+    };
     let dir = std::env::temp_dir().join(format!("zlr-bench-{}", std::process::id()));
     let www = dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
@@ -152,8 +184,8 @@ fn main() {
     let (port_off, port_on) = (free_port(), free_port());
     let control: PathBuf = dir.join("restartd.sock");
     let state = format!("zlr-bench-{}", std::process::id());
-    let _off = Proc(
-        Command::new(HTTPD)
+    let off_proc = Proc(
+        niced(HTTPD)
             .args(["--no-framework", "--root"])
             .arg(&www)
             .args(["--listen", &format!("127.0.0.1:{port_off}")])
@@ -161,8 +193,8 @@ fn main() {
             .spawn()
             .unwrap(),
     );
-    let _on = Proc(
-        Command::new(RESTARTD)
+    let on_proc = Proc(
+        niced(RESTARTD)
             .arg("--control")
             .arg(&control)
             .args(["--fault-window", "0", "--"])
@@ -183,11 +215,16 @@ fn main() {
     // Warm up both.
     wrk(port_off, 1, conns, "/index.html");
     wrk(port_on, 1, conns, "/index.html");
+    let off_pid = off_proc.0.id();
+    let restartd_pid = on_proc.0.id();
+    let ctl_for_pids = control.clone();
+    let on_pids = move || vec![restartd_pid, status(&ctl_for_pids).and_then(|s| s.pid).unwrap_or(0)];
+    let off_pids = move || vec![off_pid];
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for r in 0..rounds {
         let order: [(bool, u16); 2] = if r % 2 == 0 { [(false, port_off), (true, port_on)] } else { [(true, port_on), (false, port_off)] };
         for (fw, port) in order {
-            let w = wrk(port, secs, conns, "/index.html");
+            let w = if fw { wrk_cpu(port, secs, conns, &on_pids) } else { wrk_cpu(port, secs, conns, &off_pids) };
             eprintln!("round {r} framework {}: {w:?}", if fw { "on " } else { "off" });
             if fw { on.push(w) } else { off.push(w) }
         }
@@ -225,6 +262,8 @@ fn main() {
     }
     let faulted = Wrk {
         rps: median(faulted_runs.iter().map(|w| w.rps).collect()),
+        requests: faulted_runs.iter().map(|w| w.requests).sum(),
+        cpu_us_per_req: 0.0,
         lat_avg_ms: median(faulted_runs.iter().map(|w| w.lat_avg_ms).collect()),
         lat_p50_ms: median(faulted_runs.iter().map(|w| w.lat_p50_ms).collect()),
         lat_p99_ms: median(faulted_runs.iter().map(|w| w.lat_p99_ms).collect()),
@@ -263,13 +302,16 @@ fn main() {
         median(off.iter().zip(&on).map(|(a, b)| if inverse { (f(b) - f(a)) / f(a) * 100.0 } else { (f(a) - f(b)) / f(a) * 100.0 }).collect())
     };
     let tput = paired(|w| w.rps, false);
+    let cpu = paired(|w| w.cpu_us_per_req, true);
+    let (off_cpu, on_cpu) = (m(&off, |w| w.cpu_us_per_req), m(&on, |w| w.cpu_us_per_req));
     let lat = paired(|w| w.lat_avg_ms, true);
     let tput_f = median(faulted_pairs.iter().map(|(a, b)| (a.rps - b.rps) / a.rps * 100.0).collect());
     let lat_f = median(faulted_pairs.iter().map(|(a, b)| (b.lat_avg_ms - a.lat_avg_ms) / a.lat_avg_ms * 100.0).collect());
     let report = serde_json::json!({
-        "secs": secs, "rounds": rounds, "conns": conns,
+        "secs": secs, "rounds": rounds, "conns": conns, "nice": nice,
         "off": off, "on": on, "faulted_runs": faulted_runs, "faults": kills,
         "throughput_overhead_pct": tput,
+        "cpu_per_request_overhead_pct": cpu,
         "latency_overhead_pct": lat,
         "throughput_overhead_with_faults_pct": tput_f,
         "latency_overhead_with_faults_pct": lat_f,
@@ -279,11 +321,12 @@ fn main() {
     println!("| | framework off | framework on | on, 1 SIGSEGV/s ({kills} faults) |");
     println!("|---|---|---|---|");
     println!("| requests/s (median of {rounds}) | {off_rps:.0} | {on_rps:.0} | {:.0} |", faulted.rps);
+    println!("| server CPU µs/request (median) | {off_cpu:.2} | {on_cpu:.2} | |");
     println!("| latency avg ms | {off_lat:.3} | {on_lat:.3} | {:.3} |", faulted.lat_avg_ms);
     println!("| latency p99 ms | {off_p99:.3} | {on_p99:.3} | {:.3} |", faulted.lat_p99_ms);
     println!("| socket errors / non-2xx | {} / {} | {} / {} | {} / {} |", off.iter().map(|w| w.errors).sum::<u64>(), off.iter().map(|w| w.non2xx).sum::<u64>(), on.iter().map(|w| w.errors).sum::<u64>(), on.iter().map(|w| w.non2xx).sum::<u64>(), faulted.errors, faulted.non2xx);
     println!();
-    println!("throughput overhead {tput:.2}% (with faults {tput_f:.2}%), latency overhead {lat:.2}% (with faults {lat_f:.2}%) — medians of paired rounds");
+    println!("throughput overhead {tput:.2}% (with faults {tput_f:.2}%), latency overhead {lat:.2}% (with faults {lat_f:.2}%), server CPU per request overhead {cpu:.2}% — medians of paired rounds");
     println!("restart time, SIGSEGV → first response from the new generation (client view, n={}): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         client_ms.len(), pct(&client_ms, 0.5), pct(&client_ms, 0.99), pct(&client_ms, 1.0));
     println!("restart time, exit seen by restartd → new generation ready (n={}): p50 {:.2} ms, p99 {:.2} ms",

@@ -197,7 +197,7 @@ fn detect_mode_on_this_kernel() {
     // Kernel 6.18: TCP has SO_PEEK_OFF.
     assert_eq!(restart::hread::detect_mode(s.as_fd()), HreadMode::PeekOff);
     // A pipe has no peek at all: only the fallback can hold its bytes.
-    let (p, _w) = std::io::pipe().unwrap();
+    let (p, _w) = rustix::pipe::pipe().unwrap();
     assert_eq!(restart::hread::detect_mode(p.as_fd()), HreadMode::Fallback);
 }
 

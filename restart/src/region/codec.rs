@@ -118,7 +118,7 @@ impl TableDesc {
 
 /// Bytes one copy of a record of `record_size` occupies.
 pub fn copy_size(record_size: usize) -> usize {
-    COPY_PREFIX + (record_size + 7) / 8 * 8
+    COPY_PREFIX + record_size.div_ceil(8) * 8
 }
 
 fn round_up(v: u64, a: u64) -> u64 {
@@ -357,8 +357,9 @@ pub fn decode_slot(slot: &[u8], record_size: usize) -> Result<SlotState, SlotErr
         if seq == 0 || len != record_size || u32::from_le_bytes([c[8], c[9], c[10], c[11]]) != copy_checksum(c) {
             continue;
         }
-        if best.map_or(true, |(_, s)| seq > s) {
-            best = Some((i, seq));
+        match best {
+            Some((_, s)) if seq <= s => {}
+            _ => best = Some((i, seq)),
         }
     }
     match best {

@@ -478,7 +478,7 @@ impl Region {
     /// Copy bytes out of a raw entry at `at`.
     pub fn raw_read(&self, table: u32, index: u32, at: usize, out: &mut [u8]) -> Result<(), AccessError> {
         let (_, t, off) = self.entry(table, index, TableKind::Raw)?;
-        if at.checked_add(out.len()).map_or(true, |e| e > t.record_size as usize) {
+        if at.checked_add(out.len()).filter(|&e| e <= t.record_size as usize).is_none() {
             return Err(AccessError::Kind { table, what: "raw access beyond the entry" });
         }
         self.inner.map.read(off + at, out);
@@ -488,7 +488,7 @@ impl Region {
     /// Copy bytes into a raw entry at `at`.
     pub fn raw_write(&self, table: u32, index: u32, at: usize, data: &[u8]) -> Result<(), AccessError> {
         let (_, t, off) = self.entry(table, index, TableKind::Raw)?;
-        if at.checked_add(data.len()).map_or(true, |e| e > t.record_size as usize) {
+        if at.checked_add(data.len()).filter(|&e| e <= t.record_size as usize).is_none() {
             return Err(AccessError::Kind { table, what: "raw access beyond the entry" });
         }
         self.inner.map.write(off + at, data);

@@ -142,16 +142,13 @@ fn build_response(root: &std::path::Path, rec: &mut ConnRec, expect: bool) -> Re
     }
     let (mut size, mut mtime) = (0u64, 0i64);
     if rec.status == 0 || (expect && (rec.status == 200 || rec.status == 206 || rec.status == 416)) {
-        match http::resolve(root, &rec.path).and_then(|p| File::open(p).ok()) {
-            Some(f) => {
-                let md = f.metadata().map_err(|e| e.to_string())?;
-                if md.is_file() {
-                    size = md.len();
-                    mtime = md.mtime();
-                    file = Some(f);
-                }
+        if let Some(f) = http::resolve(root, &rec.path).and_then(|p| File::open(p).ok()) {
+            let md = f.metadata().map_err(|e| e.to_string())?;
+            if md.is_file() {
+                size = md.len();
+                mtime = md.mtime();
+                file = Some(f);
             }
-            None => {}
         }
         if file.is_none() && !expect {
             rec.status = 404;
@@ -237,11 +234,12 @@ impl Server {
         }
         let mut rec = ConnRec { stage: Stage::Reading, keep_alive: true, ..ConnRec::default() };
         let mut reader = None;
-        if self.fw.is_some() {
+        let framework = self.fw.is_some();
+        if framework {
             let pos = sys::tcp_positions(sock.as_fd())?;
             let mode = self.mode_for(sock.as_fd());
             let slab = (mode == HreadMode::Fallback).then(|| self.slab(slot)).flatten();
-            let fw = self.fw.as_mut().expect("framework");
+            let Some(fw) = self.fw.as_mut() else { anyhow::bail!("framework state missing") };
             rec.conn_id = fw.global.next_conn_id;
             fw.global.next_conn_id += 1;
             fw.region.write(T_GLOBAL, 0, &fw.global)?;
@@ -650,11 +648,14 @@ fn main() -> Result<()> {
                         anyhow::bail!("refusing to start: {e}");
                     }
                     let r = Region::create(&region_name, &layout, &opts)?;
-                    for (name, _fd) in std::mem::take(&mut inherited).into_iter().filter(|(n, _)| n != "listen") {
+                    let listen = inherited.remove("listen");
+                    for (name, fd) in std::mem::take(&mut inherited) {
                         if let Some(s) = &service {
                             let _ = s.release(&name);
                         }
+                        discard_input(&fd);
                     }
+                    inherited.extend(listen.map(|l| ("listen".to_string(), l)));
                     r
                 }
             }
@@ -723,23 +724,25 @@ fn main() -> Result<()> {
         for ev in events.iter() {
             match ev.token() {
                 LISTENER => server.on_accept(),
-                CONTROL => loop {
+                CONTROL => {
                     let cmd = match server.fw.as_ref().and_then(|f| f.service.as_ref()) {
                         Some(s) => s.poll_command(),
-                        None => break,
+                        None => Ok(None),
                     };
                     match cmd {
-                        Ok(None) => break,
+                        Ok(None) => {}
                         Ok(Some(Command::Quiesce)) => {
                             info!("quiesce: exiting for a planned restart; state and channels are handed over");
                             std::process::exit(0);
                         }
                         Err(e) => {
-                            info!("restartd gone ({e}); exiting");
+                            // No next generation will come: drop the state.
+                            info!("restartd gone ({e}); removing state region {region_name} and exiting");
+                            Region::remove(&region_name, &RegionOptions::default());
                             std::process::exit(0);
                         }
                     }
-                },
+                }
                 Token(t) => server.drive((t - CONN_BASE) as u32),
             }
         }
