@@ -164,3 +164,38 @@ fn config_errors_name_the_field() {
     let (ok, msg) = acmctl(&dir.path().join("nobody.sock"), &["list"]);
     assert!(!ok && msg.contains("cannot connect"), "{msg}");
 }
+
+#[test]
+fn a_cm_drives_another_appliance_over_telnet() {
+    // B: an appliance of ours with a fake switch; A: a CM whose switch is B, over telnet.
+    let dir_b = tempfile::tempdir().unwrap();
+    let fb = write_config(dir_b.path(), FAKE, "");
+    let mut b = start_controlplane(&fb);
+    let dir_a = tempfile::tempdir().unwrap();
+    let profile = format!(
+        "[[switch]]\nname = \"b\"\ndriver = \"serveriron-telnet\"\naddress = \"127.0.0.1:{}\"\nusername = \"admin\"\npassword = \"acm-lab\"\nenable_password = \"acm-lab\"\n",
+        fb.telnet
+    );
+    let fa = write_config(dir_a.path(), &profile, "");
+    let _a = start_controlplane(&fa);
+
+    let out = acmctl_ok(&fa.socket, &["add", "10.0.0.100:80", "10.0.1.11:80", "--weight", "2"]);
+    assert!(out.contains("switch b: add acknowledged"), "{out}");
+    acmctl_ok(&fa.socket, &["add", "10.0.0.100:80", "10.0.1.12:80"]);
+    let on_b = acmctl_ok(&fb.socket, &["list"]);
+    assert!(on_b.contains("10.0.1.11:80") && on_b.contains("10.0.1.12:80"), "{on_b}");
+    let bind = acmctl_ok(&fb.socket, &["cli", "show server bind"]);
+    assert!(bind.contains("acm-10-0-1-11: 10.0.1.11, http (ACT)"), "{bind}");
+    acmctl_ok(&fa.socket, &["remove", "10.0.0.100:80", "10.0.1.12:80"]);
+    assert!(acmctl_ok(&fb.socket, &["cli", "show server bind"]).contains("10.0.1.12, http (GDN)"));
+
+    // B restarts without having saved: A's sync puts the active binding back over telnet.
+    b.stop();
+    drop(b);
+    let _b = start_controlplane(&fb);
+    wait_until("A's sync re-adds 10.0.1.11 on the restarted B", Duration::from_secs(20), || {
+        acmctl_ok(&fb.socket, &["list"]).contains("10.0.1.11:80")
+    });
+    let lat: serde_json::Value = serde_json::from_str(&acmctl_ok(&fa.socket, &["latency", "--json"])).unwrap();
+    assert!(lat.as_array().unwrap().iter().any(|r| r["switch"] == "b" && r["primitive"] == "add"), "{lat}");
+}
