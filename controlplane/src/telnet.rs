@@ -141,6 +141,8 @@ pub struct CliShared {
     pub sessions: AtomicU64,
     /// Sessions open now.
     pub open: AtomicU64,
+    /// A copy of the configuration as of the last command (for keystrokes and logins).
+    snapshot: Mutex<SlbConfig>,
 }
 
 impl CliShared {
@@ -152,7 +154,16 @@ impl CliShared {
             startup,
             sessions: AtomicU64::new(0),
             open: AtomicU64::new(0),
+            snapshot: Mutex::new(SlbConfig::default()),
         })
+    }
+
+    fn snapshot(&self) -> SlbConfig {
+        self.snapshot.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_snapshot(&self, cfg: &SlbConfig) {
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
     }
 
     /// Locks the running configuration.
@@ -171,10 +182,12 @@ impl CliShared {
         };
         let mut backend = CmBackend::new(self.cm.clone(), Origin::Startup, self.startup.clone());
         let mut cfg = self.config();
-        cli::replay(&text, &mut cfg, &mut backend)
+        let errors = cli::replay(&text, &mut cfg, &mut backend)
             .into_iter()
             .map(|e| format!("startup-config line {}: {:?}: {}", e.line, e.text, e.message))
-            .collect()
+            .collect();
+        self.set_snapshot(&cfg);
+        errors
     }
 
     /// Runs CLI lines non-interactively in privileged mode (`acmctl cli`), blocking.
@@ -191,6 +204,7 @@ impl CliShared {
                 break;
             }
         }
+        self.set_snapshot(&cfg);
         out
     }
 }
@@ -259,12 +273,17 @@ async fn session(
                 let (c, out) = tokio::task::spawn_blocking(move || {
                     let mut conn = conn;
                     let mut backend = CmBackend::new(sh.cm.clone(), Origin::Cli { session: n }, sh.startup.clone());
-                    let out = if conn.logged_in() {
+                    // Only a line (Enter) executes a command; keystrokes, logins (password
+                    // hashing) and paging run on a snapshot, so they never wait for another
+                    // session's command (which may be waiting for a slow switch).
+                    let executes = input.iter().any(|b| *b == b'\r' || *b == b'\n');
+                    let out = if conn.logged_in() && executes {
                         let mut cfg = sh.config();
-                        conn.on_input(&input, Instant::now(), &mut cfg, &mut backend)
+                        let out = conn.on_input(&input, Instant::now(), &mut cfg, &mut backend);
+                        sh.set_snapshot(&cfg);
+                        out
                     } else {
-                        // Logging in (password hashing): do not hold the configuration.
-                        let mut scratch = sh.config().clone();
+                        let mut scratch = sh.snapshot();
                         conn.on_input(&input, Instant::now(), &mut scratch, &mut backend)
                     };
                     (conn, out)
