@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! * **Records** — a slab of up to `capacity` [`Record`]s (both keys, expiry deadline, a
+//! * **Records** — a slab of up to `capacity` records (both keys, expiry deadline, a
 //!   generation and the user payload `T`), cache-line aligned, reserved up front and reused via a
 //!   free list (a `Vec<u32>` stack, also reserved up front). A [`FlowId`] is a record index plus
 //!   the record's generation, so a stale id never reaches a newer flow in the same slot.
@@ -14,7 +14,8 @@
 //!
 //! A lookup reads one bucket (one cache line), compares 8 tags, and compares the full key only in
 //! the record a tag points to — the record it must read anyway to return the payload. So a hit
-//! costs two cache lines; [`FlowTable::lookup_burst`] overlaps those misses across a burst.
+//! costs two cache lines, one after the other; [`FlowTable::prefetch`] and
+//! [`FlowTable::lookup_burst`] overlap those misses across a burst of packets.
 //!
 //! # Deletion
 //!
