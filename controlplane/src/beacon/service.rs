@@ -16,6 +16,7 @@
 //! keys = { local = "lab-secret" }     # switch profile -> key (or key_files = { local = "/etc/acm/local.key" })
 //! misses = 3                          # silent intervals before a server is removed
 //! replay_window_ms = 30000            # timestamps further off are stale
+//! peers = ["10.0.9.2:8790"]           # other CMs by unicast (heartbeats), besides the groups
 //!
 //! [election]
 //! id = 1                              # unique; lowest wins. Absent table: no election, always active
@@ -59,6 +60,8 @@ pub struct BeaconConfig {
     pub tracker: TrackerConfig,
     /// Timestamps further than this from the local clock are stale.
     pub replay_window: Duration,
+    /// Other CMs' addresses, for heartbeats by unicast (besides the groups).
+    pub peers: Vec<SocketAddrV4>,
 }
 
 impl Default for BeaconConfig {
@@ -70,6 +73,7 @@ impl Default for BeaconConfig {
             keys: BTreeMap::new(),
             tracker: TrackerConfig::default(),
             replay_window: Duration::from_secs(30),
+            peers: Vec::new(),
         }
     }
 }
@@ -88,6 +92,8 @@ struct BeaconToml {
     misses: Option<u32>,
     min_interval_ms: Option<u64>,
     replay_window_ms: Option<u64>,
+    #[serde(default)]
+    peers: Vec<SocketAddrV4>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +146,7 @@ impl BeaconConfig {
             keys,
             tracker,
             replay_window: b.replay_window_ms.map(Duration::from_millis).unwrap_or(d.replay_window),
+            peers: b.peers,
         })
     }
 }
@@ -296,7 +303,8 @@ pub fn spawn(
     if election.is_some() {
         cm.set_active(false);
     }
-    let heartbeat_to: Vec<SocketAddrV4> = cfg.groups.iter().map(|g| SocketAddrV4::new(*g, port)).collect();
+    let mut heartbeat_to: Vec<SocketAddrV4> = cfg.groups.iter().map(|g| SocketAddrV4::new(*g, port)).collect();
+    heartbeat_to.extend(&cfg.peers);
     let rx_loop = Receiver {
         cm: cm.clone(),
         replay: ReplayGuard::new(cfg.replay_window.as_millis() as u64, 65_536),

@@ -185,11 +185,17 @@ impl CmClient {
 
     /// Registers (or updates) a binding; a beacon goes out at once.
     pub fn add(&self, key: BindingKey, params: BindingParams) -> Result<(), ClientError> {
+        let up = self.shared.lock().bindings.get(&key).is_none_or(|a| a.up);
+        self.add_with_state(key, params, up)
+    }
+
+    /// [`CmClient::add`], saying at once whether the binding works (`false`: registered but
+    /// down until [`CmClient::set_up`]).
+    pub fn add_with_state(&self, key: BindingKey, params: BindingParams, up: bool) -> Result<(), ClientError> {
         let mut st = self.shared.lock();
         if !st.bindings.contains_key(&key) && st.bindings.len() >= MAX_ENTRIES {
             return Err(ClientError::TooManyBindings);
         }
-        let up = st.bindings.get(&key).is_none_or(|a| a.up);
         st.bindings.insert(key, Advert { key, params, up });
         self.shared.beacon_soon(st);
         Ok(())
