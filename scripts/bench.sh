@@ -59,6 +59,7 @@ mkdir -p "$OUT" "$RUN/runs"
 DUT_PID=
 cleanup() {
   stop_dut
+  mkdir -p "$OUT/logs" && cp "$RUN"/*.log "$RUN"/runs/*.log "$OUT/logs/" 2>/dev/null || true
   rm -rf "$RUN"
 }
 trap cleanup EXIT
@@ -85,21 +86,24 @@ stop_dut() {
   DUT_PID=
 }
 
+N_TESTPMD=0
 start_testpmd() {
+  N_TESTPMD=$((N_TESTPMD + 1))
+  local tlog=$RUN/testpmd-$N_TESTPMD.log
   log "start dpdk-testpmd io forwarding (lcores $DUT_MAIN,$DUT_WORKERS)"
   # Not interactive: --stats-period keeps it forwarding until SIGINT; stdin closed.
   dpdk-testpmd -l "$DUT_MAIN,$DUT_WORKERS" --main-lcore "$DUT_MAIN" --no-pci --no-telemetry \
-    --file-prefix="bench-io-$ID" --vdev "$DUT_DEV0" --vdev "$DUT_DEV1" -- \
+    --file-prefix="bench-io-$ID" --huge-unlink --vdev "$DUT_DEV0" --vdev "$DUT_DEV1" -- \
     --forward-mode=io --nb-cores="$NWORKERS" --rxq="$NWORKERS" --txq="$NWORKERS" \
     --rxd=1024 --txd=1024 --burst=32 --total-num-mbufs=16383 --stats-period=3600 --disable-link-check \
-    </dev/null >"$RUN/testpmd.log" 2>&1 &
+    </dev/null >"$tlog" 2>&1 &
   DUT_PID=$!
   for _ in $(seq 300); do
-    grep -qi 'start packet forwarding\|Press enter' "$RUN/testpmd.log" 2>/dev/null && return 0
+    grep -qi 'start packet forwarding\|Press enter' "$tlog" 2>/dev/null && return 0
     kill -0 "$DUT_PID" 2>/dev/null || break
     sleep 0.1
   done
-  cat "$RUN/testpmd.log" >&2
+  cat "$tlog" >&2
   echo "bench: dpdk-testpmd did not start" >&2
   exit 1
 }
@@ -115,7 +119,7 @@ main_lcore = $DUT_MAIN
 worker_lcores = [$DUT_WORKERS]
 api_socket = "$api"
 flow_capacity = 2097152
-eal_args = ["--file-prefix=bench-dp-$ID"]
+eal_args = ["--file-prefix=bench-dp-$ID", "--huge-unlink"]
 
 [timeouts]
 # New-connection runs open a flow per packet: let SYN-only flows go after 1 s.
@@ -133,7 +137,7 @@ device = "$DUT_DEV1"
 address = "198.19.0.1/16"
 tap = "bs$ID"
 EOF
-  "$BIN/dataplane" --config "$RUN/appliance.toml" --log warn >"$RUN/dataplane.log" 2>&1 &
+  "$BIN/dataplane" --config "$RUN/appliance.toml" --log warn >>"$RUN/dataplane.log" 2>&1 &
   DUT_PID=$!
   if ! "$BIN/dpctl" -s "$api" ping --wait 20 >/dev/null 2>&1; then
     cat "$RUN/dataplane.log" >&2
@@ -171,46 +175,42 @@ T0=$(date +%s)
 log "bench: run dir $RUN, quick=$QUICK, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-if [ "$QUICK" = 1 ]; then
-  start_testpmd
-  pg io-est-100000 io 3 --flows 100000
-  stop_dut
-  start_dataplane 3
-  pg dp-est-100000 nat 3 --flows 100000
-  pg dp-syn nat 3 --pattern syn
-  stop_dut
-else
-  # Reference: io forwarding at every flow count and frame size the dataplane is run at.
-  start_testpmd
-  for f in 1000 100000 1000000; do pg "io-est-$f" io 3 --flows "$f"; done
-  pg io-syn io 3 --pattern syn
-  for s in 128 256 512 1024 1280 1518; do pg "io-size-$s" io 3 --flows 100000 --frame-size "$s"; done
-  pg io-bidir io 3 --flows 100000 --reply
-  stop_dut
+# Each measurement gets a freshly started device under test: a memif client going away
+# while a worker polls the link has crashed the dataplane (see the report), and a fresh
+# start also means an empty flow table.
+io() { local name=$1; shift; start_testpmd; pg "$name" io 3 "$@"; stop_dut; }
+dp() { local name=$1 nrs=$2; shift 2; start_dataplane "$nrs"; pg "$name" nat "$nrs" "$@"; stop_dut; }
 
-  start_dataplane 3
-  for f in 1000 100000 1000000; do pg "dp-est-$f" nat 3 --flows "$f"; done
-  stop_dut
-  start_dataplane 3
-  pg dp-syn nat 3 --pattern syn
-  stop_dut
-  start_dataplane 3
-  for s in 128 256 512 1024 1280 1518; do pg "dp-size-$s" nat 3 --flows 100000 --frame-size "$s"; done
-  pg dp-bidir nat 3 --flows 100000 --reply
-  pg dp-mixed nat 3 --flows 100000 --pattern mixed --new-percent 10
-  stop_dut
+if [ "$QUICK" = 1 ]; then
+  io io-est-100000 --flows 100000
+  dp dp-est-100000 3 --flows 100000
+  dp dp-syn 3 --pattern syn
+else
+  # Scenario 1 and its reference at every flow count.
+  for f in 1000 100000 1000000; do
+    io "io-est-$f" --flows "$f"
+    dp "dp-est-$f" 3 --flows "$f"
+  done
+  # Scenario 2: new connections.
+  io io-syn --pattern syn
+  dp dp-syn 3 --pattern syn
+  # Scenario 5: frame sizes (64 B is scenario 1 at 100k flows).
+  for s in 128 256 512 1024 1280 1518; do
+    io "io-size-$s" --flows 100000 --frame-size "$s"
+    dp "dp-size-$s" 3 --flows 100000 --frame-size "$s"
+  done
+  # Both directions loaded (pktgen answers as the real servers), and mixed traffic.
+  io io-bidir --flows 100000 --reply
+  dp dp-bidir 3 --flows 100000 --reply
+  dp dp-mixed 3 --flows 100000 --pattern mixed --new-percent 10
 
   # Scenario 3: config churn under load, 100 real servers, 1M established flows, at a
   # fixed rate below the I/O limit so that any loss is the change's fault, not the link's.
-  start_dataplane 100
-  CHURN_RATE=${BENCH_CHURN_PPS:-$(python3 -c "import json;print(int(json.load(open('$RUN/runs/dp-est-1000000.json'))['forward']['mpps']*0.5e6))" 2>/dev/null || echo 1000000)}
-  pg dp-churn nat 100 --flows 1000000 --rate "$CHURN_RATE" --churn-rate 1000 --duration $((DUR + 4))
-  stop_dut
+  CHURN_PPS=${BENCH_CHURN_PPS:-$(python3 -c "import json;print(int(json.load(open('$RUN/runs/dp-est-1000000.json'))['forward']['mpps']*0.5e6))" 2>/dev/null || echo 500000)}
+  dp dp-churn 100 --flows 1000000 --rate "$CHURN_PPS" --churn-rate 1000 --duration $((DUR + 4))
 
   # Scenario 4: Maglev disruption, 10 real servers, 100k new flows, one server removed.
-  start_dataplane 10
-  pg dp-disruption nat 10 --flows 100000 --disruption-remove 3 --expiry-wait 1.5
-  stop_dut
+  dp dp-disruption 10 --flows 100000 --disruption-remove 3 --expiry-wait 1.5
 fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -220,7 +220,6 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   --cores "pktgen lcores $PG_LCORES; device under test main $DUT_MAIN, workers $DUT_WORKERS" \
   --seconds $(( $(date +%s) - T0 ))
 cp "$RUN"/runs/*.json "$OUT/" 2>/dev/null || true
-mkdir -p "$OUT/logs" && cp "$RUN"/runs/*.log "$RUN"/*.log "$OUT/logs/" 2>/dev/null || true
 
 if [ "$QUICK" != 1 ] && [ "${BENCH_MICRO:-1}" = 1 ]; then
   log "criterion micro-benchmarks (dataplane; short)"

@@ -89,7 +89,7 @@ worker_lcores = [1]
 api_socket = "{api}"
 flow_capacity = 65536
 mbufs = 8191
-eal_args = ["--file-prefix=smoke-dp-{id}"]
+eal_args = ["--file-prefix=smoke-dp-{id}", "--huge-unlink"]
 
 [[port]]
 name = "client"

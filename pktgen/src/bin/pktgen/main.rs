@@ -60,7 +60,8 @@ struct Args {
     /// EAL core list; the first core runs the generator.
     #[arg(long, default_value = "0")]
     lcores: String,
-    /// EAL file prefix (default `pktgen-<pid>`).
+    /// EAL file prefix (default `pktgen-<pid>`). Hugepage files are unlinked once mapped
+    /// (`--huge-unlink`), so nothing is left behind.
     #[arg(long)]
     file_prefix: Option<String>,
     /// Extra EAL argument (repeatable).
@@ -295,7 +296,7 @@ fn run(args: Args) -> Result<bool> {
 
     // EAL and ports.
     let prefix = args.file_prefix.clone().unwrap_or_else(|| format!("pktgen-{}", std::process::id()));
-    let mut ea = EalArgs::new("pktgen").lcores(&args.lcores).no_pci().no_telemetry().file_prefix(&prefix).vdev(&args.client_dev).vdev(&args.server_dev);
+    let mut ea = EalArgs::new("pktgen").lcores(&args.lcores).no_pci().no_telemetry().file_prefix(&prefix).arg("--huge-unlink").vdev(&args.client_dev).vdev(&args.server_dev);
     for a in &args.eal_args {
         ea = ea.arg(a.clone());
     }
