@@ -228,3 +228,29 @@ fn registered_role_is_supervised_separately() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// `restartctl restart`: a planned restart with the same binary keeps the
+/// connections and is not counted as a fault.
+#[test]
+fn planned_restart_same_binary() {
+    if !hugetlbfs_or_skip("planned_restart_same_binary") {
+        return;
+    }
+    let dir = tmpdir("rd-restart");
+    www(&dir);
+    let d = Daemon::start(&dir, &[], &[], &[]);
+    let pid1 = d.wait_ready(1);
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /index.html HTTP/1.1\r\n\r\n").unwrap();
+    read_response(&mut s);
+    let out = Command::new(RESTARTCTL).arg("--control").arg(&d.control).arg("restart").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pid2 = d.wait_ready(2);
+    assert_ne!(pid1, pid2);
+    let st = d.status().unwrap();
+    assert!(matches!(&st.roles[0].last_exit, Some(restart::ExitCause::Planned { reason, .. }) if reason == "restart"));
+    assert_eq!((st.roles[0].restarts, st.roles[0].fault_streak), (0, 0));
+    s.write_all(b"GET /index.html HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s).1, b"<h1>zlr</h1>\n");
+}
