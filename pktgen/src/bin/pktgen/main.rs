@@ -362,8 +362,9 @@ fn run(args: Args) -> Result<bool> {
         ..Default::default()
     };
 
-    // Open the long-lived flows (not for the pure new-connection pattern).
-    if args.pattern != Pattern::Syn || args.disruption_remove.is_some() {
+    // Open the long-lived flows. For the new-connection pattern too: it also gets the
+    // device to resolve the real servers' MACs before the measurement.
+    {
         summary.setup = open_flows(&mut e, args.setup_rounds, &ctx);
         if ctx.progress {
             eprintln!(
