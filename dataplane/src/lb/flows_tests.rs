@@ -3,6 +3,7 @@
 use super::*;
 use proptest::prelude::*;
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 
 fn key(i: u32) -> FlowKey {
     FlowKey::new(Ipv4Addr::from(0x0a00_0000 | (i >> 16)), (i & 0xffff) as u16, Ipv4Addr::new(10, 0, 0, 100), 80, 6)

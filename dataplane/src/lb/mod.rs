@@ -63,6 +63,7 @@
 //! So ~100 bytes per flow: 1M flows ≈ 100 MiB per worker (`FlowTable::memory_bytes` tells).
 
 pub mod flows;
+pub mod key;
 pub mod maglev;
 
 pub use flows::{

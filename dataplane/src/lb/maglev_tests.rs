@@ -1,0 +1,241 @@
+//! Unit and property tests of [`super::Maglev`].
+
+use super::*;
+use proptest::prelude::*;
+
+fn equal(n: u32) -> Vec<Backend> {
+    (0..n)
+        .map(|i| Backend { id: i, key: u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xabcdef, weight: 1 })
+        .collect()
+}
+
+/// The plain Maglev walk (no tail phase, `%` arithmetic): the reference the fast build must
+/// reproduce exactly.
+fn reference(backends: &[Backend], m: usize) -> Vec<u32> {
+    let mut ws: Vec<&Backend> = backends.iter().filter(|b| b.weight > 0).collect();
+    ws.sort_by_key(|b| (b.key, b.id));
+    if ws.is_empty() {
+        return Vec::new();
+    }
+    let m64 = m as u64;
+    let total: u64 = ws.iter().map(|b| u64::from(b.weight)).sum();
+    let quantum = (total / ws.len() as u64).max(1);
+    let offs: Vec<u64> = ws.iter().map(|b| mix64(b.key ^ 0x243f_6a88_85a3_08d3) % m64).collect();
+    let skips: Vec<u64> = ws.iter().map(|b| mix64(b.key ^ 0x1319_8a2e_0370_7344) % (m64 - 1) + 1).collect();
+    let mut j = vec![0u64; ws.len()];
+    let mut credit = vec![0u64; ws.len()];
+    let mut table = vec![u32::MAX; m];
+    let mut filled = 0;
+    'outer: loop {
+        for (i, b) in ws.iter().enumerate() {
+            credit[i] += u64::from(b.weight);
+            while credit[i] >= quantum {
+                credit[i] -= quantum;
+                loop {
+                    let s = ((offs[i] + j[i] * skips[i]) % m64) as usize;
+                    j[i] += 1;
+                    if table[s] == u32::MAX {
+                        table[s] = b.id;
+                        break;
+                    }
+                }
+                filled += 1;
+                if filled == m {
+                    break 'outer;
+                }
+            }
+        }
+    }
+    table
+}
+
+fn shares(t: &Maglev, ids: impl Iterator<Item = u32>) -> Vec<usize> {
+    let mut counts = vec![0usize; 2048];
+    for &e in t.entries() {
+        counts[e as usize] += 1;
+    }
+    ids.map(|i| counts[i as usize]).collect()
+}
+
+#[test]
+fn primes() {
+    let small: Vec<usize> = (0..40).filter(|&n| is_prime(n)).collect();
+    assert_eq!(small, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]);
+    assert!(is_prime(65_537));
+    assert!(!is_prime(65_536));
+    assert!(!is_prime(65_539 * 3));
+    assert!(is_prime(655_373));
+    assert!(!is_prime(25));
+    assert!(!is_prime(49));
+}
+
+#[test]
+fn errors() {
+    let b = equal(3);
+    assert_eq!(Maglev::build(&b, 65_536), Err(MaglevError::NotPrime(65_536)));
+    assert_eq!(Maglev::build(&b, 1), Err(MaglevError::NotPrime(1)));
+    assert_eq!(Maglev::build(&b, 3), Err(MaglevError::TooManyBackends { table_size: 3, backends: 3 }));
+    assert!(matches!(Maglev::build(&b, MAX_TABLE_SIZE + 1), Err(MaglevError::TooLarge(_))));
+    assert!(Maglev::build(&b, 5).is_ok());
+}
+
+#[test]
+fn empty_and_single() {
+    let t = Maglev::build(&[], DEFAULT_TABLE_SIZE).unwrap();
+    assert!(t.is_empty());
+    assert_eq!(t.lookup(12345), None);
+    assert_eq!(t.table_size(), DEFAULT_TABLE_SIZE);
+    let zero = [Backend { id: 1, key: 7, weight: 0 }];
+    let t = Maglev::build(&zero, DEFAULT_TABLE_SIZE).unwrap();
+    assert!(t.is_empty());
+    assert_eq!(t.lookup(u64::MAX), None);
+    let one = [Backend { id: 42, key: 7, weight: 3 }];
+    let t = Maglev::build(&one, DEFAULT_TABLE_SIZE).unwrap();
+    assert!(t.entries().iter().all(|&e| e == 42));
+    for h in [0, 1, u64::MAX, 1 << 63] {
+        assert_eq!(t.lookup(h), Some(42));
+    }
+}
+
+#[test]
+fn lookup_covers_every_slot_range() {
+    let t = Maglev::build(&equal(3), 7).unwrap();
+    assert_eq!(t.slot(0), 0);
+    assert_eq!(t.slot(u64::MAX), 6);
+    assert_eq!(t.lookup(u64::MAX), Some(t.entries()[6]));
+}
+
+#[test]
+fn even_shares() {
+    for n in [3u32, 10, 100] {
+        let t = Maglev::build(&equal(n), DEFAULT_TABLE_SIZE).unwrap();
+        let s = shares(&t, 0..n);
+        let (min, max) = (*s.iter().min().unwrap(), *s.iter().max().unwrap());
+        assert!(max - min <= 1, "n={n}: min {min} max {max}");
+        let even = DEFAULT_TABLE_SIZE as f64 / f64::from(n);
+        for &c in &s {
+            assert!((c as f64 - even).abs() <= 0.01 * even, "n={n}: {c} vs {even}");
+        }
+    }
+}
+
+#[test]
+fn weighted_shares() {
+    let mut b = equal(3);
+    for (i, w) in [1, 2, 3].into_iter().enumerate() {
+        b[i].weight = w;
+    }
+    let t = Maglev::build(&b, DEFAULT_TABLE_SIZE).unwrap();
+    let s = shares(&t, 0..3);
+    for (i, want) in [1.0 / 6.0, 2.0 / 6.0, 3.0 / 6.0].into_iter().enumerate() {
+        let got = s[i] as f64 / DEFAULT_TABLE_SIZE as f64;
+        assert!((got - want).abs() <= 0.01, "backend {i}: {got} vs {want}");
+    }
+    // A skewed mix: one heavy backend among many light ones.
+    let mut b = equal(50);
+    b[7].weight = 100;
+    let t = Maglev::build(&b, DEFAULT_TABLE_SIZE).unwrap();
+    let s = shares(&t, 0..50);
+    let heavy = s[7] as f64 / DEFAULT_TABLE_SIZE as f64;
+    assert!((heavy - 100.0 / 149.0).abs() <= 0.01, "heavy share {heavy}");
+}
+
+#[test]
+fn order_independent() {
+    let mut b = equal(20);
+    let t1 = Maglev::build(&b, 251).unwrap();
+    b.reverse();
+    let t2 = Maglev::build(&b, 251).unwrap();
+    assert_eq!(t1, t2);
+}
+
+#[test]
+fn removal_disruption() {
+    for n in [3u32, 10, 100] {
+        let b = equal(n);
+        let old = Maglev::build(&b, DEFAULT_TABLE_SIZE).unwrap();
+        let removed = n / 2;
+        let rest: Vec<Backend> = b.iter().copied().filter(|x| x.id != removed).collect();
+        let new = Maglev::build(&rest, DEFAULT_TABLE_SIZE).unwrap();
+        let extra = old.entries().iter().zip(new.entries()).filter(|(o, nw)| o != nw && **o != removed).count() as f64
+            / DEFAULT_TABLE_SIZE as f64;
+        let bound = 1.0 / f64::from(n) + 0.01;
+        assert!(extra <= bound, "n={n}: extra disruption {extra} > {bound}");
+        // The removed backend's own entries all moved.
+        assert_eq!(new.entry_count(removed), 0);
+        assert!(disruption(&old, &new) >= 1.0 / f64::from(n) * 0.98);
+    }
+}
+
+#[test]
+fn addition_disruption() {
+    for n in [3u32, 10, 100] {
+        let b = equal(n + 1);
+        let old = Maglev::build(&b[..n as usize], DEFAULT_TABLE_SIZE).unwrap();
+        let new = Maglev::build(&b, DEFAULT_TABLE_SIZE).unwrap();
+        // Entries that moved to anyone but the newcomer.
+        let extra = old.entries().iter().zip(new.entries()).filter(|(o, nw)| o != nw && **nw != n).count() as f64
+            / DEFAULT_TABLE_SIZE as f64;
+        let bound = 1.0 / f64::from(n + 1) + 0.01;
+        assert!(extra <= bound, "n={n}: extra disruption {extra} > {bound}");
+        let share = new.entry_count(n) as f64 / DEFAULT_TABLE_SIZE as f64;
+        assert!((share - 1.0 / f64::from(n + 1)).abs() <= 0.01 / f64::from(n + 1) + 1e-4);
+    }
+}
+
+#[test]
+fn extreme_weights() {
+    let mut b = equal(1000);
+    b[500].weight = u32::MAX;
+    let t = Maglev::build(&b, DEFAULT_TABLE_SIZE).unwrap();
+    assert!(t.entry_count(500) >= DEFAULT_TABLE_SIZE - 2);
+    let mut b = equal(4);
+    for x in &mut b {
+        x.weight = u32::MAX;
+    }
+    let t = Maglev::build(&b, 101).unwrap();
+    let s = shares(&t, 0..4);
+    assert!(s.iter().all(|&c| (25..=26).contains(&c)), "{s:?}");
+}
+
+#[test]
+fn disruption_helper() {
+    let a = Maglev::build(&equal(4), 13).unwrap();
+    assert_eq!(disruption(&a, &a), 0.0);
+    let b = Maglev::build(&equal(4), 17).unwrap();
+    assert_eq!(disruption(&a, &b), 1.0);
+    let e = Maglev::build(&[], 13).unwrap();
+    assert_eq!(disruption(&e, &e), 0.0);
+    assert_eq!(disruption(&a, &e), 1.0);
+}
+
+#[test]
+fn matches_reference_walk() {
+    for (n, m) in [(1u32, 7usize), (3, 13), (10, 251), (100, 65_537), (1000, 65_537)] {
+        let b = equal(n);
+        let t = Maglev::build(&b, m).unwrap();
+        assert_eq!(t.entries(), &reference(&b, m)[..], "n={n} m={m}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn prop_matches_reference(
+        ws in proptest::collection::vec((any::<u64>(), 0u32..6), 1..12),
+        mi in 0usize..4,
+    ) {
+        let m = [5usize, 31, 1009, 4099][mi];
+        prop_assume!(ws.len() < m);
+        let b: Vec<Backend> = ws.iter().enumerate()
+            .map(|(i, &(key, weight))| Backend { id: i as u32, key, weight })
+            .collect();
+        let t = Maglev::build(&b, m).unwrap();
+        prop_assert_eq!(t.entries(), &reference(&b, m)[..]);
+        for (i, x) in b.iter().enumerate() {
+            if x.weight == 0 {
+                prop_assert_eq!(t.entry_count(i as u32), 0);
+            }
+        }
+    }
+}
