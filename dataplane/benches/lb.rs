@@ -43,6 +43,35 @@ fn backends(n: u32) -> Vec<Backend> {
     (0..n).map(|i| Backend { id: i, key: 0x0a00_0100_0000_0050 + (u64::from(i) << 16), weight: 1 }).collect()
 }
 
+/// The population loop as the Maglev paper's pseudo-code writes it (`(offset + j·skip) mod M`
+/// per probe, equal weights): the baseline that `Maglev::build` is compared with on the same
+/// machine, in the same run.
+fn textbook_maglev(backends: &[Backend], m: usize) -> Vec<u32> {
+    let m64 = m as u64;
+    let mix = |k: u64| k.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let offset: Vec<u64> = backends.iter().map(|b| mix(b.key) % m64).collect();
+    let skip: Vec<u64> = backends.iter().map(|b| mix(b.key ^ 0x5555) % (m64 - 1) + 1).collect();
+    let mut next = vec![0u64; backends.len()];
+    let mut table = vec![u32::MAX; m];
+    let mut filled = 0;
+    loop {
+        for (i, b) in backends.iter().enumerate() {
+            loop {
+                let s = ((offset[i] + next[i] * skip[i]) % m64) as usize;
+                next[i] += 1;
+                if table[s] == u32::MAX {
+                    table[s] = b.id;
+                    break;
+                }
+            }
+            filled += 1;
+            if filled == m {
+                return table;
+            }
+        }
+    }
+}
+
 fn maglev(c: &mut Criterion) {
     let mut g = c.benchmark_group("maglev_build_65537");
     for n in [10u32, 100, 1000] {
@@ -51,6 +80,10 @@ fn maglev(c: &mut Criterion) {
             bench.iter(|| Maglev::build(black_box(b), DEFAULT_TABLE_SIZE).unwrap())
         });
     }
+    let b = backends(100);
+    g.bench_function("100_textbook_baseline", |bench| {
+        bench.iter(|| textbook_maglev(black_box(&b), DEFAULT_TABLE_SIZE))
+    });
     // Weighted: every fourth backend has weight 4.
     let mut b = backends(100);
     for x in b.iter_mut().step_by(4) {
