@@ -18,6 +18,7 @@
 #   BENCH_DURATION / BENCH_WARMUP   seconds per measurement (default 4 / 1; quick 3 / 1)
 #   BENCH_OUT=target/bench     where report.{json,md} and the plots go
 #   BENCH_MICRO=0              skip the criterion micro-benchmarks (full run only)
+#   BENCH_ONLY="est syn"       full run: only these scenarios (est syn sizes bidir churn disruption)
 #   BENCH_NICE=-10             scheduling weight of the benchmark's processes (their autogroup
 #                              nice): on a machine shared with compiles, pinned pollers otherwise
 #                              get a fraction of their core. 0 leaves it alone.
@@ -178,6 +179,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 # Each measurement gets a freshly started device under test: a memif client going away
 # while a worker polls the link has crashed the dataplane (see the report), and a fresh
 # start also means an empty flow table.
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 io() { local name=$1; shift; start_testpmd; pg "$name" io 3 "$@"; stop_dut; }
 dp() { local name=$1 nrs=$2; shift 2; start_dataplane "$nrs"; pg "$name" nat "$nrs" "$@"; stop_dut; }
 
@@ -187,30 +189,41 @@ if [ "$QUICK" = 1 ]; then
   dp dp-syn 3 --pattern syn
 else
   # Scenario 1 and its reference at every flow count.
-  for f in 1000 100000 1000000; do
-    io "io-est-$f" --flows "$f"
-    dp "dp-est-$f" 3 --flows "$f"
-  done
+  if want est; then
+    for f in 1000 100000 1000000; do
+      io "io-est-$f" --flows "$f"
+      dp "dp-est-$f" 3 --flows "$f"
+    done
+  fi
   # Scenario 2: new connections.
-  io io-syn --pattern syn
-  dp dp-syn 3 --pattern syn
+  if want syn; then
+    io io-syn --pattern syn
+    dp dp-syn 3 --pattern syn
+  fi
   # Scenario 5: frame sizes (64 B is scenario 1 at 100k flows).
-  for s in 128 256 512 1024 1280 1518; do
-    io "io-size-$s" --flows 100000 --frame-size "$s"
-    dp "dp-size-$s" 3 --flows 100000 --frame-size "$s"
-  done
+  if want sizes; then
+    for s in 128 256 512 1024 1280 1518; do
+      io "io-size-$s" --flows 100000 --frame-size "$s"
+      dp "dp-size-$s" 3 --flows 100000 --frame-size "$s"
+    done
+  fi
   # Both directions loaded (pktgen answers as the real servers), and mixed traffic.
-  io io-bidir --flows 100000 --reply
-  dp dp-bidir 3 --flows 100000 --reply
-  dp dp-mixed 3 --flows 100000 --pattern mixed --new-percent 10
-
+  if want bidir; then
+    io io-bidir --flows 100000 --reply
+    dp dp-bidir 3 --flows 100000 --reply
+    dp dp-mixed 3 --flows 100000 --pattern mixed --new-percent 10
+  fi
   # Scenario 3: config churn under load, 100 real servers, 1M established flows, at a
-  # fixed rate below the I/O limit so that any loss is the change's fault, not the link's.
-  CHURN_PPS=${BENCH_CHURN_PPS:-$(python3 -c "import json;print(int(json.load(open('$RUN/runs/dp-est-1000000.json'))['forward']['mpps']*0.5e6))" 2>/dev/null || echo 500000)}
-  dp dp-churn 100 --flows 1000000 --rate "$CHURN_PPS" --churn-rate 1000 --duration $((DUR + 4))
-
+  # fixed rate below the I/O limit (half the dataplane's 1M-flow rate) so that any loss is
+  # the change's fault, not the link's.
+  if want churn; then
+    CHURN_PPS=${BENCH_CHURN_PPS:-$(python3 -c "import json;print(int(json.load(open('$RUN/runs/dp-est-1000000.json'))['forward']['mpps']*0.5e6))" 2>/dev/null || echo 500000)}
+    dp dp-churn 100 --flows 1000000 --rate "$CHURN_PPS" --churn-rate 1000 --duration $((DUR + 4))
+  fi
   # Scenario 4: Maglev disruption, 10 real servers, 100k new flows, one server removed.
-  dp dp-disruption 10 --flows 100000 --disruption-remove 3 --expiry-wait 1.5
+  if want disruption; then
+    dp dp-disruption 10 --flows 100000 --disruption-remove 3 --expiry-wait 1.5
+  fi
 fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -49,7 +49,7 @@ enum Progress {
 }
 
 #[derive(Parser, Debug)]
-#[command(version, about = "DPDK traffic generator for the ACM dataplane")]
+#[command(version, about = "DPDK traffic generator for the ACM dataplane", args_override_self = true)]
 struct Args {
     /// Client-side device (vdev string), e.g. `net_memif0,role=client,socket=/tmp/c.sock`.
     #[arg(long)]
