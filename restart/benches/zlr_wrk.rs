@@ -1,5 +1,6 @@
 //! zlr-httpd with the framework on vs off under wrk on loopback (side by
-//! side, alternating, in one run), throughput under repeated faults, and
+//! side: both servers loaded at the same time by two wrk processes, so load
+//! from elsewhere on the machine hits both alike), throughput under repeated faults, and
 //! restart time (fault → serving again) p50/p99.
 //!
 //! `cargo bench -p restart --bench zlr_wrk` (needs wrk). Env:
@@ -221,13 +222,18 @@ fn main() {
     let on_pids = move || vec![restartd_pid, status(&ctl_for_pids).and_then(|s| s.pid).unwrap_or(0)];
     let off_pids = move || vec![off_pid];
     let (mut off, mut on) = (Vec::new(), Vec::new());
+    // Both servers are loaded at the same time by two wrk processes, so
+    // whatever else runs on the machine hits both alike.
     for r in 0..rounds {
-        let order: [(bool, u16); 2] = if r % 2 == 0 { [(false, port_off), (true, port_on)] } else { [(true, port_on), (false, port_off)] };
-        for (fw, port) in order {
-            let w = if fw { wrk_cpu(port, secs, conns, &on_pids) } else { wrk_cpu(port, secs, conns, &off_pids) };
-            eprintln!("round {r} framework {}: {w:?}", if fw { "on " } else { "off" });
-            if fw { on.push(w) } else { off.push(w) }
-        }
+        let (a, b) = std::thread::scope(|sc| {
+            let a = sc.spawn(|| wrk_cpu(port_off, secs, conns, &off_pids));
+            let b = sc.spawn(|| wrk_cpu(port_on, secs, conns, &on_pids));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        eprintln!("round {r} framework off: {a:?}");
+        eprintln!("round {r} framework on : {b:?}");
+        off.push(a);
+        on.push(b);
     }
     // Under faults: SIGSEGV the framework-on server every second, paired
     // with a framework-off run right before each faulted run.
@@ -235,7 +241,6 @@ fn main() {
     let mut faulted_pairs = Vec::new();
     let mut kills = 0;
     for r in 0..rounds.div_ceil(2) {
-        let base = wrk(port_off, secs, conns, "/index.html");
         let ctl = control.clone();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -252,7 +257,11 @@ fn main() {
                 }
             }
         });
-        let w = wrk(port_on, secs, conns, "/index.html");
+        let (base, w) = std::thread::scope(|sc| {
+            let a = sc.spawn(|| wrk(port_off, secs, conns, "/index.html"));
+            let b = sc.spawn(|| wrk(port_on, secs, conns, "/index.html"));
+            (a.join().unwrap(), b.join().unwrap())
+        });
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let k = killer.join().unwrap();
         kills += k;
@@ -309,6 +318,7 @@ fn main() {
     let lat_f = median(faulted_pairs.iter().map(|(a, b)| (b.lat_avg_ms - a.lat_avg_ms) / a.lat_avg_ms * 100.0).collect());
     let report = serde_json::json!({
         "secs": secs, "rounds": rounds, "conns": conns, "nice": nice,
+        "loadavg_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
         "off": off, "on": on, "faulted_runs": faulted_runs, "faults": kills,
         "throughput_overhead_pct": tput,
         "cpu_per_request_overhead_pct": cpu,

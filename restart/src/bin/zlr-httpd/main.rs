@@ -197,6 +197,15 @@ impl Server {
         }
     }
 
+    /// Write a connection's in-memory record to its slot.
+    fn save_conn(&self, slot: u32) {
+        if let (Some(fw), Some(c)) = (&self.fw, &self.conns[slot as usize]) {
+            if let Err(e) = fw.region.write(T_CONN, slot, &c.rec) {
+                error!("state write slot {slot}: {e}");
+            }
+        }
+    }
+
     fn mode_for(&self, fd: std::os::fd::BorrowedFd<'_>) -> HreadMode {
         match self.hread {
             HreadOpt::PeekOff => HreadMode::PeekOff,
@@ -332,8 +341,7 @@ impl Server {
                             c.rec.total_len = resp.total();
                             c.rec.bytes_sent = 0;
                             c.resp = Some(resp);
-                            let rec = c.rec.clone();
-                            self.save(slot, &rec);
+                            self.save_conn(slot);
                         }
                         Err(e) => {
                             warn!("response: {e}");
@@ -362,8 +370,7 @@ impl Server {
         c.rec.status = req.error.unwrap_or(0);
         c.rec.stage = Stage::Processing;
         c.rbuf.drain(..req.len);
-        let rec = c.rec.clone();
-        self.save(slot, &rec);
+        self.save_conn(slot);
         if let Some(code) = req.error {
             // Error answers are built from the recorded status only.
             let c = self.conns[slot as usize].as_mut().expect("conn");
@@ -372,8 +379,7 @@ impl Server {
             c.rec.resp_start = c.tx;
             c.rec.total_len = head.len() as u64;
             c.resp = Some(Resp { head, file: None, body_start: 0, body_len: 0, sent: 0 });
-            let rec = c.rec.clone();
-            self.save(slot, &rec);
+            self.save_conn(slot);
         }
     }
 
@@ -413,8 +419,7 @@ impl Server {
             // Confirm progress of a partial send (the kernel's counters make
             // recovery exact even if we crash before this line).
             c.rec.bytes_sent = resp.sent;
-            let rec = c.rec.clone();
-            self.save(slot, &rec);
+            self.save_conn(slot);
         }
         res
     }
