@@ -76,8 +76,12 @@ fn main() -> Result<()> {
     for e in std::fs::read_dir(&args.runs).with_context(|| format!("reading {}", args.runs.display()))? {
         let p = e?.path();
         if p.extension().is_some_and(|x| x == "json") {
-            let s: Summary = serde_json::from_str(&std::fs::read_to_string(&p)?).with_context(|| format!("parsing {}", p.display()))?;
-            runs.insert(p.file_stem().unwrap_or_default().to_string_lossy().into_owned(), s);
+            match serde_json::from_str::<Summary>(&std::fs::read_to_string(&p)?) {
+                Ok(s) => {
+                    runs.insert(p.file_stem().unwrap_or_default().to_string_lossy().into_owned(), s);
+                }
+                Err(e) => eprintln!("bench-report: skipping {} (not a pktgen summary: {e})", p.display()),
+            }
         }
     }
     let get = |k: &str| runs.get(k);
@@ -116,7 +120,13 @@ fn main() -> Result<()> {
     if let Some(dp) = get("dp-churn") {
         let mut e = entry(dp, None, get("io-est-1000000").map_or(limit, |s| s.forward.mpps));
         let est_lost = dp.dataplane.as_ref().and_then(|d| d["established_lost"].as_i64()).unwrap_or(dp.forward.lost);
+        // Drops the dataplane counted because a transmit ring was full (the generator did not
+        // drain it in time) are the link's, not the config change's.
+        let tx_full = dp.dataplane.as_ref().and_then(|d| d["drops"]["tx_full"].as_i64()).unwrap_or(0);
         e["lost"] = json!(est_lost);
+        e["lost_tx_full"] = json!(tx_full);
+        e["lost_to_config_changes"] = json!((est_lost - tx_full).max(0));
+        e["dataplane_drops"] = dp.dataplane.as_ref().map_or(Value::Null, |d| d["drops"].clone());
         e["offered_pps"] = json!(dp.rate_pps);
         if let Some(c) = &dp.churn {
             e["config_latency_us"] = json!({"p50": c.config_latency_us.p50, "p99": c.config_latency_us.p99, "max": c.config_latency_us.max});
@@ -241,12 +251,13 @@ fn main() -> Result<()> {
     let _ = writeln!(md, "Links: `net_memif` (device under test = memif server, pktgen = client). Reference: `dpdk-testpmd --forward-mode=io` on the same links and cores, driven by the same pktgen. **I/O limit: {limit:.3} Mpps** (64 B, 100k flows).\n");
     let _ = writeln!(md, "| run | frame | flows | dataplane Mpps | io Mpps | ratio | lat p50 µs | lat p99 µs | lost | invalid |");
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (k, s) in runs.iter().filter(|(k, _)| k.starts_with("dp-")) {
+    for (k, s) in runs.iter().filter(|(k, s)| k.starts_with("dp-") && s.disruption.is_none()) {
         let io_key = k.replacen("dp-", "io-", 1);
         let io = get(&io_key).map_or(limit, |i| i.forward.mpps);
         let _ = writeln!(
             md,
-            "| {k} | {} | {} | {:.3} | {:.3} | {:.2} | {:.1} | {:.1} | {} | {} |",
+            "| {k}{} | {} | {} | {:.3} | {:.3} | {:.2} | {:.1} | {:.1} | {} | {} |",
+            if s.rate_pps > 0.0 { format!(" (offered {:.2} Mpps)", s.rate_pps / 1e6) } else { String::new() },
             s.frame_size,
             s.flows,
             s.forward.mpps,
@@ -264,8 +275,8 @@ fn main() -> Result<()> {
     if let Some(e) = report["scenarios"].get("churn") {
         let _ = writeln!(
             md,
-            "\nConfig churn: {} changes at {:.0}/s on a VIP with 100 real servers while forwarding {} established flows at {:.2} Mpps offered: established packets lost **{}**, config latency p50 {:.1} µs, p99 **{:.1} µs**.",
-            e["changes"], e["changes_per_s"].as_f64().unwrap_or(0.0), e["flows"], e["offered_pps"].as_f64().unwrap_or(0.0) / 1e6, e["lost"], e["config_latency_us"]["p50"].as_f64().unwrap_or(0.0), e["config_latency_us"]["p99"].as_f64().unwrap_or(0.0)
+            "\nConfig churn: {} changes at {:.0}/s on a VIP with 100 real servers while forwarding {} established flows at {:.2} Mpps offered: established packets lost **{}** ({} of them transmit-ring-full drops, {} to the config changes; dataplane drops {}), config latency p50 {:.1} µs, p99 **{:.1} µs**.",
+            e["changes"], e["changes_per_s"].as_f64().unwrap_or(0.0), e["flows"], e["offered_pps"].as_f64().unwrap_or(0.0) / 1e6, e["lost"], e["lost_tx_full"], e["lost_to_config_changes"], e["dataplane_drops"], e["config_latency_us"]["p50"].as_f64().unwrap_or(0.0), e["config_latency_us"]["p99"].as_f64().unwrap_or(0.0)
         );
     }
     if let Some(d) = report["scenarios"].get("disruption") {
