@@ -174,6 +174,16 @@ pub enum Received {
     Other,
 }
 
+/// What [`Validator::forward`] and [`Validator::reverse`] both read from a frame.
+struct Fields {
+    rx: Rx,
+    src: u32,
+    sport: u16,
+    dst: u32,
+    dport: u16,
+    ttl: u8,
+}
+
 /// The checks of a run.
 #[derive(Debug, Clone)]
 pub struct Validator {
@@ -205,7 +215,7 @@ impl Validator {
     }
 
     #[inline]
-    fn common(&self, frame: &[u8]) -> Result<(Parsed, Rx, u32, u16, u32, u16, u8), Option<Received>> {
+    fn common(&self, frame: &[u8]) -> Result<Fields, Option<Received>> {
         let p = match parse(frame) {
             Ok(p) => p,
             Err(_) => return Err(Some(Received::Invalid(Invalid::Malformed))),
@@ -242,13 +252,13 @@ impl Validator {
             l3: ip.offset,
             l4: ip.l4_offset() as u16,
         };
-        Ok((p, rx, u32::from(ip.src), sport, u32::from(ip.dst), dport, ip.ttl))
+        Ok(Fields { rx, src: u32::from(ip.src), sport, dst: u32::from(ip.dst), dport, ttl: ip.ttl })
     }
 
     /// Checks a frame received on the server side.
     #[inline]
     pub fn forward(&self, frame: &[u8]) -> Received {
-        let (_, mut rx, src, sport, dst, dport, ttl) = match self.common(frame) {
+        let Fields { mut rx, src, sport, dst, dport, ttl } = match self.common(frame) {
             Ok(v) => v,
             Err(r) => return r.unwrap_or(Received::Other),
         };
@@ -279,7 +289,7 @@ impl Validator {
     /// device).
     #[inline]
     pub fn reverse(&self, frame: &[u8]) -> Received {
-        let (_, mut rx, src, sport, dst, dport, _) = match self.common(frame) {
+        let Fields { mut rx, src, sport, dst, dport, .. } = match self.common(frame) {
             Ok(v) => v,
             Err(Some(Received::ArpRequest(_))) => return Received::Other,
             Err(r) => return r.unwrap_or(Received::Other),

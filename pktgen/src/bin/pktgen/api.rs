@@ -99,7 +99,7 @@ impl ChurnThread {
                 }
                 let key = keys[((k / 2) % keys.len() as u64) as usize];
                 let t = Instant::now();
-                let r = if k % 2 == 0 { client.remove(key) } else { client.add(key, BindingParams::default()) };
+                let r = if k & 1 == 0 { client.remove(key) } else { client.add(key, BindingParams::default()) };
                 match r {
                     Ok(a) => {
                         rtt.record(t.elapsed().as_nanos() as u64);

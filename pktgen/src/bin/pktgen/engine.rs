@@ -224,7 +224,7 @@ impl Engine {
                     (Space::New, self.next_new, true)
                 }
                 Source::Mixed(k) => {
-                    if self.seq % k == 0 {
+                    if self.seq.wrapping_rem(k) == 0 {
                         self.next_new = self.next_new.wrapping_add(1);
                         (Space::New, self.next_new, true)
                     } else {

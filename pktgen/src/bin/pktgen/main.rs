@@ -262,6 +262,7 @@ fn open_flows(e: &mut Engine, rounds: u32, ctx: &Ctx) -> Setup {
     setup
 }
 
+#[allow(clippy::too_many_arguments)]
 fn direction(tx: u64, rx: u64, bytes: u64, invalid: &[u64], lost: i64, reorder: u64, lat: &Histogram, secs: f64) -> DirectionStats {
     DirectionStats {
         tx,
