@@ -23,6 +23,7 @@ fn clean_exit_is_not_restarted() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(log.matches("started /bin/true").count(), 1, "{log}");
     assert!(log.contains("clean exit, not restarting"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -45,6 +46,7 @@ fn nonzero_exit_loop_backs_off_and_gives_up() {
     assert!(log.contains("GIVING UP"), "{log}");
     assert!(took >= Duration::from_millis(350), "back-off not applied: {took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -134,6 +134,7 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
         restart::region::Region::remove(&self.state, &restart::region::RegionOptions::default());
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
