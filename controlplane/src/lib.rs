@@ -21,4 +21,5 @@ pub mod drivers;
 pub mod election;
 pub mod health;
 pub mod latency;
+pub mod rolling;
 pub mod telnet;

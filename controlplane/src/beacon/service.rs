@@ -12,7 +12,8 @@
 //! [beacon]
 //! port = 8790
 //! groups = ["239.255.77.77"]          # empty: unicast only
-//! interfaces = ["10.0.1.1"]           # where to join the groups (default: the kernel's choice)
+//! interfaces = ["10.0.1.1"]           # where to join the groups (default: the kernel's choice); or one
+//!                                     # interface by name, e.g. ["acmt1"]: the socket is bound to it
 //! keys = { local = "lab-secret" }     # switch profile -> key (or key_files = { local = "/etc/acm/local.key" })
 //! misses = 3                          # silent intervals before a server is removed
 //! replay_window_ms = 30000            # timestamps further off are stale
@@ -52,8 +53,8 @@ pub struct BeaconConfig {
     pub port: u16,
     /// Multicast groups to join.
     pub groups: Vec<Ipv4Addr>,
-    /// Interface addresses to join them on (empty: the kernel's choice).
-    pub interfaces: Vec<Ipv4Addr>,
+    /// Interfaces to join them on, by address or name (empty: the kernel's choice).
+    pub interfaces: Vec<Interface>,
     /// Profile → key.
     pub keys: BTreeMap<String, Vec<u8>>,
     /// Beacon-loss detection.
@@ -84,7 +85,7 @@ struct BeaconToml {
     port: Option<u16>,
     groups: Option<Vec<Ipv4Addr>>,
     #[serde(default)]
-    interfaces: Vec<Ipv4Addr>,
+    interfaces: Vec<String>,
     #[serde(default)]
     keys: BTreeMap<String, String>,
     #[serde(default)]
@@ -134,6 +135,9 @@ impl BeaconConfig {
         if keys.values().any(|k| k.is_empty()) {
             return Err("[beacon] keys: empty key".into());
         }
+        if b.interfaces.len() > 1 && b.interfaces.iter().any(|i| i.parse::<Ipv4Addr>().is_err()) {
+            return Err("[beacon] interfaces: an interface given by name must be the only one".into());
+        }
         let tracker = TrackerConfig {
             misses: b.misses.unwrap_or(d.tracker.misses).max(1),
             min_interval: b.min_interval_ms.map(Duration::from_millis).unwrap_or(d.tracker.min_interval),
@@ -142,7 +146,7 @@ impl BeaconConfig {
         Ok(BeaconConfig {
             port: b.port.unwrap_or(d.port),
             groups: b.groups.unwrap_or(d.groups),
-            interfaces: b.interfaces,
+            interfaces: b.interfaces.iter().map(|i| i.parse().map_or_else(|_| Interface::Name(i.clone()), Interface::Addr)).collect(),
             keys,
             tracker,
             replay_window: b.replay_window_ms.map(Duration::from_millis).unwrap_or(d.replay_window),
@@ -167,6 +171,44 @@ impl ElectionSettings {
         }
         Ok(Some(ElectionSettings { config, profile }))
     }
+}
+
+/// An interface to join the beacon groups on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interface {
+    /// By address (`0.0.0.0`: the kernel's choice).
+    Addr(Ipv4Addr),
+    /// By name (for a tap that shares its address with others).
+    Name(String),
+}
+
+impl std::fmt::Display for Interface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interface::Addr(a) => write!(f, "{a}"),
+            Interface::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+fn join(sock: &tokio::net::UdpSocket, group: Ipv4Addr, i: &Interface) -> std::io::Result<()> {
+    use socket2::InterfaceIndexOrAddress as I;
+    let iface = match i {
+        Interface::Addr(a) => I::Address(*a),
+        Interface::Name(n) => {
+            let path = format!("/sys/class/net/{n}/ifindex");
+            let idx = std::fs::read_to_string(&path)?.trim().parse().map_err(|_| std::io::Error::other(format!("{path}: not a number")))?;
+            I::Index(idx)
+        }
+    };
+    let s = socket2::SockRef::from(sock);
+    s.join_multicast_v4_n(&group, &iface)?;
+    if let Interface::Name(n) = i {
+        // The socket is bound to the named interface, so heartbeats leave through it (by
+        // address, a tap may share its address with other taps).
+        s.bind_device(Some(n.as_bytes()))?;
+    }
+    Ok(())
 }
 
 /// Counters of the beacon socket.
@@ -262,21 +304,21 @@ pub fn spawn_from_tables(
     spawn(cm, b, Some(h), e)
 }
 
-fn socket(cfg: &BeaconConfig) -> std::io::Result<(tokio::net::UdpSocket, Vec<(Ipv4Addr, Ipv4Addr)>)> {
+fn socket(cfg: &BeaconConfig) -> std::io::Result<(tokio::net::UdpSocket, Vec<(Ipv4Addr, Interface)>)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port).into())?;
     s.set_multicast_loop_v4(true)?;
     s.set_multicast_ttl_v4(1)?;
-    if let Some(ifa) = cfg.interfaces.first() {
+    if let Some(Interface::Addr(ifa)) = cfg.interfaces.first() {
         // Heartbeats leave through the first interface (where the servers and other CMs are).
         let _ = s.set_multicast_if_v4(ifa);
     }
     s.set_nonblocking(true)?;
     let std: std::net::UdpSocket = s.into();
-    let ifaces = if cfg.interfaces.is_empty() { vec![Ipv4Addr::UNSPECIFIED] } else { cfg.interfaces.clone() };
-    let joins = cfg.groups.iter().flat_map(|g| ifaces.iter().map(move |i| (*g, *i))).collect();
+    let ifaces = if cfg.interfaces.is_empty() { vec![Interface::Addr(Ipv4Addr::UNSPECIFIED)] } else { cfg.interfaces.clone() };
+    let joins = cfg.groups.iter().flat_map(|g| ifaces.iter().map(move |i| (*g, i.clone()))).collect();
     Ok((tokio::net::UdpSocket::from_std(std)?, joins))
 }
 
@@ -341,7 +383,7 @@ struct Receiver {
     stats: Arc<BeaconStats>,
     tx: mpsc::UnboundedSender<Job>,
     warned: HashMap<&'static str, Instant>,
-    pending_joins: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pending_joins: Vec<(Ipv4Addr, Interface)>,
 }
 
 impl Receiver {
@@ -396,7 +438,7 @@ impl Receiver {
     }
 
     fn join(&mut self, sock: &tokio::net::UdpSocket) {
-        self.pending_joins.retain(|(g, i)| match sock.join_multicast_v4(*g, *i) {
+        self.pending_joins.retain(|(g, i)| match join(sock, *g, i) {
             Ok(()) => {
                 tracing::info!(group = %g, interface = %i, "beacon group joined");
                 false
@@ -540,10 +582,13 @@ async fn apply_loop(cm: Cm, mut rx: mpsc::UnboundedReceiver<Job>, health: Option
                         None => Ok(()),
                         Some(_) => cm.primitive(origin, Primitive::ForceRemove { key }).await.map(drop),
                     },
-                    Action::Down { key } => {
-                        tracing::warn!(binding = %key, "the server says this binding is down");
-                        cm.set_state(key, BindingState::Failed).await.map(drop)
-                    }
+                    Action::Down { key } => match cm.state_of(&key) {
+                        Some(BindingState::Active | BindingState::Testing) => {
+                            tracing::warn!(binding = %key, "the server says this binding is down");
+                            cm.set_state(key, BindingState::Failed).await.map(drop)
+                        }
+                        _ => Ok(()),
+                    },
                     Action::Up { key } => match cm.state_of(&key) {
                         Some(BindingState::Failed) => cm.set_state(key, BindingState::Active).await.map(drop),
                         _ => Ok(()),
@@ -558,7 +603,8 @@ async fn apply_loop(cm: Cm, mut rx: mpsc::UnboundedReceiver<Job>, health: Option
                     match &health {
                         Some(h) => h.report(t, from),
                         None => {
-                            for b in cm.list().into_iter().filter(|b| health::matches_target(&t, &b.key)) {
+                            let live = |b: &acm::BindingInfo| matches!(b.state, BindingState::Active | BindingState::Testing);
+                            for b in cm.list().into_iter().filter(|b| live(b) && health::matches_target(&t, &b.key)) {
                                 if let Err(e) = cm.set_state(b.key, BindingState::Failed).await {
                                     tracing::warn!(binding = %b.key, "failure report: {e}");
                                 }

@@ -10,6 +10,7 @@
 //! acmctl cli 'show server bind'                    # any CLI command(s), privileged
 //! acmctl status
 //! acmctl churn 1000 10.0.0.100:80 10.0.1.14:80     # Add/Remove pairs, then latency
+//! acmctl rolling-restart --vip 10.0.0.100:80 --each 'ssh {server} reboot-service'
 //! ```
 //!
 //! (DESIGN.md places acmctl in `cli/`; it lives here because it speaks the controlplane's API
@@ -101,7 +102,22 @@ enum Cmd {
         /// RIP:PORT
         real: RealServer,
     },
-    // `rolling-restart` (beacons / agent) goes here.
+    /// Restart every real server of a service in turn without failing a request: drain,
+    /// run the command, wait until healthy, add back.
+    RollingRestart {
+        /// VIP:PORT[/udp]
+        #[arg(long)]
+        vip: ServiceKey,
+        /// Command per server; `{server}` is its address, `{port}` its port.
+        #[arg(long)]
+        each: String,
+        /// Force Remove after this long draining.
+        #[arg(long, default_value = "60s", value_parser = controlplane::client::parse_duration)]
+        drain_timeout: std::time::Duration,
+        /// Give up when a restarted server is not Active after this long.
+        #[arg(long, default_value = "60s", value_parser = controlplane::client::parse_duration)]
+        health_timeout: std::time::Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -172,6 +188,15 @@ fn run(a: &Args) -> Result<ExitCode, ClientError> {
                     println!("switch {:<12} {:<8} {}", sw.name, if sw.up { "up" } else { "DOWN" }, sw.driver);
                 }
             }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::RollingRestart { vip, each, drain_timeout, health_timeout } => {
+            use controlplane::rolling::{rolling_restart, ApiOps, RollingPlan};
+            let mut plan = RollingPlan::new(*vip, each.clone());
+            (plan.drain_timeout, plan.health_timeout) = (*drain_timeout, *health_timeout);
+            let mut ops = ApiOps { client: &mut c, probe_timeout: std::time::Duration::from_secs(1) };
+            let steps = rolling_restart(&mut ops, &plan, |l| println!("{l}")).map_err(|e| ClientError::Bad(e.to_string()))?;
+            println!("rolling restart of {vip}: {} server(s) restarted", steps.len());
             return Ok(ExitCode::SUCCESS);
         }
         Cmd::Churn { count, service, real } => {

@@ -89,7 +89,14 @@ async fn run(cfg: Config) -> Result<()> {
         tracing::info!("startup-config {} replayed: {} binding(s) in the cache", p.display(), cm.list().len());
     }
     cm.spawn_sync();
-    // Beacon listener, health checker and election start here, each with a clone of `cm`.
+    // Beacon listener, health checker and election, each with a clone of `cm` (no table: off).
+    let _services = (cfg.beacon.is_some() || cfg.health.is_some() || cfg.election.is_some())
+        .then(|| {
+            let (b, h, e) = (cfg.beacon.as_ref(), cfg.health.as_ref(), cfg.election.as_ref());
+            controlplane::beacon::service::spawn_from_tables(&cm, b, h, e)
+        })
+        .transpose()
+        .context("beacon / health / election")?;
 
     let api = api_server::bind(&cfg.api.socket).with_context(|| format!("API socket {}", cfg.api.socket.display()))?;
     tracing::info!("API on {}", cfg.api.socket.display());
