@@ -72,7 +72,7 @@ pub struct DataplaneSection {
     pub flow_capacity: usize,
     /// Maglev table size (prime).
     pub maglev_table_size: usize,
-    /// Most bindings at once (counters are preallocated for this many).
+    /// Most bindings at once, at most 65536 (counters are preallocated for this many).
     pub max_bindings: usize,
     /// Most virtual services at once.
     pub max_services: usize,
@@ -282,8 +282,8 @@ impl ApplianceConfig {
                 format!("{} must be a prime between 251 and 4000037 (e.g. 65537)", d.maglev_table_size),
             );
         }
-        if !(1..=1 << 20).contains(&d.max_bindings) {
-            return err("dataplane.max_bindings", format!("{} is outside 1-1048576", d.max_bindings));
+        if !(1..=1 << 16).contains(&d.max_bindings) {
+            return err("dataplane.max_bindings", format!("{} is outside 1-65536", d.max_bindings));
         }
         if !(1..=1 << 16).contains(&d.max_services) {
             return err("dataplane.max_services", format!("{} is outside 1-65536", d.max_services));

@@ -81,7 +81,7 @@ impl Target {
         self.now += 1000;
         let _ = self.worker.process(&self.gen, self.now, port % 3, &mut frame);
         let _ = self.worker.outbox.drain().count();
-        self.worker.maintain(self.now, 16);
+        self.worker.maintain(&self.gen, self.now, 16);
     }
 }
 

@@ -224,18 +224,18 @@ fn dataplane_in_the_lab() {
 
     // Remove = drain: a large download keeps going intact; new connections avoid the server.
     let big_sha = lab.big_sha256().to_string();
-    let dl = slow_download(&lab, "4M");
+    let dl = slow_download(&lab, "2M");
     let s = server_of_download(&lab);
     let ack = api.remove(binding(s)).expect("remove");
     assert!(ack.changed);
-    for _ in 0..30 {
-        let b = body_of(&lab).expect("new connection during drain");
-        assert_ne!(b, format!("rs{s}"), "a new connection reached the draining server");
-    }
     let listed = api.list().unwrap();
     let d = listed.iter().find(|b| b.key == binding(s)).expect("draining binding listed");
     assert_eq!(d.state, acm::BindingState::Draining);
     assert!(d.counters.active_flows >= 1);
+    for _ in 0..30 {
+        let b = body_of(&lab).expect("new connection during drain");
+        assert_ne!(b, format!("rs{s}"), "a new connection reached the draining server");
+    }
     let (curl, sum) = finish(dl);
     assert_eq!((curl, sum.as_str()), (0, big_sha.as_str()), "download through a draining server");
     wait_until("the drained binding is gone", Duration::from_secs(10), || {

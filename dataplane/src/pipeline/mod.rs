@@ -131,6 +131,7 @@ impl Outbox {
 
 /// TCP state of a flow as far as timeouts need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum TcpState {
     /// Only the client's SYN seen.
     SynSent,
@@ -144,35 +145,54 @@ pub enum TcpState {
     Udp,
 }
 
-/// What a worker remembers about one flow.
+/// What a worker remembers about one flow, beside its two keys.
+///
+/// 24 bytes, so that a flow record (keys, deadline, this) fits one 64-byte cache line. The
+/// addresses are not repeated here: the forward key holds client → VIP, the reverse key
+/// real server → client (or → source-NAT address:port).
 #[derive(Debug, Clone, Copy)]
 pub struct FlowState {
-    /// Binding slot.
-    pub binding: u32,
-    /// The slot's incarnation when the flow was created.
-    pub incarnation: u32,
-    /// Service slot.
-    pub service: u32,
-    /// Client address and port.
-    pub client: (Ipv4Addr, u16),
-    /// VIP and virtual port.
-    pub vip: (Ipv4Addr, u16),
-    /// Real server address and port.
-    pub real: (Ipv4Addr, u16),
-    /// Source NAT address and port (port 0: no source NAT).
-    pub snat: (Ipv4Addr, u16),
-    /// Port the client's frames arrive on.
-    pub client_port: u16,
+    /// Binding slot (bindings are limited to 65536).
+    pub binding: u16,
+    /// Low bits of the slot's incarnation when the flow was created (a slot is reused only
+    /// after all its flows are gone; this is a second check).
+    pub incarnation: u16,
     /// MAC the client's frames come from (client or its router).
     pub client_mac: Mac,
-    /// Port towards the real server.
-    pub server_port: u16,
     /// Next hop MAC towards the real server.
     pub server_mac: Mac,
+    /// Port the client's frames arrive on (low nibble) and port towards the server (high).
+    ports: u8,
     /// TCP state.
     pub tcp: TcpState,
+    /// Source-NAT port (0: no source NAT).
+    pub snat_port: u16,
     /// Last acknowledgement number the client sent (the server's next sequence number).
     pub client_ack: u32,
+}
+
+impl FlowState {
+    /// Port index the client's frames arrive on.
+    #[inline]
+    pub fn client_port(&self) -> u16 {
+        u16::from(self.ports & 0x0f)
+    }
+
+    /// Port index towards the real server.
+    #[inline]
+    pub fn server_port(&self) -> u16 {
+        u16::from(self.ports >> 4)
+    }
+}
+
+/// A flow found by a lookup: its state and keys, copied out of the table.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    f: FlowState,
+    /// Client → VIP.
+    fwd: FlowKey,
+    /// Real server → client or source-NAT address.
+    rev: FlowKey,
 }
 
 /// Preallocated sizes of a worker.
@@ -188,7 +208,7 @@ pub struct WorkerConfig {
     pub timeouts: TimeoutsNs,
     /// Source-NAT port range.
     pub snat_ports: (u16, u16),
-    /// Seed of the admission-control random draws.
+    /// Seed of the admission-control random draws and of the flow index's hash.
     pub seed: u64,
 }
 
@@ -205,13 +225,23 @@ pub struct Worker {
     rng: u64,
     /// Signature of the force-removed slots last walked for.
     forced_sig: u64,
+    /// Parses of the burst being processed ([`Worker::prepare_burst`]).
+    burst_parsed: [Option<Result<wire::Parsed, WireError>>; MAX_BURST],
+    /// Flow keys of that burst, for the look-ahead.
+    burst_keys: [FlowKey; MAX_BURST],
 }
+
+/// Most frames [`Worker::prepare_burst`] looks ahead over.
+pub const MAX_BURST: usize = 32;
 
 impl Worker {
     /// A worker with everything allocated.
     pub fn new(cfg: WorkerConfig, counters: Arc<WorkerCounters>, learned: Arc<ArrayQueue<(u32, Mac)>>) -> Worker {
         Worker {
-            flows: FlowTable::with_capacity(cfg.flow_capacity),
+            flows: FlowTable::with_capacity_and_seed(
+                cfg.flow_capacity,
+                cfg.seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
+            ),
             neigh: NeighborCache::new(4096),
             snat: SnatPorts::new(cfg.snat_ports.0, cfg.snat_ports.1, cfg.index, cfg.workers),
             counters,
@@ -219,6 +249,8 @@ impl Worker {
             outbox: Outbox::new(4096),
             rng: cfg.seed | 1,
             forced_sig: 0,
+            burst_parsed: [None; MAX_BURST],
+            burst_keys: [FlowKey::new(Ipv4Addr::UNSPECIFIED, 0, Ipv4Addr::UNSPECIFIED, 0, 0); MAX_BURST],
             cfg,
         }
     }
@@ -250,24 +282,28 @@ impl Worker {
 
     fn purge_forced(&mut self, gen: &Generation) {
         let Self { flows, counters, snat, outbox, .. } = self;
-        let mut reset = 0u64;
-        flows.retain(|_, f| {
+        // First the RSTs (they need the keys), then the removal.
+        flows.for_each_mut(|e| {
+            let f = *e.value;
+            if slot_alive(&gen.bindings, &f) || f.tcp == TcpState::Udp || f.tcp == TcpState::Reset {
+                return;
+            }
+            let Some(port) = gen.ports.get(f.client_port() as usize) else { return };
+            let fwd = e.keys[0];
+            outbox.push(Emit::Rst {
+                port: f.client_port(),
+                src_mac: port.mac,
+                dst_mac: f.client_mac,
+                src: (fwd.dst, fwd.dport),
+                dst: (fwd.src, fwd.sport),
+                seq: f.client_ack,
+            });
+        });
+        let reset = flows.retain(|_, f| {
             if slot_alive(&gen.bindings, f) {
                 return true;
             }
-            if f.tcp != TcpState::Udp && f.tcp != TcpState::Reset {
-                let port = &gen.ports[f.client_port as usize];
-                outbox.push(Emit::Rst {
-                    port: f.client_port,
-                    src_mac: port.mac,
-                    dst_mac: f.client_mac,
-                    src: f.vip,
-                    dst: f.client,
-                    seq: f.client_ack,
-                });
-            }
-            forget(counters, snat, f);
-            reset += 1;
+            forget(counters, snat, &gen.bindings, f);
             false
         });
         counters.flows.store(flows.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -277,9 +313,9 @@ impl Worker {
     }
 
     /// Expires idle flows: visits at most `budget` flow records. Call between bursts.
-    pub fn maintain(&mut self, now: u64, budget: usize) {
+    pub fn maintain(&mut self, gen: &Generation, now: u64, budget: usize) {
         let Self { flows, counters, snat, .. } = self;
-        flows.sweep(now, budget, |_, f| forget(counters, snat, &f));
+        flows.sweep(now, budget, |_, f| forget(counters, snat, &gen.bindings, &f));
         counters.flows.store(flows.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -302,8 +338,57 @@ impl Worker {
 
     /// Processes one frame received on `in_port`, rewriting it in place.
     pub fn process(&mut self, gen: &Generation, now: u64, in_port: u16, frame: &mut [u8]) -> Verdict {
+        let parsed = parse(frame);
+        self.process_parsed(gen, now, in_port, frame, parsed)
+    }
+
+    /// Looks ahead over a burst before it is processed: parses every frame once (kept for
+    /// [`Worker::process_prepared`]) and starts the flow-table reads of all of them together,
+    /// so their cache misses overlap instead of stalling one packet at a time.
+    pub fn prepare_burst<'a>(&mut self, frames: impl Iterator<Item = &'a [u8]>) {
+        let mut n = 0;
+        for (i, f) in frames.take(MAX_BURST).enumerate() {
+            let r = parse(f);
+            if let Ok(p) = &r {
+                if let Some(ip) = p.ipv4() {
+                    if let Some((sport, dport)) = ip.ports() {
+                        self.burst_keys[n] = FlowKey::new(ip.src, sport, ip.dst, dport, ip.protocol);
+                        n += 1;
+                    }
+                }
+            }
+            self.burst_parsed[i] = Some(r);
+        }
+        self.flows.prefetch(&self.burst_keys[..n]);
+    }
+
+    /// Processes frame `i` of the burst given to [`Worker::prepare_burst`] (the same bytes),
+    /// using its parse from there.
+    pub fn process_prepared(
+        &mut self,
+        gen: &Generation,
+        now: u64,
+        in_port: u16,
+        i: usize,
+        frame: &mut [u8],
+    ) -> Verdict {
+        let parsed = match self.burst_parsed.get_mut(i).and_then(Option::take) {
+            Some(r) => r,
+            None => parse(frame),
+        };
+        self.process_parsed(gen, now, in_port, frame, parsed)
+    }
+
+    fn process_parsed(
+        &mut self,
+        gen: &Generation,
+        now: u64,
+        in_port: u16,
+        frame: &mut [u8],
+        parsed: Result<wire::Parsed, WireError>,
+    ) -> Verdict {
         bump(&self.counters.packets, 1);
-        let p = match parse(frame) {
+        let p = match parsed {
             Ok(p) => p,
             Err(e) => return self.drop(wire_drop(e)),
         };
@@ -415,27 +500,28 @@ impl Worker {
                 if slot_alive(&gen.bindings, e.value) {
                     client_touch(e.value, tcp);
                     *e.expires_at = now + timeout_for(&timeouts, e.value.tcp);
-                    found = Some(*e.value);
+                    found = Some(Hit { f: *e.value, fwd: e.keys[0], rev: e.keys[1] });
                 } else {
                     dead = Some(e.id);
                 }
             }
         }
         if let Some(id) = dead {
-            return self.reset_flow(id, in_port, frame, p);
+            return self.reset_flow(gen, id, in_port, frame, p);
         }
-        let f = match found {
-            Some(f) => f,
+        let Hit { f, rev, .. } = match found {
+            Some(h) => h,
             None => match self.new_flow(gen, now, in_port, frame, &key, tcp) {
-                Ok(f) => f,
+                Ok(h) => h,
                 Err(v) => return v,
             },
         };
         // Rewrite towards the real server.
-        let out = f.server_port;
+        let out = f.server_port();
         let Some(out_view) = gen.ports.get(out as usize) else { return self.drop(DropReason::NoRoute) };
-        let r = nat::rewrite_dst(frame, p, f.real.0, f.real.1)
-            .and_then(|()| if f.snat.1 != 0 { nat::rewrite_src(frame, p, f.snat.0, f.snat.1) } else { Ok(()) })
+        // The reverse key is real server → client (or → source-NAT address:port).
+        let r = nat::rewrite_dst(frame, p, rev.src, rev.sport)
+            .and_then(|()| if f.snat_port != 0 { nat::rewrite_src(frame, p, rev.dst, rev.dport) } else { Ok(()) })
             .and_then(|()| nat::decrement_ttl(frame, p).map(|_| ()))
             .and_then(|()| nat::set_macs(frame, MacAddr(out_view.mac), MacAddr(f.server_mac)));
         if r.is_err() {
@@ -445,7 +531,7 @@ impl Worker {
         let b = &self.counters.bindings[f.binding as usize];
         bump(&b.packets_in, 1);
         bump(&b.bytes_in, bytes);
-        let s = &self.counters.services[f.service as usize];
+        let s = &self.counters.services[service_of(&gen.bindings, &f)];
         bump(&s.packets_in, 1);
         bump(&s.bytes_in, bytes);
         Verdict::Forward { port: out, len: frame.len() }
@@ -461,7 +547,7 @@ impl Worker {
         frame: &[u8],
         key: &FlowKey,
         tcp_info: Option<wire::TcpInfo>,
-    ) -> Result<FlowState, Verdict> {
+    ) -> Result<Hit, Verdict> {
         let tcp = tcp_info.map(|t| t.flags);
         let Some(svc) = gen.service(u32::from(key.dst), key.dport, key.proto) else {
             return Err(self.drop(DropReason::NoService));
@@ -507,23 +593,18 @@ impl Worker {
         let mut client_mac = [0u8; 6];
         client_mac.copy_from_slice(&frame[6..12]);
         let flow = FlowState {
-            binding: bid,
-            incarnation: slot.incarnation,
-            service: svc.id,
-            client: (key.src, key.sport),
-            vip: (key.dst, key.dport),
-            real: (rip, rport),
-            snat: (snat_ip, snat_port),
-            client_port: in_port,
+            binding: bid as u16,
+            incarnation: slot.incarnation as u16,
             client_mac,
-            server_port: slot.out_port,
             server_mac,
+            ports: (in_port as u8 & 0x0f) | ((slot.out_port as u8 & 0x0f) << 4),
             tcp: state,
+            snat_port,
             client_ack: tcp_info.filter(|t| t.flags.contains(TcpFlags::ACK)).map_or(0, |t| t.ack),
         };
         let expires = now + self.timeout(state);
         let Self { flows, counters, snat, .. } = self;
-        match flows.insert(*key, rev, flow, now, expires, |_, f| forget(counters, snat, &f)) {
+        match flows.insert(*key, rev, flow, now, expires, |_, f| forget(counters, snat, &gen.bindings, &f)) {
             Ok(_) => {
                 let b = &counters.bindings[bid as usize];
                 bump(&b.new_flows, 1);
@@ -532,7 +613,7 @@ impl Worker {
                 bump(&s.new_flows, 1);
                 bump(&s.active_flows, 1);
                 bump(&counters.flows, 1);
-                Ok(flow)
+                Ok(Hit { f: flow, fwd: *key, rev })
             }
             Err(e) => {
                 if snat_port != 0 {
@@ -563,10 +644,17 @@ impl Worker {
         None
     }
 
-    fn reset_flow(&mut self, id: FlowId, in_port: u16, frame: &mut [u8], p: &wire::Parsed) -> Verdict {
+    fn reset_flow(
+        &mut self,
+        gen: &Generation,
+        id: FlowId,
+        in_port: u16,
+        frame: &mut [u8],
+        p: &wire::Parsed,
+    ) -> Verdict {
         let Self { flows, counters, snat, .. } = self;
         if let Some(f) = flows.remove(id) {
-            forget(counters, snat, &f);
+            forget(counters, snat, &gen.bindings, &f);
         }
         counters.count_drop(DropReason::ForceRemoved);
         let is_tcp = matches!(p.ipv4().map(|i| i.l4), Some(L4::Tcp(_)));
@@ -682,7 +770,7 @@ impl Worker {
                         None => TcpState::Udp,
                     };
                     *e.expires_at = now + timeout_for(&timeouts, e.value.tcp);
-                    found = Some(*e.value);
+                    found = Some(Hit { f: *e.value, fwd: e.keys[0], rev: e.keys[1] });
                 } else {
                     dead = Some(e.id);
                 }
@@ -692,14 +780,15 @@ impl Worker {
         if let Some(id) = dead {
             let Self { flows, counters, snat, .. } = self;
             if let Some(f) = flows.remove(id) {
-                forget(counters, snat, &f);
+                forget(counters, snat, &gen.bindings, &f);
             }
             return self.drop(DropReason::ForceRemoved);
         }
-        let Some(f) = found else { return self.drop(DropReason::NoFlow) };
-        let Some(port) = gen.ports.get(f.client_port as usize) else { return self.drop(DropReason::NoRoute) };
-        let r = nat::rewrite_src(frame, p, f.vip.0, f.vip.1)
-            .and_then(|()| if f.snat.1 != 0 { nat::rewrite_dst(frame, p, f.client.0, f.client.1) } else { Ok(()) })
+        let Some(Hit { f, fwd, .. }) = found else { return self.drop(DropReason::NoFlow) };
+        let Some(port) = gen.ports.get(f.client_port() as usize) else { return self.drop(DropReason::NoRoute) };
+        // The forward key is client → VIP.
+        let r = nat::rewrite_src(frame, p, fwd.dst, fwd.dport)
+            .and_then(|()| if f.snat_port != 0 { nat::rewrite_dst(frame, p, fwd.src, fwd.sport) } else { Ok(()) })
             .and_then(|()| nat::decrement_ttl(frame, p).map(|_| ()))
             .and_then(|()| nat::set_macs(frame, MacAddr(port.mac), MacAddr(f.client_mac)));
         if r.is_err() {
@@ -709,10 +798,10 @@ impl Worker {
         let b = &self.counters.bindings[f.binding as usize];
         bump(&b.packets_out, 1);
         bump(&b.bytes_out, bytes);
-        let s = &self.counters.services[f.service as usize];
+        let s = &self.counters.services[service_of(&gen.bindings, &f)];
         bump(&s.packets_out, 1);
         bump(&s.bytes_out, bytes);
-        Verdict::Forward { port: f.client_port, len: frame.len() }
+        Verdict::Forward { port: f.client_port(), len: frame.len() }
     }
 
     fn timeout(&self, s: TcpState) -> u64 {
@@ -743,21 +832,28 @@ fn client_touch(f: &mut FlowState, tcp: Option<wire::TcpInfo>) {
     }
 }
 
+/// The service slot of a flow's binding. A slot keeps its service until every flow of it is
+/// gone, so this is valid for any flow still in a table.
+#[inline]
+fn service_of(bindings: &[BindingSlot], f: &FlowState) -> usize {
+    bindings.get(f.binding as usize).map_or(0, |s| s.service as usize)
+}
+
 /// Whether the flow's binding still forwards (active or draining, same incarnation).
 #[inline]
 fn slot_alive(bindings: &[BindingSlot], f: &FlowState) -> bool {
-    bindings
-        .get(f.binding as usize)
-        .is_some_and(|s| s.incarnation == f.incarnation && matches!(s.state, SlotState::Active | SlotState::Draining))
+    bindings.get(f.binding as usize).is_some_and(|s| {
+        s.incarnation as u16 == f.incarnation && matches!(s.state, SlotState::Active | SlotState::Draining)
+    })
 }
 
 /// Bookkeeping when a flow leaves the table.
-fn forget(counters: &WorkerCounters, snat: &mut SnatPorts, f: &FlowState) {
+fn forget(counters: &WorkerCounters, snat: &mut SnatPorts, bindings: &[BindingSlot], f: &FlowState) {
     drop_gauge(&counters.bindings[f.binding as usize].active_flows, 1);
-    drop_gauge(&counters.services[f.service as usize].active_flows, 1);
+    drop_gauge(&counters.services[service_of(bindings, f)].active_flows, 1);
     drop_gauge(&counters.flows, 1);
-    if f.snat.1 != 0 {
-        snat.release(f.snat.1);
+    if f.snat_port != 0 {
+        snat.release(f.snat_port);
     }
 }
 

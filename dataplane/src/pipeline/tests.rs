@@ -233,7 +233,7 @@ fn remove_drains_existing_flows_keep_going_new_ones_avoid_it() {
     let mut fin = client_tcp(5555, TcpFlags::FIN | TcpFlags::ACK, 6, 6, b"");
     r.run(0, &mut fin);
     r.now += 11 * SEC;
-    r.worker.maintain(r.now, 4096);
+    r.worker.maintain(&r.gen.clone(), r.now, 4096);
     let flows = |slot: u32| crate::counters::read(&r.worker.counters().bindings[slot as usize].active_flows);
     assert_eq!(r.control.reap(flows), crate::control::Outcome::Changed);
     r.republish();
@@ -528,5 +528,31 @@ proptest! {
         let i = idx % s.len();
         s[i] = val;
         let _ = r.run(1, &mut s);
+    }
+}
+
+#[test]
+fn flow_record_fits_one_cache_line() {
+    assert_eq!(std::mem::size_of::<FlowState>(), 24);
+    let t: FlowTable<FlowState> = FlowTable::with_capacity(1 << 16);
+    let per_flow = t.memory_bytes() / t.capacity();
+    assert!(per_flow <= 112, "{per_flow} bytes per flow");
+}
+
+#[test]
+fn prepared_burst_matches_one_by_one() {
+    let mut a = Rig::new(&[1, 2, 3]);
+    let mut b = Rig::new(&[1, 2, 3]);
+    let mut frames: Vec<Vec<u8>> = (0..32u16).map(|i| client_tcp(3000 + i, TcpFlags::SYN, 1, 0, b"")).collect();
+    frames[5] = vec![0xff; 9]; // malformed in the middle of the burst
+    frames[9] = server_tcp(1, (CLIENT, 3001), TcpFlags::ACK, 1, 1);
+    let mut copies = frames.clone();
+    b.worker.prepare_burst(copies.iter().map(|f| f.as_slice()));
+    for (i, (fa, fb)) in frames.iter_mut().zip(copies.iter_mut()).enumerate() {
+        let port = if i == 9 { 1 } else { 0 };
+        let va = a.worker.process(&a.gen, a.now, port, fa);
+        let vb = b.worker.process_prepared(&b.gen, b.now, port, i, fb);
+        assert_eq!(va, vb, "frame {i}");
+        assert_eq!(fa, fb, "frame {i} bytes");
     }
 }

@@ -196,6 +196,7 @@ fn run(args: Args) -> Result<()> {
 
     // Workers.
     let stop = Arc::new(AtomicBool::new(false));
+    let link_up: Arc<[AtomicBool]> = (0..n_ports).map(|_| AtomicBool::new(true)).collect();
     let handoff = worker::handoff_rings(&eal, n_workers)?;
     let (inject_tx, mut inject_rx) = worker::inject_rings(&eal, n_ports)?;
     for (w, (end, rings)) in ends.into_iter().zip(handoff).enumerate() {
@@ -210,7 +211,17 @@ fn run(args: Args) -> Result<()> {
         };
         let core = Worker::new(wcfg, end.counters.clone(), end.learned.clone());
         let inject = if w == 0 { std::mem::take(&mut inject_rx) } else { Vec::new() };
-        let io = worker::WorkerIo::new(&ports, &taps, w as u16, &pool, views.clone(), tap_macs.clone(), rings, inject)?;
+        let io = worker::WorkerIo::new(
+            &ports,
+            &taps,
+            w as u16,
+            &pool,
+            views.clone(),
+            tap_macs.clone(),
+            rings,
+            inject,
+            link_up.clone(),
+        )?;
         let stop = stop.clone();
         eal.launch(lcore, move || worker::run(core, io, end, stop))
             .with_context(|| format!("launching worker on lcore {lcore}"))?;
@@ -235,7 +246,7 @@ fn run(args: Args) -> Result<()> {
     tracing::info!(api = %d.api_socket.display(), workers = n_workers, ports = n_ports, "dataplane forwarding");
 
     // The main lcore: exception path and management frames until stopped.
-    let mut m = mgmt::Mgmt::new(&ports, &taps, inject_tx, pool.clone(), views, tap_macs, host_rx, from_host)?;
+    let mut m = mgmt::Mgmt::new(&ports, &taps, inject_tx, pool.clone(), views, tap_macs, host_rx, from_host, link_up)?;
     while !stop.load(Ordering::Acquire) {
         m.poll();
     }

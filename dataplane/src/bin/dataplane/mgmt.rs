@@ -2,7 +2,7 @@
 //! requests, gratuitous ARP) and port-counter snapshots. Polls gently: this core is shared
 //! with the control plane.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,7 @@ pub struct Mgmt<'a> {
     host_rx: Receiver<HostCmd>,
     from_host: Arc<HostCounters>,
     last_snapshot: Instant,
+    link_up: Arc<[AtomicBool]>,
 }
 
 impl<'a> Mgmt<'a> {
@@ -63,6 +64,7 @@ impl<'a> Mgmt<'a> {
         tap_macs: Vec<Mac>,
         host_rx: Receiver<HostCmd>,
         from_host: Arc<HostCounters>,
+        link_up: Arc<[AtomicBool]>,
     ) -> Result<Mgmt<'a>> {
         let m = Mgmt {
             ports,
@@ -78,6 +80,7 @@ impl<'a> Mgmt<'a> {
             host_rx,
             from_host,
             last_snapshot: Instant::now() - Duration::from_secs(1),
+            link_up,
         };
         Ok(m)
     }
@@ -136,6 +139,13 @@ impl<'a> Mgmt<'a> {
             .iter()
             .map(|p| (p.id().0, p.stats().unwrap_or_default(), p.link().map(|l| l.up).unwrap_or(false)))
             .collect();
+        for (i, (_, _, up)) in snap.iter().enumerate() {
+            if let Some(l) = self.link_up.get(i) {
+                if l.swap(*up, Ordering::Relaxed) != *up {
+                    tracing::info!(port = i, up, "link state changed");
+                }
+            }
+        }
         *SNAPSHOT.lock().unwrap_or_else(|e| e.into_inner()) = snap;
         self.last_snapshot = Instant::now();
     }

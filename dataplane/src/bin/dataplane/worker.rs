@@ -17,9 +17,11 @@ use dataplane::wire::MacAddr;
 use dpdk::ring::{Consumer, Producer};
 use dpdk::{Burst, Eal, Mbuf, Mempool, Port, RxQueue, SocketId, TxQueue};
 
-const BURST: usize = 32;
-/// Flow records visited per loop for expiry.
-const SWEEP_BUDGET: usize = 64;
+const BURST: usize = dataplane::pipeline::MAX_BURST;
+/// Flow records visited per expiry sweep.
+const SWEEP_BUDGET: usize = 512;
+/// Loops between two expiry sweeps (64 records a loop on average).
+const SWEEP_EVERY: u64 = 8;
 
 /// The rings between workers: for worker `w`, `producers[v]` sends to worker `v` and
 /// `consumers` receive from every other worker.
@@ -77,6 +79,9 @@ pub struct WorkerIo {
     scratch: Vec<Emit>,
     /// DPDK port id → port index (for frames handed off by another worker).
     port_index: Vec<u16>,
+    /// Link state of each port, refreshed by the main lcore: a port whose link is down is
+    /// not polled (some drivers, memif among them, misbehave when polled without a peer).
+    link_up: Arc<[AtomicBool]>,
 }
 
 impl WorkerIo {
@@ -91,6 +96,7 @@ impl WorkerIo {
         tap_macs: Vec<Mac>,
         rings: HandoffRings,
         inject: Vec<Consumer>,
+        link_up: Arc<[AtomicBool]>,
     ) -> Result<WorkerIo> {
         let mut port_index = vec![u16::MAX; 1024];
         for (i, p) in ports.iter().enumerate() {
@@ -109,6 +115,7 @@ impl WorkerIo {
             inject,
             scratch: Vec::with_capacity(4096),
             port_index,
+            link_up,
         })
     }
 }
@@ -130,7 +137,9 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
     core.adopt(&gen);
     let mut burst: Burst<BURST> = Burst::new();
     let counters = end.counters.clone();
+    let mut loops = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        loops = loops.wrapping_add(1);
         // New forwarding state, between bursts.
         while let Ok(g) = end.generations.try_recv() {
             gen = g;
@@ -138,6 +147,9 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
         }
         let now = clock.now_ns();
         for p in 0..io.rx.len() {
+            if !io.link_up[p].load(Ordering::Relaxed) {
+                continue;
+            }
             if io.rx[p].rx_burst(&mut burst) == 0 {
                 continue;
             }
@@ -160,7 +172,9 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
             emit(&mut core, &mut io);
         }
         flush(&mut io, &counters);
-        core.maintain(now, SWEEP_BUDGET);
+        if loops % SWEEP_EVERY == 0 {
+            core.maintain(&gen, now, SWEEP_BUDGET);
+        }
     }
     0
 }
@@ -173,7 +187,8 @@ fn process_burst(
     burst: &mut Burst<BURST>,
     port: Option<u16>,
 ) {
-    for mut m in burst.drain() {
+    core.prepare_burst(burst.iter().map(|m| m.data()));
+    for (i, mut m) in burst.drain().enumerate() {
         let in_port = match port {
             Some(p) => p,
             None => io.port_index.get(usize::from(m.port())).copied().unwrap_or(u16::MAX),
@@ -181,7 +196,7 @@ fn process_burst(
         if usize::from(in_port) >= io.rx.len() {
             continue; // drops the mbuf
         }
-        match core.process(gen, now, in_port, m.data_mut()) {
+        match core.process_prepared(gen, now, in_port, i, m.data_mut()) {
             Verdict::Forward { port, len } => {
                 m.truncate(len);
                 push(&mut io.tx_bufs, &mut io.tx, port, m, core);
