@@ -12,7 +12,7 @@
 //! fake switch; [`ApiOps`] is the real thing over the controlplane's API (`acmctl
 //! rolling-restart --vip VIP:PORT --each 'COMMAND {server}'`).
 
-use std::net::{SocketAddrV4, TcpStream};
+use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use acm::{BindingInfo, BindingKey, BindingState, Primitive, RealServer, ServiceKey};
@@ -190,6 +190,8 @@ pub struct ApiOps<'a> {
     pub client: &'a mut Client,
     /// Connect timeout of the health probe.
     pub probe_timeout: Duration,
+    /// Probe out of this interface only (by name).
+    pub probe_interface: Option<String>,
 }
 
 impl RollingOps for ApiOps<'_> {
@@ -208,7 +210,14 @@ impl RollingOps for ApiOps<'_> {
         }
     }
     fn healthy(&mut self, real: RealServer) -> bool {
-        TcpStream::connect_timeout(&SocketAddrV4::new(real.rip, real.rport).into(), self.probe_timeout).is_ok()
+        use socket2::{Domain, Socket, Type};
+        let Ok(s) = Socket::new(Domain::IPV4, Type::STREAM, None) else { return false };
+        if let Some(i) = &self.probe_interface {
+            if s.bind_device(Some(i.as_bytes())).is_err() {
+                return false;
+            }
+        }
+        s.connect_timeout(&SocketAddrV4::new(real.rip, real.rport).into(), self.probe_timeout).is_ok()
     }
     fn sleep(&mut self, d: Duration) {
         std::thread::sleep(d)

@@ -211,7 +211,7 @@ async fn run(a: RunArgs) -> Result<()> {
             _ = tick.tick(), if check.is_some() => {
                 let probe = check.as_ref().expect("guarded");
                 for (k, c) in keys.iter().zip(checkers.iter_mut()) {
-                    let v = probe.run(k.real, timeout).await;
+                    let v = probe.run(k.real, timeout, None).await;
                     if let Some(h) = c.on_result(std::time::Instant::now(), &v) {
                         let up = h == Health::Up;
                         match &v {

@@ -117,6 +117,9 @@ enum Cmd {
         /// Give up when a restarted server is not Active after this long.
         #[arg(long, default_value = "60s", value_parser = controlplane::client::parse_duration)]
         health_timeout: std::time::Duration,
+        /// Probe restarted servers out of this interface only (e.g. the dataplane's tap).
+        #[arg(long)]
+        probe_interface: Option<String>,
     },
 }
 
@@ -190,11 +193,12 @@ fn run(a: &Args) -> Result<ExitCode, ClientError> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Cmd::RollingRestart { vip, each, drain_timeout, health_timeout } => {
+        Cmd::RollingRestart { vip, each, drain_timeout, health_timeout, probe_interface } => {
             use controlplane::rolling::{rolling_restart, ApiOps, RollingPlan};
             let mut plan = RollingPlan::new(*vip, each.clone());
             (plan.drain_timeout, plan.health_timeout) = (*drain_timeout, *health_timeout);
-            let mut ops = ApiOps { client: &mut c, probe_timeout: std::time::Duration::from_secs(1) };
+            let probe_interface = probe_interface.clone();
+            let mut ops = ApiOps { client: &mut c, probe_timeout: std::time::Duration::from_secs(1), probe_interface };
             let steps = rolling_restart(&mut ops, &plan, |l| println!("{l}")).map_err(|e| ClientError::Bad(e.to_string()))?;
             println!("rolling restart of {vip}: {} server(s) restarted", steps.len());
             return Ok(ExitCode::SUCCESS);

@@ -61,8 +61,9 @@ pub fn parse_status_range(s: &str) -> Result<(u16, u16), String> {
 }
 
 impl Probe {
-    /// Runs the probe against `real` within `timeout`.
-    pub async fn run(&self, real: RealServer, timeout: Duration) -> Verdict {
+    /// Runs the probe against `real` within `timeout`, out of interface `iface` if given.
+    pub async fn run(&self, real: RealServer, timeout: Duration, iface: Option<&str>) -> Verdict {
+        let owned = iface.map(str::to_string);
         let r = match self {
             Probe::None => return Verdict::Pass,
             Probe::Arp => {
@@ -71,16 +72,16 @@ impl Probe {
             }
             Probe::Icmp => {
                 let ip = real.rip;
-                tokio::task::spawn_blocking(move || icmp_echo(ip, timeout))
+                tokio::task::spawn_blocking(move || icmp_echo(ip, timeout, owned.as_deref()))
                     .await
                     .unwrap_or_else(|e| Verdict::Soft(e.to_string()))
             }
-            Probe::Tcp => match tokio::time::timeout(timeout, connect(real)).await {
+            Probe::Tcp => match tokio::time::timeout(timeout, connect(real, iface)).await {
                 Ok(Ok(_)) => Verdict::Pass,
                 Ok(Err(v)) => v,
                 Err(_) => Verdict::Soft(format!("TCP connect timed out after {timeout:?}")),
             },
-            Probe::Http(h) => match tokio::time::timeout(timeout, http(real, h)).await {
+            Probe::Http(h) => match tokio::time::timeout(timeout, http(real, h, iface)).await {
                 Ok(v) => v,
                 Err(_) => Verdict::Soft(format!("HTTP check timed out after {timeout:?}")),
             },
@@ -98,12 +99,16 @@ fn connect_error(e: &std::io::Error) -> Verdict {
     }
 }
 
-async fn connect(real: RealServer) -> Result<TcpStream, Verdict> {
-    TcpStream::connect(SocketAddrV4::new(real.rip, real.rport)).await.map_err(|e| connect_error(&e))
+async fn connect(real: RealServer, iface: Option<&str>) -> Result<TcpStream, Verdict> {
+    let s = tokio::net::TcpSocket::new_v4().map_err(|e| Verdict::Soft(format!("socket: {e}")))?;
+    if let Some(i) = iface {
+        s.bind_device(Some(i.as_bytes())).map_err(|e| Verdict::Soft(format!("interface {i}: {e}")))?;
+    }
+    s.connect(SocketAddrV4::new(real.rip, real.rport).into()).await.map_err(|e| connect_error(&e))
 }
 
-async fn http(real: RealServer, h: &HttpCheck) -> Verdict {
-    let mut s = match connect(real).await {
+async fn http(real: RealServer, h: &HttpCheck, iface: Option<&str>) -> Verdict {
+    let mut s = match connect(real, iface).await {
         Ok(s) => s,
         Err(v) => return v,
     };
@@ -204,7 +209,7 @@ pub fn is_echo_reply(pkt: &[u8], seq: u16, raw: bool) -> bool {
 }
 
 /// L3: one ICMP echo, through an unprivileged ping socket or, failing that, a raw socket.
-fn icmp_echo(ip: Ipv4Addr, timeout: Duration) -> Verdict {
+fn icmp_echo(ip: Ipv4Addr, timeout: Duration, iface: Option<&str>) -> Verdict {
     use socket2::{Domain, Protocol, Socket, Type};
     let (sock, raw) = match Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::ICMPV4)) {
         Ok(s) => (s, false),
@@ -213,6 +218,11 @@ fn icmp_echo(ip: Ipv4Addr, timeout: Duration) -> Verdict {
             Err(e) => return Verdict::Soft(format!("no ICMP socket: {e}")),
         },
     };
+    if let Some(i) = iface {
+        if let Err(e) = sock.bind_device(Some(i.as_bytes())) {
+            return Verdict::Soft(format!("interface {i}: {e}"));
+        }
+    }
     let sock: UdpSocket = sock.into();
     let seq = (crate::client::random_u64() & 0xffff) as u16;
     let id = (std::process::id() & 0xffff) as u16;
@@ -295,8 +305,8 @@ mod tests {
         let port = free.local_addr().unwrap().port();
         drop(free);
         let real = RealServer { rip: Ipv4Addr::LOCALHOST, rport: port };
-        assert!(matches!(Probe::Tcp.run(real, t).await, Verdict::Hard(_)));
-        assert!(matches!(Probe::Http(HttpCheck::default()).run(real, t).await, Verdict::Hard(_)));
+        assert!(matches!(Probe::Tcp.run(real, t, None).await, Verdict::Hard(_)));
+        assert!(matches!(Probe::Http(HttpCheck::default()).run(real, t, None).await, Verdict::Hard(_)));
         // A tiny HTTP server answering 200 then 503.
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let real = RealServer { rip: Ipv4Addr::LOCALHOST, rport: l.local_addr().unwrap().port() };
@@ -309,9 +319,9 @@ mod tests {
             }
         });
         let h = Probe::Http(HttpCheck::default());
-        assert_eq!(h.run(real, t).await, Verdict::Pass);
-        assert_eq!(h.run(real, t).await, Verdict::Soft("HTTP status 503".into()));
-        assert_eq!(Probe::Tcp.run(real, t).await, Verdict::Pass);
-        assert_eq!(Probe::None.run(real, t).await, Verdict::Pass);
+        assert_eq!(h.run(real, t, None).await, Verdict::Pass);
+        assert_eq!(h.run(real, t, None).await, Verdict::Soft("HTTP status 503".into()));
+        assert_eq!(Probe::Tcp.run(real, t, None).await, Verdict::Pass);
+        assert_eq!(Probe::None.run(real, t, None).await, Verdict::Pass);
     }
 }

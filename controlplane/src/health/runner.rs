@@ -7,6 +7,9 @@
 //! | Up | Failed (by this checker) | Active |
 //! | Down | Testing, Active | Failed |
 //!
+//! A round whose probes all time out at once, or that takes far longer than its timeout, says
+//! the checker itself was starved: its timeouts do not count against the servers.
+//!
 //! Draining and Disabled bindings are left alone, and so are bindings failed by someone else
 //! (a client module that flagged its own binding down brings it back itself). A failure report
 //! ([`HealthHandle::report`]) takes the endpoint Down at once and holds it down for
@@ -22,6 +25,7 @@
 //! rise = 2                # passes that bring a failed server back
 //! fall = 2                # soft failures (timeouts) that take it out; a refused connection is enough alone
 //! hold_down_ms = 5000     # after a client module's failure report
+//! interface = "acmt1"     # probe out of this interface only (default: the routing table's choice)
 //! http_path = "/"
 //! http_host = "www.example.com"   # default: the real server's address
 //! http_status = ["200-399"]
@@ -40,7 +44,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::fsm::{Checker, Health, Thresholds};
+use super::fsm::{Checker, Health, Thresholds, Verdict};
 use super::probe::{parse_status_range, HttpCheck, Probe};
 use crate::beacon::wire::Target;
 use crate::cm::Cm;
@@ -58,6 +62,8 @@ pub struct HealthConfig {
     pub timeout: Duration,
     /// Thresholds.
     pub thresholds: Thresholds,
+    /// Probe out of this interface only (by name), e.g. the dataplane's tap to the servers.
+    pub interface: Option<String>,
 }
 
 impl Default for HealthConfig {
@@ -68,6 +74,7 @@ impl Default for HealthConfig {
             interval: Duration::from_millis(300),
             timeout: Duration::from_millis(250),
             thresholds: Thresholds::default(),
+            interface: None,
         }
     }
 }
@@ -98,6 +105,7 @@ struct HealthToml {
     rise: Option<u32>,
     fall: Option<u32>,
     hold_down_ms: Option<u64>,
+    interface: Option<String>,
     check: Option<String>,
     http_path: Option<String>,
     http_host: Option<String>,
@@ -175,6 +183,7 @@ impl HealthConfig {
                 fall: h.fall.unwrap_or(d.thresholds.fall).max(1),
                 hold_down: ms(h.hold_down_ms, d.thresholds.hold_down),
             },
+            interface: h.interface,
         };
         Ok(cfg)
     }
@@ -245,10 +254,27 @@ impl Runner {
         let mut probes = tokio::task::JoinSet::new();
         for (real, probe) in endpoints {
             let timeout = self.cfg.timeout;
-            probes.spawn(async move { (real, probe.run(real, timeout).await) });
+            let iface = self.cfg.interface.clone();
+            probes.spawn(async move { (real, probe.run(real, timeout, iface.as_deref()).await) });
         }
+        let started = Instant::now();
+        let mut results = Vec::new();
         while let Some(done) = probes.join_next().await {
-            let Ok((real, verdict)) = done else { continue };
+            if let Ok(r) = done {
+                results.push(r);
+            }
+        }
+        // Timeouts of every endpoint at once, or a round far longer than its timeout, say this
+        // process was starved (or its own link is down), not that the servers are: such soft
+        // failures do not count. Hard answers (refused, unreachable) always count.
+        let stalled = started.elapsed() > 2 * self.cfg.timeout + Duration::from_millis(100);
+        let all_soft = results.len() >= 2 && results.iter().all(|(_, v)| matches!(v, Verdict::Soft(_)));
+        if stalled || all_soft {
+            let n = results.iter().filter(|(_, v)| matches!(v, Verdict::Soft(_))).count();
+            tracing::warn!("health round took {:?}, {n} of {} probes inconclusive: ignoring them (local stall?)", started.elapsed(), results.len());
+            results.retain(|(_, v)| !matches!(v, Verdict::Soft(_)));
+        }
+        for (real, verdict) in results {
             let t = self.cfg.thresholds;
             let c = self.checkers.entry(real).or_insert_with(|| Checker::new(t));
             if let Some(h) = c.on_result(Instant::now(), &verdict) {
