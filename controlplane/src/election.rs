@@ -183,7 +183,12 @@ mod tests {
 
     /// Runs a set of CMs connected by a perfect network until `end`, in 10 ms steps; `alive`
     /// says which are running at a time. Returns the roles at the end.
-    fn simulate(els: &mut [Election], t0: Instant, end: Duration, alive: impl Fn(usize, Duration) -> bool) -> Vec<Role> {
+    fn simulate(
+        els: &mut [Election],
+        t0: Instant,
+        end: Duration,
+        alive: impl Fn(usize, Duration) -> bool,
+    ) -> Vec<Role> {
         let step = Duration::from_millis(10);
         let mut t = Duration::ZERO;
         while t <= end {

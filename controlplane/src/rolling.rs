@@ -120,9 +120,16 @@ pub fn command_for(template: &str, real: RealServer) -> String {
 }
 
 /// Restarts every real server of `plan.service`, one at a time; `log` gets one line per step.
-pub fn rolling_restart(ops: &mut impl RollingOps, plan: &RollingPlan, mut log: impl FnMut(&str)) -> Result<Vec<StepReport>, RollingError> {
+pub fn rolling_restart(
+    ops: &mut impl RollingOps,
+    plan: &RollingPlan,
+    mut log: impl FnMut(&str),
+) -> Result<Vec<StepReport>, RollingError> {
     let cm_err = |key, what| move |why: String| RollingError::Cm { key, what, why };
-    let initial = ops.list().map_err(cm_err(BindingKey { service: plan.service, real: RealServer { rip: [0, 0, 0, 0].into(), rport: 0 } }, "list"))?;
+    let initial = ops.list().map_err(cm_err(
+        BindingKey { service: plan.service, real: RealServer { rip: [0, 0, 0, 0].into(), rport: 0 } },
+        "list",
+    ))?;
     let bindings: Vec<BindingInfo> = initial.into_iter().filter(|b| b.key.service == plan.service).collect();
     if bindings.is_empty() {
         return Err(RollingError::NoBindings(plan.service));
@@ -250,7 +257,10 @@ mod tests {
         fn new(n: u8) -> World {
             let bindings = (1..=n)
                 .map(|i| BindingInfo {
-                    key: BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: format!("10.0.1.{}:80", 10 + i).parse().unwrap() },
+                    key: BindingKey {
+                        service: "10.0.0.100:80".parse().unwrap(),
+                        real: format!("10.0.1.{}:80", 10 + i).parse().unwrap(),
+                    },
                     params: BindingParams { weight: i as u32, source_nat: false },
                     state: BindingState::Active,
                     counters: BindingCounters::default(),
@@ -275,7 +285,15 @@ mod tests {
             Ok(self.bindings.clone())
         }
         fn primitive(&mut self, p: Primitive) -> Result<(), String> {
-            self.ops.push(format!("{} {}", p.name(), match &p { Primitive::Add { key, .. } | Primitive::Remove { key } | Primitive::ForceRemove { key } => key.real.to_string(), _ => String::new() }));
+            self.ops.push(format!(
+                "{} {}",
+                p.name(),
+                match &p {
+                    Primitive::Add { key, .. } | Primitive::Remove { key } | Primitive::ForceRemove { key } =>
+                        key.real.to_string(),
+                    _ => String::new(),
+                }
+            ));
             match p {
                 Primitive::Remove { key } => {
                     self.bindings.iter_mut().filter(|b| b.key == key).for_each(|b| b.state = BindingState::Draining);
@@ -284,7 +302,12 @@ mod tests {
                 Primitive::ForceRemove { key } => self.bindings.retain(|b| b.key != key),
                 Primitive::Add { key, params } => {
                     // Health-gated: Testing now, Active at the next poll.
-                    self.bindings.push(BindingInfo { key, params, state: BindingState::Testing, counters: BindingCounters::default() })
+                    self.bindings.push(BindingInfo {
+                        key,
+                        params,
+                        state: BindingState::Testing,
+                        counters: BindingCounters::default(),
+                    })
                 }
                 _ => {}
             }
@@ -312,7 +335,10 @@ mod tests {
                     self.drain_left = None;
                 }
             }
-            self.bindings.iter_mut().filter(|b| b.state == BindingState::Testing).for_each(|b| b.state = BindingState::Active);
+            self.bindings
+                .iter_mut()
+                .filter(|b| b.state == BindingState::Testing)
+                .for_each(|b| b.state = BindingState::Active);
         }
         fn now(&mut self) -> Instant {
             self.now
@@ -328,13 +354,23 @@ mod tests {
         assert_eq!(w.ran, vec!["reboot 10.0.1.11", "reboot 10.0.1.12", "reboot 10.0.1.13"]);
         assert_eq!(
             w.ops,
-            vec!["remove 10.0.1.11:80", "add 10.0.1.11:80", "remove 10.0.1.12:80", "add 10.0.1.12:80", "remove 10.0.1.13:80", "add 10.0.1.13:80"]
+            vec![
+                "remove 10.0.1.11:80",
+                "add 10.0.1.11:80",
+                "remove 10.0.1.12:80",
+                "add 10.0.1.12:80",
+                "remove 10.0.1.13:80",
+                "add 10.0.1.13:80"
+            ]
         );
         assert!(r.iter().all(|s| !s.forced && s.drain == Duration::from_secs(2)));
         assert!(r.iter().all(|s| s.back >= Duration::from_secs(3)));
         // Every binding is back, Active, with its weight.
         assert_eq!(w.bindings.len(), 3);
-        assert!(w.bindings.iter().all(|b| b.state == BindingState::Active && b.params.weight == u32::from(b.key.real.rip.octets()[3]) - 10));
+        assert!(w
+            .bindings
+            .iter()
+            .all(|b| b.state == BindingState::Active && b.params.weight == u32::from(b.key.real.rip.octets()[3]) - 10));
         assert!(lines.iter().any(|l| l.contains("drained in 2.0 s")), "{lines:?}");
     }
 
@@ -368,6 +404,9 @@ mod tests {
 
     #[test]
     fn command_templates() {
-        assert_eq!(command_for("ssh {server} restart; echo {port}", "10.0.1.12:8080".parse().unwrap()), "ssh 10.0.1.12 restart; echo 8080");
+        assert_eq!(
+            command_for("ssh {server} restart; echo {port}", "10.0.1.12:8080".parse().unwrap()),
+            "ssh 10.0.1.12 restart; echo 8080"
+        );
     }
 }

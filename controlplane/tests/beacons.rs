@@ -65,7 +65,10 @@ async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) ->
 }
 
 fn binding(rs: u8, port: u16) -> BindingKey {
-    BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: RealServer { rip: Ipv4Addr::new(10, 0, 1, 10 + rs), rport: port } }
+    BindingKey {
+        service: "10.0.0.100:80".parse().unwrap(),
+        real: RealServer { rip: Ipv4Addr::new(10, 0, 1, 10 + rs), rport: port },
+    }
 }
 
 /// A hand-made sender (a server whose process we can "kill" by no longer sending).
@@ -206,7 +209,10 @@ async fn a_reported_server_is_out_at_once_and_self_reports_go_both_ways() {
     assert_eq!(cm.state_of(&binding(3, 80)), Some(BindingState::Failed));
     // A module flags its own binding down, then up.
     let me = client(to, Duration::from_secs(10));
-    let k = BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: RealServer { rip: Ipv4Addr::LOCALHOST, rport: 8080 } };
+    let k = BindingKey {
+        service: "10.0.0.100:80".parse().unwrap(),
+        real: RealServer { rip: Ipv4Addr::LOCALHOST, rport: 8080 },
+    };
     me.add(k, BindingParams::default()).unwrap();
     wait_for("active", Duration::from_secs(5), || cm.state_of(&k) == Some(BindingState::Active)).await;
     me.set_up(k, false).unwrap();

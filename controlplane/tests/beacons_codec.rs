@@ -32,8 +32,11 @@ fn key() -> impl Strategy<Value = BindingKey> {
 }
 
 fn advert() -> impl Strategy<Value = Advert> {
-    (key(), 0..=MAX_WEIGHT, any::<bool>(), any::<bool>())
-        .prop_map(|(key, weight, source_nat, up)| Advert { key, params: BindingParams { weight, source_nat }, up })
+    (key(), 0..=MAX_WEIGHT, any::<bool>(), any::<bool>()).prop_map(|(key, weight, source_nat, up)| Advert {
+        key,
+        params: BindingParams { weight, source_nat },
+        up,
+    })
 }
 
 fn target() -> impl Strategy<Value = Target> {
@@ -51,10 +54,12 @@ fn body() -> impl Strategy<Value = Body> {
             .prop_map(|(interval_ms, bindings)| Body::Beacon { interval_ms, bindings }),
         proptest::collection::vec(key(), 0..=MAX_ENTRIES).prop_map(|bindings| Body::Remove { bindings }),
         proptest::collection::vec(target(), 0..=MAX_ENTRIES).prop_map(|targets| Body::Report { targets }),
-        (any::<u64>(), 0..3u8, any::<u32>(), any::<u64>(), any::<u32>()).prop_map(|(cm_id, r, interval_ms, generation, bindings)| {
-            let role = [Role::Active, Role::Candidate, Role::Standby][r as usize];
-            Body::Heartbeat(Heartbeat { cm_id, role, interval_ms, generation, bindings })
-        }),
+        (any::<u64>(), 0..3u8, any::<u32>(), any::<u64>(), any::<u32>()).prop_map(
+            |(cm_id, r, interval_ms, generation, bindings)| {
+                let role = [Role::Active, Role::Candidate, Role::Standby][r as usize];
+                Body::Heartbeat(Heartbeat { cm_id, role, interval_ms, generation, bindings })
+            }
+        ),
     ]
 }
 

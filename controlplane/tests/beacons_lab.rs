@@ -221,14 +221,16 @@ fn beacons_health_election_and_rolling_restart_in_the_lab() {
     wait_until("CM 1 wins the election alone", Duration::from_secs(10), || cm_active(&f1.socket) == Some(true));
     // Multicast from the real servers goes out of their veth.
     for i in 1..=3 {
-        let _ = lab.run_in(Role::Rs(i), "ip", &["route", "add", "224.0.0.0/4", "dev", &format!("{}r{i}", lab.prefix())]);
+        let _ =
+            lab.run_in(Role::Rs(i), "ip", &["route", "add", "224.0.0.0/4", "dev", &format!("{}r{i}", lab.prefix())]);
     }
 
     // 1. Services beaconing through acm-agent appear in List (health-checked: Testing, then
     //    Active) and receive traffic. rs1 has no local check; rs2 and rs3 check every 50 ms.
     let mut agents = vec![agent(&lab, port, 1, false), agent(&lab, port, 2, true), agent(&lab, port, 3, true)];
-    let t = time_until(Duration::from_secs(15), || (1..=3).all(|i| on_switch(&dp_sock, i)))
-        .unwrap_or_else(|| panic!("agents' bindings not on the switch: CM {:?}\n{}", cm_list(&f1.socket), cm1.log_tail()));
+    let t = time_until(Duration::from_secs(15), || (1..=3).all(|i| on_switch(&dp_sock, i))).unwrap_or_else(|| {
+        panic!("agents' bindings not on the switch: CM {:?}\n{}", cm_list(&f1.socket), cm1.log_tail())
+    });
     println!("1. three agents registered, health-checked and forwarding after {t:?}");
     assert!(cm_list(&f1.socket).iter().all(|b| b.state == BindingState::Active));
     let got = bodies(&lab, 60);
@@ -244,7 +246,8 @@ fn beacons_health_election_and_rolling_restart_in_the_lab() {
         let pids = nginx_pids(&lab, i);
         assert!(pids.len() >= 2, "nginx of rs{i}: {pids:?}");
         Command::new("kill").arg("-9").args(&pids).status().unwrap();
-        let took = time_until(Duration::from_secs(5), || !on_switch(&dp_sock, i)).expect("killed server still forwarded to");
+        let took =
+            time_until(Duration::from_secs(5), || !on_switch(&dp_sock, i)).expect("killed server still forwarded to");
         let how = if i == 1 { "CM health check" } else { "agent's local check (client module)" };
         println!("2. kill -9 of nginx on rs{i}: out of the forwarding table in {took:?} ({how}; target {target:?})");
         times.push((i, took, target));
@@ -262,7 +265,19 @@ fn beacons_health_election_and_rolling_restart_in_the_lab() {
         .run_in(
             Role::Rs(1),
             env!("CARGO_BIN_EXE_acm-agent"),
-            &["report", "--key", KEY, "--profile", "local", "--to", &format!("{GROUP}:{port}"), "--server-ip", "10.0.1.11", "--real", "10.0.1.13:80"],
+            &[
+                "report",
+                "--key",
+                KEY,
+                "--profile",
+                "local",
+                "--to",
+                &format!("{GROUP}:{port}"),
+                "--server-ip",
+                "10.0.1.11",
+                "--real",
+                "10.0.1.13:80",
+            ],
         )
         .expect("acm-agent report");
     let _ = st;
@@ -270,7 +285,8 @@ fn beacons_health_election_and_rolling_restart_in_the_lab() {
     let took = t_report.elapsed();
     println!("2. report of rs3 by rs1's client module: out of the forwarding table in {took:?} (target 200 ms, incl. starting acm-agent)");
     times.push((3, took, Duration::from_millis(200)));
-    let back = time_until(Duration::from_secs(10), || on_switch(&dp_sock, 3)).expect("reported server not back after the hold-down");
+    let back = time_until(Duration::from_secs(10), || on_switch(&dp_sock, 3))
+        .expect("reported server not back after the hold-down");
     println!("   rs3 back {back:?} after the report (hold-down 3 s, then health checks)");
     for (i, took, target) in &times {
         assert!(took <= target, "rs{i}: {took:?} > {target:?}");
@@ -290,7 +306,8 @@ fn beacons_health_election_and_rolling_restart_in_the_lab() {
     assert_eq!((cm_active(&f1.socket), cm_active(&f2.socket)), (Some(true), Some(false)), "one active CM");
     Command::new("kill").args(["-9", &cm1.child.id().to_string()]).status().unwrap();
     let _ = cm1.child.wait();
-    let took = time_until(Duration::from_secs(10), || cm_active(&f2.socket) == Some(true)).expect("CM 2 did not take over");
+    let took =
+        time_until(Duration::from_secs(10), || cm_active(&f2.socket) == Some(true)).expect("CM 2 did not take over");
     println!("3. CM 1 killed: CM 2 active after {took:?} (heartbeat 300 ms, 3 misses)");
     let l = cm_list(&f2.socket);
     assert!((1..=3).all(|i| l.iter().any(|b| b.key == key(i))), "a binding was lost: {l:?}");
@@ -304,17 +321,47 @@ fn beacons_health_election_and_rolling_restart_in_the_lab() {
     // 4. Rolling restart of all three servers under steady HTTP load: zero failed requests.
     let script = restart_script(&lab);
     let load = lab
-        .spawn_in(Role::Client, "hey", &["-z", "25s", "-c", "8", "-q", "40", "-disable-keepalive", "-t", "5", "http://10.0.0.100/"])
+        .spawn_in(
+            Role::Client,
+            "hey",
+            &["-z", "25s", "-c", "8", "-q", "40", "-disable-keepalive", "-t", "5", "http://10.0.0.100/"],
+        )
         .expect("start hey");
     std::thread::sleep(Duration::from_secs(2));
     let each = format!("{} {{server}}", script.display());
     let t0 = Instant::now();
-    let out = acmctl_ok(&f2.socket, &["rolling-restart", "--vip", "10.0.0.100:80", "--each", &each, "--drain-timeout", "20s", "--health-timeout", "20s", "--probe-interface", &format!("{}t1", lab.prefix())]);
+    let out = acmctl_ok(
+        &f2.socket,
+        &[
+            "rolling-restart",
+            "--vip",
+            "10.0.0.100:80",
+            "--each",
+            &each,
+            "--drain-timeout",
+            "20s",
+            "--health-timeout",
+            "20s",
+            "--probe-interface",
+            &format!("{}t1", lab.prefix()),
+        ],
+    );
     println!("4. rolling restart took {:?}:\n{out}", t0.elapsed());
     let load = load.wait_with_output().unwrap();
     let report = String::from_utf8_lossy(&load.stdout);
-    println!("hey:\n{}", report.lines().filter(|l| l.contains("Requests/sec") || l.contains('[') || l.contains("Error")).collect::<Vec<_>>().join("\n"));
-    let ok: u64 = report.lines().find_map(|l| l.trim().strip_prefix("[200]")).and_then(|r| r.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    println!(
+        "hey:\n{}",
+        report
+            .lines()
+            .filter(|l| l.contains("Requests/sec") || l.contains('[') || l.contains("Error"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let ok: u64 = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("[200]"))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
     assert!(ok > 1000, "too little load went through: {report}");
     assert!(!report.contains("Error distribution"), "failed requests during the rolling restart:\n{report}");
     let codes = report.lines().filter(|l| l.trim_start().starts_with('[')).count();

@@ -50,8 +50,10 @@ async fn standby_takes_over_with_every_binding() {
             peers: vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, ports[1 - i])],
             ..BeaconConfig::default()
         };
-        let election = ElectionSettings { config: ElectionConfig::with_interval(id, interval), profile: "local".into() };
-        let health = HealthConfig { probe: Probe::None, interval: Duration::from_millis(50), ..HealthConfig::default() };
+        let election =
+            ElectionSettings { config: ElectionConfig::with_interval(id, interval), profile: "local".into() };
+        let health =
+            HealthConfig { probe: Probe::None, interval: Duration::from_millis(50), ..HealthConfig::default() };
         services.push(Some(service::spawn(&cm, cfg, Some(health), Some(election)).unwrap()));
         cms.push(cm);
     }
@@ -64,7 +66,10 @@ async fn standby_takes_over_with_every_binding() {
         cfg.destinations = ports.iter().map(|p| SocketAddrV4::new(Ipv4Addr::LOCALHOST, *p)).collect();
         cfg.interval = Duration::from_millis(200);
         let c = CmClient::start(cfg).unwrap();
-        let key = BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: RealServer { rip: Ipv4Addr::LOCALHOST, rport: 8000 + rs } };
+        let key = BindingKey {
+            service: "10.0.0.100:80".parse().unwrap(),
+            real: RealServer { rip: Ipv4Addr::LOCALHOST, rport: 8000 + rs },
+        };
         c.add(key, Default::default()).unwrap();
         keys.push(key);
         clients.push(c);

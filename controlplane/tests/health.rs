@@ -39,7 +39,10 @@ async fn tcp_check_gates_fails_and_recovers_a_binding() {
     let (cm, fake) = testing_cm();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let key = BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: RealServer { rip: Ipv4Addr::LOCALHOST, rport: port } };
+    let key = BindingKey {
+        service: "10.0.0.100:80".parse().unwrap(),
+        real: RealServer { rip: Ipv4Addr::LOCALHOST, rport: port },
+    };
     let cfg = HealthConfig {
         probe: Probe::Tcp,
         interval: Duration::from_millis(100),
@@ -51,7 +54,8 @@ async fn tcp_check_gates_fails_and_recovers_a_binding() {
     cm.primitive(Origin::Api, Primitive::Add { key, params: BindingParams::default() }).await.unwrap();
     assert_eq!(cm.state_of(&key), Some(BindingState::Testing));
     assert!(!fake.lock().bindings.contains_key(&key), "no traffic before a check passed");
-    wait_for("the first check passes", Duration::from_secs(2), || cm.state_of(&key) == Some(BindingState::Active)).await;
+    wait_for("the first check passes", Duration::from_secs(2), || cm.state_of(&key) == Some(BindingState::Active))
+        .await;
     assert!(fake.lock().bindings.contains_key(&key));
     // The server dies (nothing listens: connection refused, a hard failure).
     drop(listener);
@@ -63,7 +67,8 @@ async fn tcp_check_gates_fails_and_recovers_a_binding() {
     assert!(!fake.lock().bindings.contains_key(&key));
     // It comes back on the same port: Active again after `rise` passes.
     let _again = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let back = wait_for("active again", Duration::from_secs(2), || cm.state_of(&key) == Some(BindingState::Active)).await;
+    let back =
+        wait_for("active again", Duration::from_secs(2), || cm.state_of(&key) == Some(BindingState::Active)).await;
     assert!(back >= Duration::from_millis(100), "rise 2 needs two rounds: {back:?}");
     assert!(fake.lock().bindings.contains_key(&key));
 }
@@ -85,7 +90,10 @@ async fn http_check_fails_on_a_wrong_status_and_reports_hold_down() {
             let _ = s.write_all(format!("HTTP/1.1 {line}\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
         }
     });
-    let key = BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: RealServer { rip: Ipv4Addr::LOCALHOST, rport: port } };
+    let key = BindingKey {
+        service: "10.0.0.100:80".parse().unwrap(),
+        real: RealServer { rip: Ipv4Addr::LOCALHOST, rport: port },
+    };
     let cfg = HealthConfig {
         probe: Probe::Http(HttpCheck { path: "/healthz".into(), ..HttpCheck::default() }),
         interval: Duration::from_millis(50),
@@ -110,6 +118,7 @@ async fn http_check_fails_on_a_wrong_status_and_reports_hold_down() {
     if t0.elapsed() < Duration::from_millis(1900) {
         assert_eq!(state, Some(BindingState::Failed), "held down although checks pass");
     }
-    wait_for("back after the hold-down", Duration::from_secs(4), || cm.state_of(&key) == Some(BindingState::Active)).await;
+    wait_for("back after the hold-down", Duration::from_secs(4), || cm.state_of(&key) == Some(BindingState::Active))
+        .await;
     assert!(t0.elapsed() >= Duration::from_millis(2000));
 }

@@ -146,7 +146,11 @@ impl BeaconConfig {
         Ok(BeaconConfig {
             port: b.port.unwrap_or(d.port),
             groups: b.groups.unwrap_or(d.groups),
-            interfaces: b.interfaces.iter().map(|i| i.parse().map_or_else(|_| Interface::Name(i.clone()), Interface::Addr)).collect(),
+            interfaces: b
+                .interfaces
+                .iter()
+                .map(|i| i.parse().map_or_else(|_| Interface::Name(i.clone()), Interface::Addr))
+                .collect(),
             keys,
             tracker,
             replay_window: b.replay_window_ms.map(Duration::from_millis).unwrap_or(d.replay_window),
@@ -159,8 +163,10 @@ impl ElectionSettings {
     /// From the `[election]` table; `None` when absent (no election: always active).
     pub fn from_table(t: Option<&toml::Table>, beacon: &BeaconConfig) -> Result<Option<ElectionSettings>, String> {
         let Some(t) = t else { return Ok(None) };
-        let e: ElectionToml = t.clone().try_into().map_err(|e: toml::de::Error| format!("[election]: {}", e.message()))?;
-        let mut config = ElectionConfig::with_interval(e.id, Duration::from_millis(e.interval_ms.unwrap_or(3000).max(10)));
+        let e: ElectionToml =
+            t.clone().try_into().map_err(|e: toml::de::Error| format!("[election]: {}", e.message()))?;
+        let mut config =
+            ElectionConfig::with_interval(e.id, Duration::from_millis(e.interval_ms.unwrap_or(3000).max(10)));
         config.misses = e.misses.unwrap_or(3).max(1);
         let profile = match e.profile {
             Some(p) => p,
@@ -197,7 +203,10 @@ fn join(sock: &tokio::net::UdpSocket, group: Ipv4Addr, i: &Interface) -> std::io
         Interface::Addr(a) => I::Address(*a),
         Interface::Name(n) => {
             let path = format!("/sys/class/net/{n}/ifindex");
-            let idx = std::fs::read_to_string(&path)?.trim().parse().map_err(|_| std::io::Error::other(format!("{path}: not a number")))?;
+            let idx = std::fs::read_to_string(&path)?
+                .trim()
+                .parse()
+                .map_err(|_| std::io::Error::other(format!("{path}: not a number")))?;
             I::Index(idx)
         }
     };
@@ -317,7 +326,8 @@ fn socket(cfg: &BeaconConfig) -> std::io::Result<(tokio::net::UdpSocket, Vec<(Ip
     }
     s.set_nonblocking(true)?;
     let std: std::net::UdpSocket = s.into();
-    let ifaces = if cfg.interfaces.is_empty() { vec![Interface::Addr(Ipv4Addr::UNSPECIFIED)] } else { cfg.interfaces.clone() };
+    let ifaces =
+        if cfg.interfaces.is_empty() { vec![Interface::Addr(Ipv4Addr::UNSPECIFIED)] } else { cfg.interfaces.clone() };
     let joins = cfg.groups.iter().flat_map(|g| ifaces.iter().map(move |i| (*g, i.clone()))).collect();
     Ok((tokio::net::UdpSocket::from_std(std)?, joins))
 }
@@ -470,7 +480,9 @@ impl Receiver {
             Ok(env) => env,
             Err(e) => {
                 let (counter, kind) = match e {
-                    DecodeError::UnknownProfile(_) | DecodeError::BadTag(_) => (&self.stats.unauthenticated, "unauthenticated"),
+                    DecodeError::UnknownProfile(_) | DecodeError::BadTag(_) => {
+                        (&self.stats.unauthenticated, "unauthenticated")
+                    }
                     _ => (&self.stats.malformed, "malformed"),
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -525,7 +537,10 @@ impl Receiver {
                     Some((e, _)) => e.on_heartbeat(now, &hb),
                     None => {
                         if hb.role == Role::Active {
-                            self.warn("heartbeat", format!("heartbeat of active CM {} from {peer}, but no [election] here", hb.cm_id));
+                            self.warn(
+                                "heartbeat",
+                                format!("heartbeat of active CM {} from {peer}, but no [election] here", hb.cm_id),
+                            );
                         }
                         Vec::new()
                     }
@@ -566,7 +581,12 @@ impl Receiver {
 }
 
 /// Runs the CM primitives beacons decide, in order.
-async fn apply_loop(cm: Cm, mut rx: mpsc::UnboundedReceiver<Job>, health: Option<HealthHandle>, stats: Arc<BeaconStats>) {
+async fn apply_loop(
+    cm: Cm,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    health: Option<HealthHandle>,
+    stats: Arc<BeaconStats>,
+) {
     let _ = &stats;
     while let Some(job) = rx.recv().await {
         match job {
@@ -603,7 +623,8 @@ async fn apply_loop(cm: Cm, mut rx: mpsc::UnboundedReceiver<Job>, health: Option
                     match &health {
                         Some(h) => h.report(t, from),
                         None => {
-                            let live = |b: &acm::BindingInfo| matches!(b.state, BindingState::Active | BindingState::Testing);
+                            let live =
+                                |b: &acm::BindingInfo| matches!(b.state, BindingState::Active | BindingState::Testing);
                             for b in cm.list().into_iter().filter(|b| live(b) && health::matches_target(&t, &b.key)) {
                                 if let Err(e) = cm.set_state(b.key, BindingState::Failed).await {
                                     tracing::warn!(binding = %b.key, "failure report: {e}");

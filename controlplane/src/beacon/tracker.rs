@@ -225,7 +225,10 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn key(rs: u8) -> BindingKey {
-        BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: format!("10.0.1.{}:80", 10 + rs).parse().unwrap() }
+        BindingKey {
+            service: "10.0.0.100:80".parse().unwrap(),
+            real: format!("10.0.1.{}:80", 10 + rs).parse().unwrap(),
+        }
     }
 
     fn advert(rs: u8) -> Advert {

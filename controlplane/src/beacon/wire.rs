@@ -392,11 +392,8 @@ fn entries(r: &mut Reader<'_>, allowed_flags: u8, wildcard: bool) -> Result<Vec<
         if flags & !allowed_flags != 0 {
             return Err(DecodeError::BadEntryFlags { index, flags });
         }
-        let service = if wildcard && vip.is_unspecified() && vport == 0 {
-            None
-        } else {
-            Some(ServiceKey { vip, proto, vport })
-        };
+        let service =
+            if wildcard && vip.is_unspecified() && vport == 0 { None } else { Some(ServiceKey { vip, proto, vport }) };
         v.push(RawEntry { service, real, weight, flags });
     }
     Ok(v)
@@ -468,7 +465,10 @@ pub fn decode<'k>(buf: &[u8], key_of: impl FnOnce(&str) -> Option<&'k [u8]>) -> 
                 .collect(),
         },
         KIND_REPORT => Body::Report {
-            targets: entries(&mut r, 0, true)?.into_iter().map(|e| Target { real: e.real, service: e.service }).collect(),
+            targets: entries(&mut r, 0, true)?
+                .into_iter()
+                .map(|e| Target { real: e.real, service: e.service })
+                .collect(),
         },
         KIND_HEARTBEAT => {
             let cm_id = r.u64()?;
@@ -558,7 +558,13 @@ mod tests {
                     Target { real: "10.0.1.12:80".parse().unwrap(), service: Some("10.0.0.100:80".parse().unwrap()) },
                 ],
             },
-            Body::Heartbeat(Heartbeat { cm_id: 2, role: Role::Candidate, interval_ms: 3000, generation: 9, bindings: 4 }),
+            Body::Heartbeat(Heartbeat {
+                cm_id: 2,
+                role: Role::Candidate,
+                interval_ms: 3000,
+                generation: 9,
+                bindings: 4,
+            }),
             Body::Beacon { interval_ms: 100, bindings: vec![] },
         ];
         for body in bodies {
@@ -606,7 +612,10 @@ mod tests {
         let entry = 42 + 6;
         let cases: [(&dyn Fn(&mut Vec<u8>), DecodeError); 6] = [
             (&|b| b[entry + 4] = 1, DecodeError::BadProto { index: 0, proto: 1 }),
-            (&|b| b[entry + 13..entry + 17].copy_from_slice(&70_000u32.to_be_bytes()), DecodeError::BadWeight { index: 0, weight: 70_000 }),
+            (
+                &|b| b[entry + 13..entry + 17].copy_from_slice(&70_000u32.to_be_bytes()),
+                DecodeError::BadWeight { index: 0, weight: 70_000 },
+            ),
             (&|b| b[entry + 17] = 0x80, DecodeError::BadEntryFlags { index: 0, flags: 0x80 }),
             (&|b| b.push(0), DecodeError::Trailing(1)),
             (&|b| b[5] = 9, DecodeError::UnknownKind(9)),
@@ -623,7 +632,10 @@ mod tests {
     fn limits() {
         let many = (0..=MAX_ENTRIES as u16)
             .map(|i| Advert {
-                key: BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: RealServer { rip: Ipv4Addr::new(10, 0, 1, 11), rport: i } },
+                key: BindingKey {
+                    service: "10.0.0.100:80".parse().unwrap(),
+                    real: RealServer { rip: Ipv4Addr::new(10, 0, 1, 11), rport: i },
+                },
                 params: BindingParams::default(),
                 up: true,
             })

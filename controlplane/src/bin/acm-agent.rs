@@ -102,7 +102,9 @@ impl Common {
     fn config(&self) -> Result<ClientConfig> {
         let key = match (&self.key, &self.key_file) {
             (Some(k), None) => k.clone().into_bytes(),
-            (None, Some(f)) => std::fs::read(f).with_context(|| format!("key file {}", f.display()))?.trim_ascii().to_vec(),
+            (None, Some(f)) => {
+                std::fs::read(f).with_context(|| format!("key file {}", f.display()))?.trim_ascii().to_vec()
+            }
             (Some(_), Some(_)) => bail!("give --key or --key-file, not both"),
             (None, None) => bail!("no key: give --key-file, --key or ACM_BEACON_KEY"),
         };
@@ -145,7 +147,9 @@ fn parse_check(s: &str) -> Result<Probe> {
     match s.split_once(':') {
         None if s == "tcp" => Ok(Probe::Tcp),
         None if s == "http" => Ok(Probe::Http(HttpCheck::default())),
-        Some(("http", path)) if path.starts_with('/') => Ok(Probe::Http(HttpCheck { path: path.into(), ..HttpCheck::default() })),
+        Some(("http", path)) if path.starts_with('/') => {
+            Ok(Probe::Http(HttpCheck { path: path.into(), ..HttpCheck::default() }))
+        }
         _ => bail!("--check {s:?}: want tcp, http or http:/PATH"),
     }
 }
@@ -183,7 +187,11 @@ async fn run(a: RunArgs) -> Result<()> {
         .collect();
     let mut child = match a.command.split_first() {
         Some((prog, args)) => {
-            let c = tokio::process::Command::new(prog).args(args).kill_on_drop(true).spawn().with_context(|| format!("starting {prog}"))?;
+            let c = tokio::process::Command::new(prog)
+                .args(args)
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {prog}"))?;
             tracing::info!(pid = c.id(), "service {prog} started");
             Some(c)
         }
@@ -197,7 +205,8 @@ async fn run(a: RunArgs) -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = tokio::time::interval(a.check_interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut checkers: Vec<Checker> = keys.iter().map(|_| Checker::new(Thresholds { rise: 1, fall: 2, hold_down: Duration::ZERO })).collect();
+    let mut checkers: Vec<Checker> =
+        keys.iter().map(|_| Checker::new(Thresholds { rise: 1, fall: 2, hold_down: Duration::ZERO })).collect();
     let timeout = a.check_interval.clamp(Duration::from_millis(50), Duration::from_secs(2));
     let status = loop {
         tokio::select! {
@@ -250,7 +259,10 @@ mod tests {
         assert!(parse_bind("10.0.0.100:80=x").is_err());
         assert!(parse_bind("10.0.0.100:80=80,weight=70000").is_err());
         assert!(parse_bind("10.0.0.100:80=80,bogus").is_err());
-        assert_eq!(parse_check("http:/hz").unwrap(), Probe::Http(HttpCheck { path: "/hz".into(), ..HttpCheck::default() }));
+        assert_eq!(
+            parse_check("http:/hz").unwrap(),
+            Probe::Http(HttpCheck { path: "/hz".into(), ..HttpCheck::default() })
+        );
         assert!(parse_check("icmp").is_err());
     }
 }

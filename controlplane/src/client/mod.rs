@@ -301,7 +301,8 @@ impl Shared {
             *s += 1;
             *s
         };
-        let env = Envelope { sender: self.sender, seq, timestamp_ms: now_ms(), profile: self.cfg.profile.clone(), body };
+        let env =
+            Envelope { sender: self.sender, seq, timestamp_ms: now_ms(), profile: self.cfg.profile.clone(), body };
         let bytes = wire::encode(&env, &self.cfg.key)?;
         let mut last = Ok(());
         for d in &self.cfg.destinations {
@@ -404,7 +405,10 @@ mod tests {
         assert!(matches!(first.body, Body::Beacon { interval_ms: 100, ref bindings } if bindings.is_empty()));
         let listener = client.listen("10.0.0.100:80".parse().unwrap()).unwrap();
         let port = listener.local_addr().unwrap().port();
-        let key = BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: RealServer { rip: Ipv4Addr::LOCALHOST, rport: port } };
+        let key = BindingKey {
+            service: "10.0.0.100:80".parse().unwrap(),
+            real: RealServer { rip: Ipv4Addr::LOCALHOST, rport: port },
+        };
         let mut seq = first.seq;
         let env = loop {
             let e = recv();
@@ -414,13 +418,22 @@ mod tests {
                 break e;
             }
         };
-        assert_eq!(env.body, Body::Beacon { interval_ms: 100, bindings: vec![Advert { key, params: BindingParams::default(), up: true }] });
+        assert_eq!(
+            env.body,
+            Body::Beacon {
+                interval_ms: 100,
+                bindings: vec![Advert { key, params: BindingParams::default(), up: true }]
+            }
+        );
         assert_eq!(env.sender, client.sender());
         // The listener is real.
         let _c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         client.report_failed("10.0.1.12:80".parse().unwrap(), None).unwrap();
         let report = std::iter::repeat_with(&mut recv).find(|e| matches!(e.body, Body::Report { .. })).unwrap();
-        assert_eq!(report.body, Body::Report { targets: vec![Target { real: "10.0.1.12:80".parse().unwrap(), service: None }] });
+        assert_eq!(
+            report.body,
+            Body::Report { targets: vec![Target { real: "10.0.1.12:80".parse().unwrap(), service: None }] }
+        );
         client.shutdown().unwrap();
         let bye = std::iter::repeat_with(&mut recv).find(|e| matches!(e.body, Body::Remove { .. })).unwrap();
         assert_eq!(bye.body, Body::Remove { bindings: vec![key] });

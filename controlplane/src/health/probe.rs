@@ -68,7 +68,9 @@ impl Probe {
             Probe::None => return Verdict::Pass,
             Probe::Arp => {
                 let ip = real.rip;
-                tokio::task::spawn_blocking(move || arp(ip, timeout)).await.unwrap_or_else(|e| Verdict::Soft(e.to_string()))
+                tokio::task::spawn_blocking(move || arp(ip, timeout))
+                    .await
+                    .unwrap_or_else(|e| Verdict::Soft(e.to_string()))
             }
             Probe::Icmp => {
                 let ip = real.rip;
@@ -130,7 +132,9 @@ async fn http(real: RealServer, h: &HttpCheck, iface: Option<&str>) -> Verdict {
     match parse_status_line(&buf) {
         Some(code) if h.accepts(code) => Verdict::Pass,
         Some(code) => Verdict::Soft(format!("HTTP status {code}")),
-        None => Verdict::Soft(format!("no HTTP status line in {:?}", String::from_utf8_lossy(&buf[..buf.len().min(40)]))),
+        None => {
+            Verdict::Soft(format!("no HTTP status line in {:?}", String::from_utf8_lossy(&buf[..buf.len().min(40)])))
+        }
     }
 }
 

@@ -163,12 +163,18 @@ impl HealthConfig {
             None => HealthToml::default(),
         };
         let d = HealthConfig::default();
-        let top = ProbeToml { check: h.check, http_path: h.http_path, http_host: h.http_host, http_status: h.http_status };
+        let top =
+            ProbeToml { check: h.check, http_path: h.http_path, http_host: h.http_host, http_status: h.http_status };
         let probe = top.build(&d.probe).map_err(|e| format!("[health]: {e}"))?;
         let mut per_service = HashMap::new();
         for s in h.service {
             let service: ServiceKey = s.service.parse().map_err(|e| format!("[[health.service]] service: {e}"))?;
-            let p = ProbeToml { check: s.check, http_path: s.http_path, http_host: s.http_host, http_status: s.http_status };
+            let p = ProbeToml {
+                check: s.check,
+                http_path: s.http_path,
+                http_host: s.http_host,
+                http_status: s.http_status,
+            };
             let built = p.build(&probe).map_err(|e| format!("[[health.service]] {service}: {e}"))?;
             per_service.insert(service, built);
         }
@@ -271,7 +277,11 @@ impl Runner {
         let all_soft = results.len() >= 2 && results.iter().all(|(_, v)| matches!(v, Verdict::Soft(_)));
         if stalled || all_soft {
             let n = results.iter().filter(|(_, v)| matches!(v, Verdict::Soft(_))).count();
-            tracing::warn!("health round took {:?}, {n} of {} probes inconclusive: ignoring them (local stall?)", started.elapsed(), results.len());
+            tracing::warn!(
+                "health round took {:?}, {n} of {} probes inconclusive: ignoring them (local stall?)",
+                started.elapsed(),
+                results.len()
+            );
             results.retain(|(_, v)| !matches!(v, Verdict::Soft(_)));
         }
         for (real, verdict) in results {
@@ -372,7 +382,12 @@ mod tests {
         let Probe::Http(h2) = c.probe_for(&"10.0.0.100:8080".parse().unwrap()) else { panic!() };
         assert_eq!((h2.path.as_str(), h2.host.as_deref()), ("/health", Some("example")));
         assert_eq!(HealthConfig::from_table(None).unwrap().probe, Probe::Tcp);
-        for bad in ["check = \"l9\"", "http_path = \"x y\"\ncheck = \"l7\"", "bogus = 1", "http_status = [\"600\"]\ncheck=\"l7\""] {
+        for bad in [
+            "check = \"l9\"",
+            "http_path = \"x y\"\ncheck = \"l7\"",
+            "bogus = 1",
+            "http_status = [\"600\"]\ncheck=\"l7\"",
+        ] {
             let t: toml::Table = toml::from_str(bad).unwrap();
             assert!(HealthConfig::from_table(Some(&t)).is_err(), "{bad}");
         }
@@ -380,8 +395,12 @@ mod tests {
 
     #[test]
     fn report_targets() {
-        let k: BindingKey = BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: "10.0.1.11:8080".parse().unwrap() };
-        let t = |real: &str, svc: Option<&str>| Target { real: real.parse().unwrap(), service: svc.map(|s| s.parse().unwrap()) };
+        let k: BindingKey =
+            BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: "10.0.1.11:8080".parse().unwrap() };
+        let t = |real: &str, svc: Option<&str>| Target {
+            real: real.parse().unwrap(),
+            service: svc.map(|s| s.parse().unwrap()),
+        };
         assert!(matches_target(&t("10.0.1.11:8080", None), &k));
         assert!(matches_target(&t("10.0.1.11:0", None), &k));
         assert!(matches_target(&t("10.0.1.11:8080", Some("10.0.0.100:80")), &k));
