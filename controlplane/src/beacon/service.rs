@@ -351,7 +351,7 @@ pub fn spawn(
         handle
     });
     let (tx, rx) = mpsc::unbounded_channel();
-    tasks.push(tokio::spawn(apply_loop(cm.clone(), rx, health.clone(), stats.clone())));
+    tasks.push(tokio::spawn(apply_loop(cm.clone(), rx, health.clone())));
     if election.is_some() {
         cm.set_active(false);
     }
@@ -581,13 +581,7 @@ impl Receiver {
 }
 
 /// Runs the CM primitives beacons decide, in order.
-async fn apply_loop(
-    cm: Cm,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    health: Option<HealthHandle>,
-    stats: Arc<BeaconStats>,
-) {
-    let _ = &stats;
+async fn apply_loop(cm: Cm, mut rx: mpsc::UnboundedReceiver<Job>, health: Option<HealthHandle>) {
     while let Some(job) = rx.recv().await {
         match job {
             Job::Track(a, server) => {

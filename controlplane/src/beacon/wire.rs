@@ -55,7 +55,6 @@ const KIND_REPORT: u8 = 3;
 const KIND_HEARTBEAT: u8 = 4;
 const FLAG_SOURCE_NAT: u8 = 1;
 const FLAG_DOWN: u8 = 2;
-const HEARTBEAT_LEN: usize = 25;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -296,7 +295,7 @@ pub fn encode(env: &Envelope, key: &[u8]) -> Result<Vec<u8>, EncodeError> {
                 if a.params.weight > MAX_WEIGHT {
                     return Err(EncodeError::BadWeight(a.params.weight));
                 }
-                let flags = u8::from(a.params.source_nat) * FLAG_SOURCE_NAT | u8::from(!a.up) * FLAG_DOWN;
+                let flags = (u8::from(a.params.source_nat) * FLAG_SOURCE_NAT) | (u8::from(!a.up) * FLAG_DOWN);
                 put_entry(&mut out, Some(a.key.service), a.key.real, a.params.weight, flags);
             }
         }
@@ -479,7 +478,6 @@ pub fn decode<'k>(buf: &[u8], key_of: impl FnOnce(&str) -> Option<&'k [u8]>) -> 
                 b => return Err(DecodeError::BadRole(b)),
             };
             let h = Heartbeat { cm_id, role, interval_ms: r.u32()?, generation: r.u64()?, bindings: r.u32()? };
-            debug_assert_eq!(HEARTBEAT_LEN, 25);
             Body::Heartbeat(h)
         }
         k => return Err(DecodeError::UnknownKind(k)),
@@ -610,7 +608,8 @@ mod tests {
         };
         let good = encode(&env, KEY).unwrap();
         let entry = 42 + 6;
-        let cases: [(&dyn Fn(&mut Vec<u8>), DecodeError); 6] = [
+        type Corrupt<'a> = &'a dyn Fn(&mut Vec<u8>);
+        let cases: [(Corrupt, DecodeError); 6] = [
             (&|b| b[entry + 4] = 1, DecodeError::BadProto { index: 0, proto: 1 }),
             (
                 &|b| b[entry + 13..entry + 17].copy_from_slice(&70_000u32.to_be_bytes()),
