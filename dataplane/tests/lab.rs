@@ -123,19 +123,42 @@ fn finish(mut child: Child) -> (i32, String) {
     (curl, sum)
 }
 
-/// Which real server holds an established connection from the client on port 80.
+/// The client's local port of its (only) established connection to the VIP, once there is one.
+fn client_download_port(lab: &Lab) -> u16 {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        let out = lab.run_in(Role::Client, "ss", &["-Htn", "state", "established", "( dport = :80 )"]).unwrap();
+        // Columns: Recv-Q Send-Q Local:Port Peer:Port
+        if let Some(port) = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .filter_map(|local| local.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+            .next()
+        {
+            return port;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the download never established a connection to the VIP");
+}
+
+/// Which real server holds the client's download connection. Matched by the client's port:
+/// a server may still hold a stale connection of an earlier, force-removed download (only the
+/// client is reset), which must not be taken for this one.
 fn server_of_download(lab: &Lab) -> u8 {
+    let port = client_download_port(lab);
+    let peer = format!("10.0.0.2:{port}");
     let end = Instant::now() + Duration::from_secs(5);
     while Instant::now() < end {
         for i in 1..=3u8 {
             let out = lab.run_in(Role::Rs(i), "ss", &["-Htn", "state", "established", "( sport = :80 )"]).unwrap();
-            if out.contains("10.0.0.2:") {
+            if out.split_whitespace().any(|w| w == peer) {
                 return i;
             }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("no real server has the download's connection");
+    panic!("no real server has the download's connection ({peer})");
 }
 
 fn body_of(lab: &Lab) -> Result<String, String> {
