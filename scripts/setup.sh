@@ -26,7 +26,7 @@ need_root() { is_root || die "$* (needs root: run 'sudo make setup')"; }
 PACKAGES=(
   dpdk dpdk-dev libdpdk-dev
   libclang-dev clang pkg-config
-  iproute2 iputils-ping curl telnet expect socat wrk
+  iproute2 iputils-ping curl telnet expect socat wrk hey
   ethtool tcpdump python3 bridge-utils procps psmisc kmod
 )
 
