@@ -25,15 +25,12 @@ fn main() {
 
     // Link flags: the pkg-config crate prints `cargo:rustc-link-lib=...` and
     // `cargo:rustc-link-search=...` for every token of `--libs libdpdk`.
-    let lib = pkg_config::Config::new()
-        .atleast_version(MIN_VERSION)
-        .probe("libdpdk")
-        .unwrap_or_else(|e| {
-            panic!(
-                "dpdk-sys needs the system DPDK (pkg-config module `libdpdk` >= {MIN_VERSION}, \
+    let lib = pkg_config::Config::new().atleast_version(MIN_VERSION).probe("libdpdk").unwrap_or_else(|e| {
+        panic!(
+            "dpdk-sys needs the system DPDK (pkg-config module `libdpdk` >= {MIN_VERSION}, \
                  Debian: `apt-get install libdpdk-dev`): {e}"
-            )
-        });
+        )
+    });
 
     let cflags = pkg_config_tokens(&["--cflags", "libdpdk"]);
     let plugin_dir = plugin_dir(&cflags, &lib.link_paths);
@@ -105,25 +102,16 @@ fn main() {
         .generate_cstr(true)
         .generate()
         .expect("bindgen failed on the DPDK headers");
-    bindings
-        .write_to_file(out_dir.join("bindings.rs"))
-        .expect("cannot write bindings.rs");
+    bindings.write_to_file(out_dir.join("bindings.rs")).expect("cannot write bindings.rs");
 }
 
 /// Runs the pkg-config binary (the one the pkg-config crate uses) and splits
 /// its output into tokens.
 fn pkg_config_tokens(args: &[&str]) -> Vec<String> {
     let exe = env::var("PKG_CONFIG").unwrap_or_else(|_| "pkg-config".to_owned());
-    let out = Command::new(&exe)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `{exe} {}`: {e}", args.join(" ")));
-    assert!(
-        out.status.success(),
-        "`{exe} {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new(&exe).args(args).output().unwrap_or_else(|e| panic!("cannot run `{exe} {}`: {e}", args.join(" ")));
+    assert!(out.status.success(), "`{exe} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout)
         .expect("pkg-config output is not UTF-8")
         .split_whitespace()

@@ -27,9 +27,8 @@ fn serve(mut sock: TcpStream, settings: ServerSettings, shared: Arc<Mutex<Shared
     let mut buf = [0u8; 4096];
     while !conn.is_closed() {
         // Wake up for the next deadline (login delay, timeouts) even without input.
-        let wait = conn
-            .next_deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)));
+        let wait =
+            conn.next_deadline().map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)));
         sock.set_read_timeout(wait)?;
         let out = match sock.read(&mut buf) {
             Ok(0) => return Ok(()), // client went away: dropping `conn` is all there is to do

@@ -89,7 +89,12 @@ pub fn replay(text: &str, cfg: &mut SlbConfig, backend: &mut dyn Backend) -> Vec
         let errs: Vec<&String> = out
             .lines
             .iter()
-            .filter(|l| l.starts_with("Error") || l.starts_with("Invalid") || l.starts_with("Ambiguous") || l.starts_with("Incomplete"))
+            .filter(|l| {
+                l.starts_with("Error")
+                    || l.starts_with("Invalid")
+                    || l.starts_with("Ambiguous")
+                    || l.starts_with("Incomplete")
+            })
             .collect();
         if !errs.is_empty() {
             errors.push(ReplayError {

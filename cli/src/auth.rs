@@ -55,12 +55,10 @@ pub fn hash_password_with(password: &str, salt: &[u8], cost: Cost) -> Result<Str
 }
 
 fn hash_with_salt_string(password: &str, salt: &SaltString, cost: Cost) -> Result<String, AuthError> {
-    let params = argon2::Params::new(cost.memory_kib, cost.iterations, 1, None)
-        .map_err(|e| AuthError::Hash(e.to_string()))?;
+    let params =
+        argon2::Params::new(cost.memory_kib, cost.iterations, 1, None).map_err(|e| AuthError::Hash(e.to_string()))?;
     let a = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    a.hash_password(password.as_bytes(), salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
+    a.hash_password(password.as_bytes(), salt).map(|h| h.to_string()).map_err(|e| AuthError::Hash(e.to_string()))
 }
 
 /// Whether `password` matches the PHC string `hash`. A malformed hash matches nothing.

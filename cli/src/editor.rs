@@ -467,7 +467,11 @@ mod tests {
     #[test]
     fn garbage_is_ignored() {
         let mut e = Editor::new();
-        let (ev, _) = feed(&mut e, &[0x80, 0xff, 0x00, 0x1b, b'[', b'9', b'9', b'9', b'9', b'9', b'~', b'a', 0x1b, b'x', b'b'], &[]);
+        let (ev, _) = feed(
+            &mut e,
+            &[0x80, 0xff, 0x00, 0x1b, b'[', b'9', b'9', b'9', b'9', b'9', b'~', b'a', 0x1b, b'x', b'b'],
+            &[],
+        );
         assert!(ev.is_empty());
         assert_eq!(e.line(), "ab");
     }

@@ -74,9 +74,9 @@ pub mod session;
 pub mod show;
 pub mod telnet;
 
+pub use apply::{replay, ReplayError};
 pub use auth::Credentials;
 pub use backend::{Backend, BackendError, FakeBackend, LatencyRow, SessionRow, TrafficCounters};
 pub use config::SlbConfig;
 pub use server::{Connection, ServerSettings};
-pub use apply::{replay, ReplayError};
 pub use session::{Mode, Output, Paging, Session, SessionOptions};

@@ -67,9 +67,13 @@ impl ServerSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     User,
-    Password { user: String },
+    Password {
+        user: String,
+    },
     /// After a failed login: discard input until the deadline.
-    Delay { until: Instant },
+    Delay {
+        until: Instant,
+    },
     Shell,
     Closed,
 }
@@ -175,13 +179,7 @@ impl Connection {
     }
 
     /// Handles bytes from the client; returns bytes to send.
-    pub fn on_input(
-        &mut self,
-        input: &[u8],
-        now: Instant,
-        cfg: &mut SlbConfig,
-        backend: &mut dyn Backend,
-    ) -> Vec<u8> {
+    pub fn on_input(&mut self, input: &[u8], now: Instant, cfg: &mut SlbConfig, backend: &mut dyn Backend) -> Vec<u8> {
         let mut out = Vec::new();
         self.timers(now, &mut out);
         if self.state == State::Closed {
@@ -264,7 +262,11 @@ impl Connection {
             }
             (State::User | State::Password { .. }, EditEvent::Redraw) => {
                 encode_text("\n", out);
-                let p = if matches!(self.state, State::User) { "Please Enter Login Name: " } else { "Please Enter Password: " };
+                let p = if matches!(self.state, State::User) {
+                    "Please Enter Login Name: "
+                } else {
+                    "Please Enter Password: "
+                };
                 encode_text(p, out);
             }
             (State::User | State::Password { .. }, _) => encode_bytes(&[BELL], out),

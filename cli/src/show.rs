@@ -55,11 +55,7 @@ pub fn server_real(cfg: &SlbConfig, backend: &mut dyn Backend, name: Option<&str
         }
         for p in &r.ports {
             let bs: Vec<&&BindingInfo> = mine.iter().filter(|b| b.key.real.rport == p.port).collect();
-            let state = if p.disabled {
-                "DIS"
-            } else {
-                best(bs.iter().map(|b| b.state)).map_or("UNB", |s| s.abbrev())
-            };
+            let state = if p.disabled { "DIS" } else { best(bs.iter().map(|b| b.state)).map_or("UNB", |s| s.abbrev()) };
             let mut c = acm::BindingCounters::default();
             for b in &bs {
                 c.add(&b.counters);
@@ -164,9 +160,7 @@ pub fn server_bind(cfg: &SlbConfig, backend: &mut dyn Backend) -> Vec<String> {
                 let state = if !cfg.bind_live(v, b) {
                     "DIS"
                 } else {
-                    list.iter()
-                        .find(|i| Some(i.key) == key)
-                        .map_or("UNB", |i| i.state.abbrev())
+                    list.iter().find(|i| Some(i.key) == key).map_or("UNB", |i| i.state.abbrev())
                 };
                 shown.extend(key);
                 rows.push(format!("{}: {}, {} ({state})", r.name, r.ip, port_name(b.rport)));
@@ -200,10 +194,7 @@ pub fn server_bind(cfg: &SlbConfig, backend: &mut dyn Backend) -> Vec<String> {
 pub fn server_sessions(backend: &mut dyn Backend) -> Vec<String> {
     let rows = backend.sessions();
     let mut out = vec![format!("Sessions: {}", rows.len())];
-    out.push(format!(
-        "{:<5} {:<21} {:<21} {:<21} {:<5} {:>6}",
-        "Proto", "Client", "VIP", "Real", "State", "Age(s)"
-    ));
+    out.push(format!("{:<5} {:<21} {:<21} {:<21} {:<5} {:>6}", "Proto", "Client", "VIP", "Real", "State", "Age(s)"));
     for r in rows {
         out.push(format!(
             "{:<5} {:<21} {:<21} {:<21} {:<5} {:>6}",
@@ -230,10 +221,8 @@ pub fn server_traffic(backend: &mut dyn Backend) -> Vec<String> {
         ("Stale_drop", t.stale_drop, "Unsuccessful", t.unsuccessful),
         ("TCP SYN-DEF RST", t.syn_def_rst, "Server Resets", t.server_resets),
     ];
-    let mut out: Vec<String> = pairs
-        .iter()
-        .map(|(a, x, b, y)| format!("{:<27} {b:<14} = {y}", format!("{a:<14} = {x}")))
-        .collect();
+    let mut out: Vec<String> =
+        pairs.iter().map(|(a, x, b, y)| format!("{:<27} {b:<14} = {y}", format!("{a:<14} = {x}"))).collect();
     out.push(format!("{:<14} = {}", "Out of Memory", t.out_of_memory));
     out
 }

@@ -440,19 +440,14 @@ mod tests {
         let mut c = TelnetCodec::new();
         let mut out = Vec::new();
         c.start(&mut out);
-        assert_eq!(
-            out,
-            [IAC, WILL, OPT_ECHO, IAC, WILL, OPT_SGA, IAC, DO, OPT_NAWS],
-            "opening negotiation"
-        );
+        assert_eq!(out, [IAC, WILL, OPT_ECHO, IAC, WILL, OPT_SGA, IAC, DO, OPT_NAWS], "opening negotiation");
         c
     }
 
     #[test]
     fn client_agrees_no_further_replies() {
         let mut c = started();
-        let (ev, rep) =
-            run(&mut c, &[IAC, DO, OPT_ECHO, IAC, DO, OPT_SGA, IAC, WILL, OPT_NAWS]);
+        let (ev, rep) = run(&mut c, &[IAC, DO, OPT_ECHO, IAC, DO, OPT_SGA, IAC, WILL, OPT_NAWS]);
         assert!(ev.is_empty());
         assert!(rep.is_empty(), "answers to our own requests are not acknowledged again");
         assert!(c.local(OPT_ECHO).enabled());

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use cli::auth::{hash_password_with, Cost};
-use cli::telnet::{IAC, SB, SE, WILL, WONT, DO, OPT_NAWS, OPT_ECHO, OPT_SGA, OPT_LINEMODE, DONT};
+use cli::telnet::{DO, DONT, IAC, OPT_ECHO, OPT_LINEMODE, OPT_NAWS, OPT_SGA, SB, SE, WILL, WONT};
 use cli::{Connection, Credentials, FakeBackend, ServerSettings, SlbConfig};
 
 struct Rig {

@@ -52,10 +52,9 @@ fn fake() -> FakeBackend {
 
 fn prim(p: &Primitive) -> String {
     match p {
-        Primitive::Add { key, params } => format!(
-            "%% add {key} weight={} source-nat={}",
-            params.weight, params.source_nat
-        ),
+        Primitive::Add { key, params } => {
+            format!("%% add {key} weight={} source-nat={}", params.weight, params.source_nat)
+        }
         Primitive::Remove { key } => format!("%% remove {key}"),
         Primitive::ForceRemove { key } => format!("%% force-remove {key}"),
         Primitive::Drop { service, fraction } => format!("%% drop {service} {fraction}"),

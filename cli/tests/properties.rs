@@ -11,11 +11,60 @@ use cli::{replay, FakeBackend, SlbConfig};
 use proptest::prelude::*;
 
 const VOCAB: &[&str] = &[
-    "server", "real", "virtual", "port", "http", "ssl", "bind", "no", "rs1", "rs2", "www", "10.0.1.11",
-    "10.0.1.12", "10.0.0.100", "8080", "weight", "5", "0", "70000", "exit", "end", "drop-fraction", "0.5",
-    "1.5", "disable", "show", "sh", "ser", "bi", "running-config", "url", "\"HEAD /\"", "\"", "keepalive",
-    "status-code", "200", "299", "predictor", "maglev-hash", "force-delete", "max-conn", "source-nat",
-    "hostname", "configure", "terminal", "write", "memory", "enable", "?", "r", "v", "p", "-", "",
+    "server",
+    "real",
+    "virtual",
+    "port",
+    "http",
+    "ssl",
+    "bind",
+    "no",
+    "rs1",
+    "rs2",
+    "www",
+    "10.0.1.11",
+    "10.0.1.12",
+    "10.0.0.100",
+    "8080",
+    "weight",
+    "5",
+    "0",
+    "70000",
+    "exit",
+    "end",
+    "drop-fraction",
+    "0.5",
+    "1.5",
+    "disable",
+    "show",
+    "sh",
+    "ser",
+    "bi",
+    "running-config",
+    "url",
+    "\"HEAD /\"",
+    "\"",
+    "keepalive",
+    "status-code",
+    "200",
+    "299",
+    "predictor",
+    "maglev-hash",
+    "force-delete",
+    "max-conn",
+    "source-nat",
+    "hostname",
+    "configure",
+    "terminal",
+    "write",
+    "memory",
+    "enable",
+    "?",
+    "r",
+    "v",
+    "p",
+    "-",
+    "",
 ];
 
 fn vocab_line() -> impl Strategy<Value = String> {
@@ -159,19 +208,19 @@ fn config() -> impl Strategy<Value = SlbConfig> {
     let virtuals = prop::collection::vec(
         (
             prop::option::of(predictor()),
-            prop::collection::vec((prop::sample::select(PORTS), any::<bool>(), prop_oneof![Just(0.0), 0.0f64..=1.0]), 0..3),
-            prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..5),
+            prop::collection::vec(
+                (prop::sample::select(PORTS), any::<bool>(), prop_oneof![Just(0.0), 0.0f64..=1.0]),
+                0..3,
+            ),
+            prop::collection::vec(
+                (any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+                0..5,
+            ),
         ),
         0..4,
     );
-    (
-        prop::option::of("[a-z][a-z0-9-]{0,10}"),
-        any::<bool>(),
-        predictor(),
-        reals,
-        virtuals,
-    )
-        .prop_map(|(hostname, force_delete, predictor, reals, virtuals)| {
+    (prop::option::of("[a-z][a-z0-9-]{0,10}"), any::<bool>(), predictor(), reals, virtuals).prop_map(
+        |(hostname, force_delete, predictor, reals, virtuals)| {
             let mut cfg = SlbConfig {
                 hostname: hostname.unwrap_or_else(|| "ServerIron".into()),
                 force_delete,
@@ -215,5 +264,6 @@ fn config() -> impl Strategy<Value = SlbConfig> {
                 cfg.virtuals.push(v);
             }
             cfg
-        })
+        },
+    )
 }

@@ -81,7 +81,10 @@ fn sustained(label: &str, rt: &tokio::runtime::Runtime, cm: &Cm, pairs: u32, cli
     let ops = f64::from(2 * (pairs / clients) * clients);
     println!("\n== sustained: {label}, {clients} concurrent client(s)");
     println!("{:.0} primitives in {secs:.3} s = {:.0} ops/s   (ServerIron XL: ~40 ops/s)", ops, ops / secs);
-    println!("{:<8} {:>8} {:>9} {:>9} {:>9} {:>9}   ServerIron XL", "prim", "count", "p50 us", "p90 us", "p99 us", "max us");
+    println!(
+        "{:<8} {:>8} {:>9} {:>9} {:>9} {:>9}   ServerIron XL",
+        "prim", "count", "p50 us", "p90 us", "p99 us", "max us"
+    );
     for r in cm.latency().iter().filter(|r| r.switch == "bench") {
         let s = &r.summary;
         let paper = match r.primitive.as_str() {

@@ -146,7 +146,12 @@ pub struct CmConfig {
 
 impl Default for CmConfig {
     fn default() -> Self {
-        CmConfig { sync_interval_ms: 2000, sync_grace_ms: 5000, add_state: "active".into(), fail_policy: FailPolicy::Force }
+        CmConfig {
+            sync_interval_ms: 2000,
+            sync_grace_ms: 5000,
+            add_state: "active".into(),
+            fail_policy: FailPolicy::Force,
+        }
     }
 }
 
@@ -247,8 +252,10 @@ impl Config {
 
     /// Parses and checks text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string().trim_end().to_string() })?;
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
         cfg.check(origin)?;
         Ok(cfg)
     }
@@ -313,13 +320,12 @@ impl Config {
 
     /// The CM's options.
     pub fn cm_options(&self) -> CmOptions {
-        let classes = self
-            .partitions
-            .iter()
-            .flat_map(|(c, vips)| vips.iter().map(move |v| (*v, c.clone())))
-            .collect();
+        let classes = self.partitions.iter().flat_map(|(c, vips)| vips.iter().map(move |v| (*v, c.clone()))).collect();
         CmOptions {
-            policy: CachePolicy { add_state: self.add_state().unwrap_or(BindingState::Active), fail: self.cm.fail_policy },
+            policy: CachePolicy {
+                add_state: self.add_state().unwrap_or(BindingState::Active),
+                fail: self.cm.fail_policy,
+            },
             classes,
             sync_interval: Duration::from_millis(self.cm.sync_interval_ms),
             sync_grace: Duration::from_millis(self.cm.sync_grace_ms),

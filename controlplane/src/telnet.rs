@@ -52,13 +52,14 @@ impl Backend for CmBackend {
             Some(rt) => {
                 let cm = self.cm.clone();
                 let origin = self.origin.clone();
-                rt.block_on(async move { tokio::time::timeout(CLI_ACK_WAIT, cm.primitive(origin, p)).await })
-                    .map_err(|_| {
+                rt.block_on(async move { tokio::time::timeout(CLI_ACK_WAIT, cm.primitive(origin, p)).await }).map_err(
+                    |_| {
                         BackendError::Unavailable(format!(
                             "no acknowledgement within {} s; the change is in the cache and the next sync pushes it",
                             CLI_ACK_WAIT.as_secs()
                         ))
-                    })?
+                    },
+                )?
             }
             None => self.cm.primitive_blocking(self.origin.clone(), p),
         }

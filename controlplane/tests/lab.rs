@@ -244,7 +244,10 @@ fn controlplane_in_the_lab() {
     assert_eq!(code, 0, "telnet session failed:\n{out}");
     let full = bind_block(&out, "show server bind");
     let short = bind_block(&out, "sh ser bi");
-    assert!(full.contains("Virtual server: www") && full.contains("rs4: 10.0.1.14, http"), "show server bind:\n{full}\n---\n{out}");
+    assert!(
+        full.contains("Virtual server: www") && full.contains("rs4: 10.0.1.14, http"),
+        "show server bind:\n{full}\n---\n{out}"
+    );
     assert_eq!(full, short, "sh ser bi differs from show server bind");
     // rs1 bound through the CLI, rs4 drained: the client reaches rs1.
     wait_until("the VIP answers from rs1", Duration::from_secs(10), || body_of(&lab).as_deref() == Ok("rs1"));

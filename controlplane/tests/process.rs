@@ -96,7 +96,18 @@ fn acmctl_api_and_telnet_with_a_fake_switch() {
     // acmctl cli: configuration and show commands through the same path.
     let out = acmctl_ok(
         &s,
-        &["cli", "configure terminal", "server real rs5 10.0.1.15", "port http", "exit", "server virtual www 10.0.0.100", "port http", "bind http rs5 http", "end", "show server bind"],
+        &[
+            "cli",
+            "configure terminal",
+            "server real rs5 10.0.1.15",
+            "port http",
+            "exit",
+            "server virtual www 10.0.0.100",
+            "port http",
+            "bind http rs5 http",
+            "end",
+            "show server bind",
+        ],
     );
     assert!(out.contains("rs5: 10.0.1.15, http (ACT)"), "{out}");
     assert!(acmctl_ok(&s, &["list", "--json"]).contains("10.0.1.15"));
@@ -157,7 +168,8 @@ fn config_errors_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[telnet]\nlisten = \"127.0.0.1:23\"\nidle = 5\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_controlplane")).args(["--config", cfg.to_str().unwrap()]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_controlplane")).args(["--config", cfg.to_str().unwrap()]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("idle") && err.contains("bad.toml"), "{err}");

@@ -185,9 +185,7 @@ pub enum PortLookupError {
     #[error("invalid port name {0:?}")]
     InvalidName(String),
     /// The device is a vdev whose driver plugin is not in the plugin directory.
-    #[error(
-        "no port `{name}`: no driver `{driver}` (librte_{driver}.so) in the DPDK plugin directory {plugin_dir}"
-    )]
+    #[error("no port `{name}`: no driver `{driver}` (librte_{driver}.so) in the DPDK plugin directory {plugin_dir}")]
     DriverMissing {
         /// The device name looked up.
         name: String,
@@ -281,11 +279,8 @@ impl Eal {
         INIT.store(FINISHED, Ordering::SeqCst);
         if ret < 0 {
             let errno = Errno::last();
-            let missing = if extra_plugins {
-                None
-            } else {
-                devices.iter().find_map(|d| missing_driver(d).map(|drv| (d, drv)))
-            };
+            let missing =
+                if extra_plugins { None } else { devices.iter().find_map(|d| missing_driver(d).map(|drv| (d, drv))) };
             if let Some((device, driver)) = missing {
                 return Err(EalError::DriverMissing {
                     device: device.clone(),
@@ -352,9 +347,7 @@ impl Eal {
             let id = p as u16;
             out.push(PortId(id));
             // SAFETY: as above.
-            p = unsafe {
-                dpdk_sys::rte_eth_find_next_owned_by(id + 1, u64::from(dpdk_sys::RTE_ETH_DEV_NO_OWNER))
-            };
+            p = unsafe { dpdk_sys::rte_eth_find_next_owned_by(id + 1, u64::from(dpdk_sys::RTE_ETH_DEV_NO_OWNER)) };
         }
         out
     }
@@ -521,8 +514,16 @@ mod tests {
     #[test]
     fn configured_devices_are_parsed_from_args() {
         let a = strings(&[
-            "p", "-l", "0", "--vdev", "net_null0,size=64", "--vdev=net_ring0", "-a", "01:00.0",
-            "-a0000:02:00.1", "--file-prefix=x",
+            "p",
+            "-l",
+            "0",
+            "--vdev",
+            "net_null0,size=64",
+            "--vdev=net_ring0",
+            "-a",
+            "01:00.0",
+            "-a0000:02:00.1",
+            "--file-prefix=x",
         ]);
         assert_eq!(configured_devices(&a), strings(&["net_null0", "net_ring0", "0000:01:00.0", "0000:02:00.1"]));
     }

@@ -57,11 +57,7 @@ unsafe extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     match catch_unwind(AssertUnwindSafe(move || (*job)())) {
         Ok(rc) => rc,
         Err(payload) => {
-            tracing::error!(
-                lcore = current_lcore(),
-                "closure on lcore panicked: {}",
-                panic_message(payload.as_ref())
-            );
+            tracing::error!(lcore = current_lcore(), "closure on lcore panicked: {}", panic_message(payload.as_ref()));
             LCORE_PANICKED
         }
     }

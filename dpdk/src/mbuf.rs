@@ -91,10 +91,7 @@ impl Mbuf {
         // data buffer (DPDK invariant), and self owns the mbuf, so nobody
         // writes it while the shared borrow lives.
         unsafe {
-            std::slice::from_raw_parts(
-                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
-                usize::from(m.data_len),
-            )
+            std::slice::from_raw_parts(m.buf_addr.cast::<u8>().add(usize::from(m.data_off)), usize::from(m.data_len))
         }
     }
 

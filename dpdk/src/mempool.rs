@@ -174,9 +174,8 @@ impl Mempool {
         // SAFETY: c_name is a valid C string for the call; the EAL is
         // initialised (we hold &Eal); the other arguments are plain values
         // that DPDK validates.
-        let ptr = unsafe {
-            dpdk_sys::rte_pktmbuf_pool_create(c_name.as_ptr(), n_mbufs, cache_size, 0, data_room, socket.0)
-        };
+        let ptr =
+            unsafe { dpdk_sys::rte_pktmbuf_pool_create(c_name.as_ptr(), n_mbufs, cache_size, 0, data_room, socket.0) };
         let Some(ptr) = NonNull::new(ptr) else {
             return Err(MempoolError::Create { name: name.to_owned(), n: n_mbufs, errno: Errno::last() });
         };

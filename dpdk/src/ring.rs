@@ -187,9 +187,8 @@ impl Producer {
         let p: *mut rte_mbuf = m.into_raw();
         let obj = p.cast::<c_void>();
         // SAFETY: one owned mbuf pointer; single producer as above.
-        let n = unsafe {
-            dpdk_sys::dpdk_shim_ring_enqueue_burst(self.inner.ptr.as_ptr(), &obj, 1, std::ptr::null_mut())
-        };
+        let n =
+            unsafe { dpdk_sys::dpdk_shim_ring_enqueue_burst(self.inner.ptr.as_ptr(), &obj, 1, std::ptr::null_mut()) };
         if n == 1 {
             Ok(())
         } else {

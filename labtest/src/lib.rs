@@ -174,9 +174,7 @@ pub fn lab_script() -> PathBuf {
 
 /// The directory holding one state dir per lab (`ACM_LAB_RUN`, default `/run/acm-lab`).
 pub fn run_root() -> PathBuf {
-    std::env::var_os("ACM_LAB_RUN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/acm-lab"))
+    std::env::var_os("ACM_LAB_RUN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/acm-lab"))
 }
 
 /// A lab prefix no other running test or demo uses: `t` + pid + counter + clock,
@@ -184,10 +182,7 @@ pub fn run_root() -> PathBuf {
 pub fn unique_prefix() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed) & 0xff;
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let pid = std::process::id() & 0xff_ffff;
     format!("t{pid:x}{n:02x}{:03x}", (nanos >> 10) & 0xfff)
 }
@@ -349,9 +344,7 @@ impl Offloads {
     /// Parse `ethtool -k` output; `None` if a feature is not listed.
     pub fn parse(text: &str) -> Option<Offloads> {
         let get = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(|v| v.trim_start().starts_with("on"))
+            text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(|v| v.trim_start().starts_with("on"))
         };
         Some(Offloads {
             rx_checksum: get("rx-checksumming")?,
@@ -414,12 +407,8 @@ impl Lab {
             return Err(LabError::BadPrefix(prefix.to_owned()));
         }
         run_lab_script(&["up", prefix])?;
-        let mut lab = Lab {
-            prefix: prefix.to_owned(),
-            state: run_root().join(prefix),
-            ports: BTreeMap::new(),
-            down: false,
-        };
+        let mut lab =
+            Lab { prefix: prefix.to_owned(), state: run_root().join(prefix), ports: BTreeMap::new(), down: false };
         // On error from here on, Drop takes the half-made lab down again.
         lab.reload()?;
         Ok(lab)
@@ -530,9 +519,7 @@ impl Lab {
     /// Run `cmd args` in the role's netns (`ip netns exec ${P}-ROLE ...`) and
     /// return its output whatever its exit status.
     pub fn exec_in(&self, role: Role, cmd: &str, args: &[&str]) -> Result<Output> {
-        self.command(role, cmd, args)
-            .output()
-            .map_err(|source| LabError::Spawn { program: cmd.to_owned(), source })
+        self.command(role, cmd, args).output().map_err(|source| LabError::Spawn { program: cmd.to_owned(), source })
     }
 
     /// Like [`Lab::exec_in`], but a non-zero exit is an error; returns stdout.

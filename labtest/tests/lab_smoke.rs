@@ -41,9 +41,7 @@ fn lab_comes_up_serves_and_goes_away() {
         let body = lab.curl_in(Role::Rs(1), &url, T).unwrap();
         assert!(body.starts_with(&format!("rs{i} {}:", rs_addr(1))), "{body:?}");
     }
-    let (size, sum) = lab
-        .download_sha256(Role::Rs(2), &format!("http://{}/big.bin", rs_addr(3)), T * 4)
-        .unwrap();
+    let (size, sum) = lab.download_sha256(Role::Rs(2), &format!("http://{}/big.bin", rs_addr(3)), T * 4).unwrap();
     assert_eq!((size, sum.as_str()), (lab.big_size(), lab.big_sha256()));
     assert_eq!(size, 20 << 20);
 
@@ -94,9 +92,7 @@ fn kernel_gateway_carries_client_traffic_to_every_real_server() {
         let body = lab.curl(&format!("http://{}/whoami", rs_addr(i)), T).unwrap();
         assert!(body.starts_with(&format!("rs{i} {}:", labtest::CLIENT_ADDR)), "{body:?}");
     }
-    let (size, sum) = lab
-        .download_sha256(Role::Client, &format!("http://{}/big.bin", rs_addr(2)), T * 4)
-        .unwrap();
+    let (size, sum) = lab.download_sha256(Role::Client, &format!("http://{}/big.bin", rs_addr(2)), T * 4).unwrap();
     assert_eq!((size, sum.as_str()), (lab.big_size(), lab.big_sha256()));
 
     lab.kernel_gateway(false).unwrap();
@@ -143,11 +139,7 @@ fn dpdk_testpmd_forwards_through_the_lab() {
     let script = labtest::repo_root().join("lab").join("check-dpdk.sh");
     let out = Command::new("bash").arg(&script).arg(&prefix).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "check-dpdk.sh failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "check-dpdk.sh failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     eprintln!("{}", stdout.trim());
     lab.down().expect("lab down");
     assert_gone(&prefix);

@@ -132,7 +132,8 @@ impl Template {
             L4Proto::Tcp => 6,
             L4Proto::Udp => 17,
         };
-        let l4_base = u32::from(fold(pseudo_header_v4(Ipv4Addr::UNSPECIFIED, spec.dst, proto_no, l4.len() as u16) + sum(l4)));
+        let l4_base =
+            u32::from(fold(pseudo_header_v4(Ipv4Addr::UNSPECIFIED, spec.dst, proto_no, l4.len() as u16) + sum(l4)));
         Ok(Template { bytes, proto: spec.proto, payload, ip_base, l4_base })
     }
 
@@ -247,9 +248,11 @@ mod tests {
         for size in [64, 65, 128, 1518] {
             let t = Template::new(&spec(L4Proto::Tcp, size)).unwrap();
             let mut buf = vec![0u8; t.len()];
-            for (src, sport, seq, syn, ts) in
-                [(0xc612_0100, 1024, 0, true, 0), (0xc612_01ff, 65535, u32::MAX, false, u64::MAX), (0x0a00_0002, 40000, 0x1234_5678, false, 0xdead_beef_cafe)]
-            {
+            for (src, sport, seq, syn, ts) in [
+                (0xc612_0100, 1024, 0, true, 0),
+                (0xc612_01ff, 65535, u32::MAX, false, u64::MAX),
+                (0x0a00_0002, 40000, 0x1234_5678, false, 0xdead_beef_cafe),
+            ] {
                 t.write(&mut buf, src, sport, seq, syn, ts);
                 assert_eq!(buf.len() + FCS_LEN, usize::from(size));
                 assert!(l4_ok(&buf), "size {size} src {src:x}");

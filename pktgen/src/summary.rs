@@ -140,28 +140,48 @@ impl Summary {
             "setup: {} flows opened, {} missing, {} rounds, {:.2} s",
             self.setup.opened, self.setup.missing, self.setup.rounds, self.setup.seconds
         );
-        let _ = writeln!(s, "{:<9} {:>12} {:>12} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}", "direction", "tx", "rx", "tx Mpps", "rx Mpps", "Gbit/s", "lost", "reorder", "lat p50", "lat p99", "lat max");
+        let _ = writeln!(
+            s,
+            "{:<9} {:>12} {:>12} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
+            "direction", "tx", "rx", "tx Mpps", "rx Mpps", "Gbit/s", "lost", "reorder", "lat p50", "lat p99", "lat max"
+        );
         let mut row = |name: &str, d: &DirectionStats| {
             let _ = writeln!(
                 s,
                 "{:<9} {:>12} {:>12} {:>9.3} {:>9.3} {:>8.2} {:>8} {:>9} {:>8.1}µ {:>8.1}µ {:>8.1}µ",
-                name, d.tx, d.rx, d.tx_mpps, d.mpps, d.gbps, d.lost, d.reorder, d.latency_us.p50, d.latency_us.p99, d.latency_us.max
+                name,
+                d.tx,
+                d.rx,
+                d.tx_mpps,
+                d.mpps,
+                d.gbps,
+                d.lost,
+                d.reorder,
+                d.latency_us.p50,
+                d.latency_us.p99,
+                d.latency_us.max
             );
         };
         row("forward", &self.forward);
         if let Some(r) = &self.reverse {
             row("reverse", r);
         }
-        let invalid: u64 = self.forward.invalid.values().sum::<u64>() + self.reverse.as_ref().map_or(0, |r| r.invalid.values().sum());
+        let invalid: u64 =
+            self.forward.invalid.values().sum::<u64>() + self.reverse.as_ref().map_or(0, |r| r.invalid.values().sum());
         let _ = writeln!(s, "invalid: {invalid} {:?}", self.forward.invalid);
         if self.new_conn_per_s > 0.0 {
             let _ = writeln!(s, "new connections: {:.3} M/s", self.new_conn_per_s / 1e6);
         }
         if !self.servers.is_empty() {
             let total: u64 = self.servers.values().sum();
-            let (lo, hi) = (self.servers.values().min().copied().unwrap_or(0), self.servers.values().max().copied().unwrap_or(0));
+            let (lo, hi) =
+                (self.servers.values().min().copied().unwrap_or(0), self.servers.values().max().copied().unwrap_or(0));
             let mean = total as f64 / self.servers.len() as f64;
-            let _ = writeln!(s, "distribution over {} real servers: min {lo} max {hi} (mean {mean:.0})", self.servers.len());
+            let _ = writeln!(
+                s,
+                "distribution over {} real servers: min {lo} max {hi} (mean {mean:.0})",
+                self.servers.len()
+            );
         }
         if let Some(c) = &self.churn {
             let _ = writeln!(
@@ -174,7 +194,13 @@ impl Summary {
             let _ = writeln!(
                 s,
                 "disruption: removed {} of {}: {} of {} flows moved ({:.2} %, ideal {:.2} %), {} were on it",
-                d.removed, d.servers, d.moved, d.flows, d.fraction_moved * 100.0, d.ideal * 100.0, d.on_removed
+                d.removed,
+                d.servers,
+                d.moved,
+                d.flows,
+                d.fraction_moved * 100.0,
+                d.ideal * 100.0,
+                d.on_removed
             );
         }
         s

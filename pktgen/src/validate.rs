@@ -226,10 +226,18 @@ impl Validator {
             _ => return Err(None),
         };
         let (sport, dport, seq, syn, payload) = match (self.proto, ip.l4) {
-            (L4Proto::Tcp, L4::Tcp(t)) => (t.src_port, t.dst_port, t.seq, t.flags.contains(TcpFlags::SYN), usize::from(t.offset) + usize::from(t.header_len)),
+            (L4Proto::Tcp, L4::Tcp(t)) => (
+                t.src_port,
+                t.dst_port,
+                t.seq,
+                t.flags.contains(TcpFlags::SYN),
+                usize::from(t.offset) + usize::from(t.header_len),
+            ),
             (L4Proto::Udp, L4::Udp(u)) => {
                 let pl = usize::from(u.offset) + 8;
-                let (seq, open) = frame.get(pl + 6..pl + 11).map_or((0, false), |b| (u32::from_be_bytes([b[0], b[1], b[2], b[3]]), b[4] == 1));
+                let (seq, open) = frame
+                    .get(pl + 6..pl + 11)
+                    .map_or((0, false), |b| (u32::from_be_bytes([b[0], b[1], b[2], b[3]]), b[4] == 1));
                 (u.src_port, u.dst_port, seq, open, pl)
             }
             _ => return Err(Some(Received::Invalid(Invalid::WrongProtocol))),
@@ -366,8 +374,15 @@ mod tests {
         assert_eq!((rx.space, rx.flow, rx.server, rx.seq, rx.ts, rx.syn), (Space::Established, 250, 1, 42, 777, false));
         // The server's answer as the device sends it to the client: from VIP:80.
         let mut back = [0u8; 60];
-        let ipf = dataplane::wire::build::Ipv4Frame { src: VIP, dst: Ipv4Addr::from(ip), ttl: 62, ..Default::default() };
-        let seg = dataplane::wire::build::TcpSegment { src_port: 80, dst_port: port, seq: 42, flags: TcpFlags::ACK, ..Default::default() };
+        let ipf =
+            dataplane::wire::build::Ipv4Frame { src: VIP, dst: Ipv4Addr::from(ip), ttl: 62, ..Default::default() };
+        let seg = dataplane::wire::build::TcpSegment {
+            src_port: 80,
+            dst_port: port,
+            seq: 42,
+            flags: TcpFlags::ACK,
+            ..Default::default()
+        };
         let n = dataplane::wire::build::tcp_frame(&mut back, &ipf, &seg, &[], &[0, 0, 0, 0, 3, 9]).unwrap();
         let Received::Valid(r) = v.reverse(&back[..n]) else { panic!("{:?}", v.reverse(&back[..n])) };
         assert_eq!(r.ts, 0x309);

@@ -120,7 +120,9 @@ tap = "pss{tap}"
     let _dp = Dataplane(child);
     let mut client = match Client::connect_wait(&api, Duration::from_secs(20)) {
         Ok(c) => c,
-        Err(e) => panic!("dataplane API: {e}\n{}", std::fs::read_to_string(dir.join("dataplane.log")).unwrap_or_default()),
+        Err(e) => {
+            panic!("dataplane API: {e}\n{}", std::fs::read_to_string(dir.join("dataplane.log")).unwrap_or_default())
+        }
     };
     let service = ServiceKey { vip: Ipv4Addr::new(198, 18, 0, 100), proto: Proto::Tcp, vport: 80 };
     for i in 11..=13 {
@@ -129,7 +131,11 @@ tap = "pss{tap}"
     }
 
     // TCP both ways: flows opened by SYN, then ACKs, answered by the "real servers".
-    let s = run_pktgen(&dir, "tcp", &["--flows", "3000", "--reply", "--rate", "100000", "--duration", "1", "--warmup", "0.2"]);
+    let s = run_pktgen(
+        &dir,
+        "tcp",
+        &["--flows", "3000", "--reply", "--rate", "100000", "--duration", "1", "--warmup", "0.2"],
+    );
     assert_eq!(s.setup.missing, 0, "every flow opened: {s:?}");
     assert!(s.forward.invalid.is_empty(), "forward rewrites: {:?}", s.forward.invalid);
     let rev = s.reverse.as_ref().expect("reverse direction measured");
@@ -138,14 +144,40 @@ tap = "pss{tap}"
     assert_eq!(s.servers.len(), 3);
     assert!(s.servers.values().all(|&n| n > s.forward.rx / 10), "every real server got its share: {:?}", s.servers);
     // Correctness, not speed: losses would be tx-queue drops on a starved machine.
-    assert!(s.forward.lost.unsigned_abs() * 100 <= s.forward.tx.max(1), "forward lost {} of {}", s.forward.lost, s.forward.tx);
+    assert!(
+        s.forward.lost.unsigned_abs() * 100 <= s.forward.tx.max(1),
+        "forward lost {} of {}",
+        s.forward.lost,
+        s.forward.tx
+    );
 
     // UDP service too, and new connections.
     for i in 11..=13 {
-        let key = BindingKey { service: ServiceKey { proto: Proto::Udp, ..service }, real: RealServer { rip: Ipv4Addr::new(198, 19, 0, i), rport: 8080 } };
+        let key = BindingKey {
+            service: ServiceKey { proto: Proto::Udp, ..service },
+            real: RealServer { rip: Ipv4Addr::new(198, 19, 0, i), rport: 8080 },
+        };
         client.add(key, BindingParams::default()).expect("add udp binding");
     }
-    let s = run_pktgen(&dir, "udp", &["--proto", "udp", "--flows", "500", "--frame-size", "512", "--reply", "--rate", "50000", "--duration", "0.5", "--warmup", "0.1"]);
+    let s = run_pktgen(
+        &dir,
+        "udp",
+        &[
+            "--proto",
+            "udp",
+            "--flows",
+            "500",
+            "--frame-size",
+            "512",
+            "--reply",
+            "--rate",
+            "50000",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.1",
+        ],
+    );
     assert!(s.forward.invalid.is_empty() && s.reverse.as_ref().unwrap().invalid.is_empty(), "{s:?}");
     assert!(s.forward.rx > 10_000);
     let s = run_pktgen(&dir, "syn", &["--pattern", "syn", "--rate", "50000", "--duration", "0.5", "--warmup", "0.1"]);

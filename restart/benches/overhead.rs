@@ -3,10 +3,10 @@
 //! crash-atomic state record updates, and the fd-keeping message.
 
 use std::io::{Read, Write};
-#[allow(unused_imports)]
-use std::os::fd::AsRawFd;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
+#[allow(unused_imports)]
+use std::os::fd::AsRawFd;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use restart::hread::{HoldCtl, HoldSlab, HoldingReader, HreadMode};
@@ -25,7 +25,12 @@ fn pair() -> (TcpStream, TcpStream) {
 
 /// Time only the server side of reading 32 queued requests (the client's
 /// writes and the loopback wake-ups are outside the timed section).
-fn timed_reads(iters: u64, cl: &mut TcpStream, sv: &TcpStream, mut read_one: impl FnMut(&TcpStream) -> usize) -> std::time::Duration {
+fn timed_reads(
+    iters: u64,
+    cl: &mut TcpStream,
+    sv: &TcpStream,
+    mut read_one: impl FnMut(&TcpStream) -> usize,
+) -> std::time::Duration {
     const K: usize = 32;
     let burst: Vec<u8> = REQ.repeat(K);
     let mut total = std::time::Duration::ZERO;
@@ -53,7 +58,9 @@ fn bench_hread(c: &mut Criterion) {
     {
         let (mut cl, sv) = pair();
         let mut buf = [0u8; 4096];
-        g.bench_function("read", |b| b.iter_custom(|n| timed_reads(n, &mut cl, &sv, |s| (&*s).read(&mut buf[..REQ.len()]).unwrap())));
+        g.bench_function("read", |b| {
+            b.iter_custom(|n| timed_reads(n, &mut cl, &sv, |s| (&*s).read(&mut buf[..REQ.len()]).unwrap()))
+        });
     }
     // hread, peek-off mode: peek each request, delete every `batch` requests.
     for batch in [1u64, 64] {
@@ -78,7 +85,11 @@ fn bench_hread(c: &mut Criterion) {
     // hread, fallback mode: bytes moved into a region hold buffer.
     {
         let name = format!("bench-hread-{}", std::process::id());
-        let layout = LayoutSpec { name: "bench".into(), version: 1, tables: vec![(1, TableKind::Records, HoldCtl::SIZE as u32, 1), (2, TableKind::Raw, 8192, 1)] };
+        let layout = LayoutSpec {
+            name: "bench".into(),
+            version: 1,
+            tables: vec![(1, TableKind::Records, HoldCtl::SIZE as u32, 1), (2, TableKind::Raw, 8192, 1)],
+        };
         let region = Region::create(&name, &layout, &RegionOptions::default()).unwrap();
         let (mut cl, sv) = pair();
         let slab = HoldSlab { region: region.clone(), ctl_table: 1, data_table: 2, index: 0 };
@@ -116,7 +127,10 @@ fn bench_state(c: &mut Criterion) {
     let layout = LayoutSpec {
         name: "bench".into(),
         version: 1,
-        tables: vec![(1, TableKind::Records, HoldCtl::SIZE as u32, 1024), (2, TableKind::Records, Big::SIZE as u32, 1024)],
+        tables: vec![
+            (1, TableKind::Records, HoldCtl::SIZE as u32, 1024),
+            (2, TableKind::Records, Big::SIZE as u32, 1024),
+        ],
     };
     let region = Region::create(&name, &layout, &RegionOptions::default()).unwrap();
     let mut g = c.benchmark_group("state_update");

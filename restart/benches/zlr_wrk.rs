@@ -127,7 +127,8 @@ fn cpu_ticks(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 /// wrk against `port` while accounting the CPU time of `pids()`.
@@ -308,14 +309,20 @@ fn main() {
     // Overheads are medians of per-round paired ratios (the runs of a pair
     // are back to back, so load from elsewhere on the machine cancels best).
     let paired = |f: fn(&Wrk) -> f64, inverse: bool| {
-        median(off.iter().zip(&on).map(|(a, b)| if inverse { (f(b) - f(a)) / f(a) * 100.0 } else { (f(a) - f(b)) / f(a) * 100.0 }).collect())
+        median(
+            off.iter()
+                .zip(&on)
+                .map(|(a, b)| if inverse { (f(b) - f(a)) / f(a) * 100.0 } else { (f(a) - f(b)) / f(a) * 100.0 })
+                .collect(),
+        )
     };
     let tput = paired(|w| w.rps, false);
     let cpu = paired(|w| w.cpu_us_per_req, true);
     let (off_cpu, on_cpu) = (m(&off, |w| w.cpu_us_per_req), m(&on, |w| w.cpu_us_per_req));
     let lat = paired(|w| w.lat_avg_ms, true);
     let tput_f = median(faulted_pairs.iter().map(|(a, b)| (a.rps - b.rps) / a.rps * 100.0).collect());
-    let lat_f = median(faulted_pairs.iter().map(|(a, b)| (b.lat_avg_ms - a.lat_avg_ms) / a.lat_avg_ms * 100.0).collect());
+    let lat_f =
+        median(faulted_pairs.iter().map(|(a, b)| (b.lat_avg_ms - a.lat_avg_ms) / a.lat_avg_ms * 100.0).collect());
     let report = serde_json::json!({
         "secs": secs, "rounds": rounds, "conns": conns, "nice": nice,
         "loadavg_end": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
@@ -334,14 +341,29 @@ fn main() {
     println!("| server CPU µs/request (median) | {off_cpu:.2} | {on_cpu:.2} | |");
     println!("| latency avg ms | {off_lat:.3} | {on_lat:.3} | {:.3} |", faulted.lat_avg_ms);
     println!("| latency p99 ms | {off_p99:.3} | {on_p99:.3} | {:.3} |", faulted.lat_p99_ms);
-    println!("| socket errors / non-2xx | {} / {} | {} / {} | {} / {} |", off.iter().map(|w| w.errors).sum::<u64>(), off.iter().map(|w| w.non2xx).sum::<u64>(), on.iter().map(|w| w.errors).sum::<u64>(), on.iter().map(|w| w.non2xx).sum::<u64>(), faulted.errors, faulted.non2xx);
+    println!(
+        "| socket errors / non-2xx | {} / {} | {} / {} | {} / {} |",
+        off.iter().map(|w| w.errors).sum::<u64>(),
+        off.iter().map(|w| w.non2xx).sum::<u64>(),
+        on.iter().map(|w| w.errors).sum::<u64>(),
+        on.iter().map(|w| w.non2xx).sum::<u64>(),
+        faulted.errors,
+        faulted.non2xx
+    );
     println!();
     println!("throughput overhead {tput:.2}% (with faults {tput_f:.2}%), latency overhead {lat:.2}% (with faults {lat_f:.2}%), server CPU per request overhead {cpu:.2}% — medians of paired rounds");
     println!("restart time, SIGSEGV → first response from the new generation (client view, n={}): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         client_ms.len(), pct(&client_ms, 0.5), pct(&client_ms, 0.99), pct(&client_ms, 1.0));
-    println!("restart time, exit seen by restartd → new generation ready (n={}): p50 {:.2} ms, p99 {:.2} ms",
-        restartd_ms.len(), pct(&restartd_ms, 0.5), pct(&restartd_ms, 0.99));
-    let out = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| "target".into()).join("zlr-bench.json");
+    println!(
+        "restart time, exit seen by restartd → new generation ready (n={}): p50 {:.2} ms, p99 {:.2} ms",
+        restartd_ms.len(),
+        pct(&restartd_ms, 0.5),
+        pct(&restartd_ms, 0.99)
+    );
+    let out = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "target".into())
+        .join("zlr-bench.json");
     let _ = std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap());
     println!("report: {}", out.display());
     let _ = std::fs::remove_dir_all(&dir);

@@ -321,7 +321,8 @@ impl HoldingReader {
             // Nothing buffered beyond what was read: move more out of the kernel.
             let free = cap - (self.ctl.tail - self.ctl.head);
             let dgram = self.flavour == Flavour::Datagram;
-            let want = if dgram { free.saturating_sub(FRAME) } else { free.min(buf.len().max(1) as u64 * 4).min(65536) };
+            let want =
+                if dgram { free.saturating_sub(FRAME) } else { free.min(buf.len().max(1) as u64 * 4).min(65536) };
             if want == 0 {
                 return Err(HreadError::HoldFull(self.ctl.tail - self.ctl.head));
             }
@@ -461,6 +462,12 @@ impl HoldingReader {
 }
 
 /// Convenience for callers holding an `AsFd`.
-pub fn hread(r: &mut HoldingReader, fd: &impl AsFd, buf: &mut [u8], rlen: usize, dlen: usize) -> Result<usize, HreadError> {
+pub fn hread(
+    r: &mut HoldingReader,
+    fd: &impl AsFd,
+    buf: &mut [u8],
+    rlen: usize,
+    dlen: usize,
+) -> Result<usize, HreadError> {
     r.hread(fd.as_fd(), buf, rlen, dlen)
 }

@@ -25,7 +25,12 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { window: Duration::from_secs(60), backoff_base: Duration::from_millis(100), backoff_max: Duration::from_secs(30), max_retries: 5 }
+        Policy {
+            window: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            max_retries: 5,
+        }
     }
 }
 
@@ -149,6 +154,9 @@ mod tests {
         let now = Instant::now();
         assert_eq!(t.on_exit(&p, &ExitCause::Exited { code: 0 }, now), Decision::Stop);
         assert_eq!(t.on_exit(&p, &ExitCause::Exited { code: 3 }, now), Decision::RestartNow);
-        assert_eq!(t.on_exit(&p, &ExitCause::Planned { reason: "upgrade".into(), from: "x".into() }, now), Decision::Planned);
+        assert_eq!(
+            t.on_exit(&p, &ExitCause::Planned { reason: "upgrade".into(), from: "x".into() }, now),
+            Decision::Planned
+        );
     }
 }

@@ -57,7 +57,9 @@ impl std::fmt::Display for ExitCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ExitCause::Exited { code } => write!(f, "exited with status {code}"),
-            ExitCause::Signaled { name, core, .. } => write!(f, "killed by {name}{}", if *core { " (core dumped)" } else { "" }),
+            ExitCause::Signaled { name, core, .. } => {
+                write!(f, "killed by {name}{}", if *core { " (core dumped)" } else { "" })
+            }
             ExitCause::Planned { reason, from } => write!(f, "planned {reason} (was {from})"),
         }
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::fdpass;
-use crate::proto::{self, LayoutInfo, Registration, RegInfo, Reply, Request};
+use crate::proto::{self, LayoutInfo, RegInfo, Registration, Reply, Request};
 
 /// Errors talking to restartd.
 #[derive(Debug, Error)]
@@ -88,7 +88,8 @@ impl Service {
     /// Connect to restartd at `path` as role `child_id`, fetch the reginfo and
     /// receive the kept descriptors.
     pub fn connect(path: &Path, child_id: u32) -> Result<Service, ServiceError> {
-        let sock = fdpass::connect(path).map_err(|source| ServiceError::Connect { path: path.to_path_buf(), source })?;
+        let sock =
+            fdpass::connect(path).map_err(|source| ServiceError::Connect { path: path.to_path_buf(), source })?;
         send(sock.as_fd(), &Request::Hello { child_id }, &[])?;
         let mut buf = Vec::new();
         let info = match recv(sock.as_fd(), &mut buf)? {

@@ -74,9 +74,7 @@ fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> 
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `fd` is live; `v` and `len` are valid, writable and correctly sized.
-    let r = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), level, name, (&mut v as *mut libc::c_int).cast(), &mut len)
-    };
+    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, (&mut v as *mut libc::c_int).cast(), &mut len) };
     cvt(r).map(|_| v)
 }
 
@@ -84,9 +82,8 @@ fn getsockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> io::Result<i32> 
 /// kernel reads from the peek offset and advances it.
 pub fn recv_peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes for the call.
-    let r = unsafe {
-        libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT)
-    };
+    let r =
+        unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK | libc::MSG_DONTWAIT) };
     cvt_size(r)
 }
 
@@ -216,7 +213,14 @@ impl Mapping {
         // SAFETY: a fresh shared mapping chosen by the kernel (no fixed
         // address), so no existing memory is affected.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
@@ -236,7 +240,11 @@ impl Mapping {
     }
 
     fn check(&self, off: usize, n: usize) {
-        assert!(off.checked_add(n).is_some_and(|e| e <= self.len), "mapping access out of bounds: {off}+{n} > {}", self.len);
+        assert!(
+            off.checked_add(n).is_some_and(|e| e <= self.len),
+            "mapping access out of bounds: {off}+{n} > {}",
+            self.len
+        );
     }
 
     /// Copy `out.len()` bytes at `off` out of the mapping. Panics if out of

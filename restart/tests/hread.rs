@@ -14,7 +14,11 @@ use restart::region::{LayoutSpec, Region, RegionOptions, TableKind};
 
 fn slab_region() -> (Region, String) {
     let name = common::unique("hread");
-    let layout = LayoutSpec { name: "hread-test".into(), version: 1, tables: vec![(1, TableKind::Records, HoldCtl::SIZE as u32, 4), (2, TableKind::Raw, 4096, 4)] };
+    let layout = LayoutSpec {
+        name: "hread-test".into(),
+        version: 1,
+        tables: vec![(1, TableKind::Records, HoldCtl::SIZE as u32, 4), (2, TableKind::Raw, 4096, 4)],
+    };
     let opts = RegionOptions { hugetlbfs: "/nonexistent".into(), ..RegionOptions::default() };
     (Region::create(&name, &layout, &opts).unwrap(), name)
 }

@@ -23,7 +23,11 @@ impl Record for Conn {
 }
 
 fn layout(version: u32) -> LayoutSpec {
-    LayoutSpec { name: "test-app".into(), version, tables: vec![(1, TableKind::Records, Conn::SIZE as u32, 100), (2, TableKind::Raw, 8192, 4)] }
+    LayoutSpec {
+        name: "test-app".into(),
+        version,
+        tables: vec![(1, TableKind::Records, Conn::SIZE as u32, 100), (2, TableKind::Raw, 8192, 4)],
+    }
 }
 
 #[test]

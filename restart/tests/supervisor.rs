@@ -18,7 +18,13 @@ fn www(dir: &std::path::Path) {
 #[test]
 fn clean_exit_is_not_restarted() {
     let dir = tmpdir("rd-true");
-    let out = Command::new(RESTARTD).arg("--control").arg(dir.join("c.sock")).args(["--", "/bin/true"]).stderr(Stdio::piped()).output().unwrap();
+    let out = Command::new(RESTARTD)
+        .arg("--control")
+        .arg(dir.join("c.sock"))
+        .args(["--", "/bin/true"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(log.matches("started /bin/true").count(), 1, "{log}");
@@ -53,7 +59,8 @@ fn nonzero_exit_loop_backs_off_and_gives_up() {
 fn crash_loop_at_start_backs_off_and_stops() {
     let dir = tmpdir("rd-segv");
     www(&dir);
-    let mut d = Daemon::start(&dir, &["--backoff-base-ms", "20", "--max-retries", "3"], &[], &[("ZLR_CRASH_AT_START", "1")]);
+    let mut d =
+        Daemon::start(&dir, &["--backoff-base-ms", "20", "--max-retries", "3"], &[], &[("ZLR_CRASH_AT_START", "1")]);
     let code = d.wait_exit(Duration::from_secs(20)).expect("restartd must stop instead of looping");
     let log = d.log_text();
     assert_eq!(code, 2, "{log}");
@@ -68,7 +75,8 @@ fn crash_during_recovery_is_not_looped() {
     }
     let dir = tmpdir("rd-recov");
     www(&dir);
-    let mut d = Daemon::start(&dir, &["--backoff-base-ms", "20", "--max-retries", "2"], &[], &[("ZLR_CRASH_IN_RECOVERY", "1")]);
+    let mut d =
+        Daemon::start(&dir, &["--backoff-base-ms", "20", "--max-retries", "2"], &[], &[("ZLR_CRASH_IN_RECOVERY", "1")]);
     let pid = d.wait_ready(1);
     // Keep a connection so the recovery path has work to do.
     let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
@@ -138,7 +146,8 @@ fn upgrade_to_incompatible_layout_is_refused() {
     let st = d.status().unwrap();
     assert_eq!((st.generation, st.pid), (1, Some(pid1)), "the running generation is untouched");
     // A binary that does not declare a layout is refused too.
-    let out = Command::new(RESTARTCTL).arg("--control").arg(&d.control).args(["upgrade", "/bin/true"]).output().unwrap();
+    let out =
+        Command::new(RESTARTCTL).arg("--control").arg(&d.control).args(["upgrade", "/bin/true"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not declare its state layout"));
 }
@@ -183,13 +192,21 @@ fn connection_close_ends_with_fin_not_reset() {
     www(&dir);
     let d = Daemon::start(&dir, &[], &[], &[]);
     d.wait_ready(1);
-    for req in [&b"GET /index.html HTTP/1.1\r\nConnection: close\r\n\r\n"[..], b"GET /index.html HTTP/1.0\r\n\r\n", b"GET /missing HTTP/1.1\r\nConnection: close\r\n\r\n"] {
+    for req in [
+        &b"GET /index.html HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+        b"GET /index.html HTTP/1.0\r\n\r\n",
+        b"GET /missing HTTP/1.1\r\nConnection: close\r\n\r\n",
+    ] {
         let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.write_all(req).unwrap();
         let mut all = Vec::new();
         std::io::Read::read_to_end(&mut s, &mut all).expect("clean close (FIN), not a reset");
-        assert!(all.starts_with(b"HTTP/1.1 200") || all.starts_with(b"HTTP/1.1 404"), "{}", String::from_utf8_lossy(&all));
+        assert!(
+            all.starts_with(b"HTTP/1.1 200") || all.starts_with(b"HTTP/1.1 404"),
+            "{}",
+            String::from_utf8_lossy(&all)
+        );
     }
 }
 

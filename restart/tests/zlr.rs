@@ -79,7 +79,10 @@ fn download_5mb_survives_sigsegv() {
     assert!(matches!(st.roles[0].last_exit, Some(restart::ExitCause::Signaled { signal: libc::SIGSEGV, .. })));
     let log = d.log_text();
     assert!(log.contains("resuming response"), "the crash should land mid-response; log:\n{log}");
-    eprintln!("killed after {killed_at} bytes; longest read gap after the crash {max_gap:?}; restart {:?} ms", st.roles[0].last_restart_ms);
+    eprintln!(
+        "killed after {killed_at} bytes; longest read gap after the crash {max_gap:?}; restart {:?} ms",
+        st.roles[0].last_restart_ms
+    );
     assert!(max_gap < Duration::from_secs(2), "stall {max_gap:?}");
     // The same connection keeps serving (keep-alive).
     s.write_all(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -110,7 +113,8 @@ fn hundred_clients(hread: &str) {
             };
             let req = |k: usize| {
                 let (a, b) = range(k);
-                format!("GET /small.bin HTTP/1.1\r\nHost: x\r\nRange: bytes={a}-{b}\r\nX-Client: {i}-{k}\r\n\r\n").into_bytes()
+                format!("GET /small.bin HTTP/1.1\r\nHost: x\r\nRange: bytes={a}-{b}\r\nX-Client: {i}-{k}\r\n\r\n")
+                    .into_bytes()
             };
             let check = |s: &mut TcpStream, k: usize| {
                 let (h, body) = read_response(s);
@@ -138,7 +142,9 @@ fn hundred_clients(hread: &str) {
             match s.read(&mut extra) {
                 Ok(0) => panic!("client {i}: connection closed"),
                 Ok(n) => panic!("client {i}: {n} unexpected extra bytes: {:?}", String::from_utf8_lossy(&extra[..n])),
-                Err(e) => assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{e}"),
+                Err(e) => {
+                    assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{e}")
+                }
             }
         }));
     }
@@ -193,7 +199,12 @@ fn acceptance_curl_download_with_sigsegv() {
     let big = www(&dir);
     let d = Daemon::start(&dir, &[], &[], &[]);
     d.wait_ready(1);
-    let out = std::process::Command::new(RESTARTCTL).arg("--control").arg(&d.control).args(["status", "--json"]).output().unwrap();
+    let out = std::process::Command::new(RESTARTCTL)
+        .arg("--control")
+        .arg(&d.control)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["generation"], 1);

@@ -20,8 +20,8 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use table::{arg_kind, port_name, Cmd, PORT_NAMES, PREDICTORS};
 use table::kw_help;
+pub use table::{arg_kind, port_name, Cmd, PORT_NAMES, PREDICTORS};
 
 /// A typed argument.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -263,9 +263,7 @@ enum Step {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 32
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 impl Grammar {
@@ -299,11 +297,8 @@ impl Grammar {
                 None => (Arg::Kw(tok), tok, kw_help(tok)),
             };
             prev = Some(tok);
-            let existing = self.nodes[cur]
-                .next
-                .iter()
-                .copied()
-                .find(|&n| self.nodes[n].arg == arg && self.nodes[n].help == help);
+            let existing =
+                self.nodes[cur].next.iter().copied().find(|&n| self.nodes[n].arg == arg && self.nodes[n].help == help);
             cur = match existing {
                 Some(n) => n,
                 None => {
@@ -342,10 +337,7 @@ impl Grammar {
                     _ => None,
                 })
                 .collect();
-            if let Some(&(n, k)) = prefixed
-                .iter()
-                .find(|(_, k)| prefixed.iter().all(|(_, o)| o.starts_with(k)))
-            {
+            if let Some(&(n, k)) = prefixed.iter().find(|(_, k)| prefixed.iter().all(|(_, o)| o.starts_with(k))) {
                 return Step::Node(n, Value::Kw(k));
             }
             if prefixed.len() > 1 {
@@ -394,9 +386,7 @@ impl Grammar {
                 Step::Ambiguous => {
                     return Err(ParseError::Ambiguous { rest: line[w.start..].trim_end().into(), word: i })
                 }
-                Step::None => {
-                    return Err(ParseError::Invalid { rest: line[w.start..].trim_end().into(), word: i })
-                }
+                Step::None => return Err(ParseError::Invalid { rest: line[w.start..].trim_end().into(), word: i }),
             }
         }
         Ok((cur, values))
@@ -493,14 +483,15 @@ impl Grammar {
             return err.map_or_else(Vec::new, |e| e.lines());
         }
         if entries.is_empty() && !cr {
-            return ParseError::Invalid { rest: line[last.map_or(line.len(), |w| w.start)..].trim_end().into(), word: 0 }
-                .lines();
+            return ParseError::Invalid {
+                rest: line[last.map_or(line.len(), |w| w.start)..].trim_end().into(),
+                word: 0,
+            }
+            .lines();
         }
         let width = entries.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(20) + 2;
-        let mut out: Vec<String> = entries
-            .into_iter()
-            .map(|(n, h)| format!("  {n:<width$}{h}").trim_end().to_string())
-            .collect();
+        let mut out: Vec<String> =
+            entries.into_iter().map(|(n, h)| format!("  {n:<width$}{h}").trim_end().to_string()).collect();
         if cr {
             out.push("  <cr>".into());
         }
@@ -563,8 +554,5 @@ pub fn parse_port(w: &str) -> Option<u16> {
         return None;
     }
     let c: Vec<&(&str, u16)> = PORT_NAMES.iter().filter(|(n, _)| n.starts_with(w)).collect();
-    c.iter()
-        .find(|(n, _)| c.iter().all(|(o, _)| o.starts_with(n)))
-        .map(|(_, p)| *p)
+    c.iter().find(|(n, _)| c.iter().all(|(o, _)| o.starts_with(n))).map(|(_, p)| *p)
 }
-

@@ -86,10 +86,7 @@ pub const PORT_NAMES: &[(&str, u16)] = &[
 
 /// The name the running-config uses for a port number.
 pub fn port_name(port: u16) -> String {
-    PORT_NAMES
-        .iter()
-        .find(|(_, p)| *p == port)
-        .map_or_else(|| port.to_string(), |(n, _)| (*n).to_string())
+    PORT_NAMES.iter().find(|(_, p)| *p == port).map_or_else(|| port.to_string(), |(n, _)| (*n).to_string())
 }
 
 /// Predictor method names accepted by `predictor` and `server predictor`.
@@ -161,10 +158,7 @@ pub(super) fn kw_help(kw: &str) -> &'static str {
         "max-conn" => "Maximum connections",
         "source-nat" => "Translate the client source address",
         "drop-fraction" => "Drop a fraction of new connections (ACM Drop)",
-        _ => PREDICTORS
-            .iter()
-            .find(|(n, _)| *n == kw)
-            .map_or("", |(_, h)| *h),
+        _ => PREDICTORS.iter().find(|(n, _)| *n == kw).map_or("", |(_, h)| *h),
     }
 }
 
@@ -188,10 +182,8 @@ const PAGING: &[(&str, Cmd)] = &[
     ("terminal length LINES", Cmd::TerminalLength),
 ];
 
-const PRIV_EXTRA: &[(&str, Cmd)] = &[
-    ("show running-config", Cmd::ShowRunningConfig),
-    ("write memory", Cmd::WriteMemory),
-];
+const PRIV_EXTRA: &[(&str, Cmd)] =
+    &[("show running-config", Cmd::ShowRunningConfig), ("write memory", Cmd::WriteMemory)];
 
 const USER: &[(&str, Cmd)] = &[("enable", Cmd::Enable), ("exit", Cmd::Exit), ("quit", Cmd::Exit)];
 
@@ -302,4 +294,3 @@ impl Grammar {
         g
     }
 }
-

@@ -101,7 +101,9 @@ impl ApiServer {
     pub async fn handle(&self, body: RequestBody) -> Result<ResponseBody, ApiError> {
         let cm = &self.shared.cm;
         match body {
-            RequestBody::Primitive { primitive } => Ok(ResponseBody::Outcome(cm.primitive(Origin::Api, primitive).await?)),
+            RequestBody::Primitive { primitive } => {
+                Ok(ResponseBody::Outcome(cm.primitive(Origin::Api, primitive).await?))
+            }
             RequestBody::List => Ok(ResponseBody::List { bindings: cm.list() }),
             RequestBody::Latency { reset } => {
                 let rows = cm.latency();

@@ -181,7 +181,12 @@ fn run(a: &Args) -> Result<ExitCode, ClientError> {
             if a.json {
                 print_json(&s);
             } else {
-                println!("role: {}   cache generation: {}   bindings: {}", if s.active { "active" } else { "standby" }, s.generation, s.bindings);
+                println!(
+                    "role: {}   cache generation: {}   bindings: {}",
+                    if s.active { "active" } else { "standby" },
+                    s.generation,
+                    s.bindings
+                );
                 let k = &s.counters;
                 println!(
                     "requests: {}   filtered: {}   refused: {}   unavailable: {}   syncs: {}   sync corrections: {}   malformed API requests: {}",
@@ -199,7 +204,8 @@ fn run(a: &Args) -> Result<ExitCode, ClientError> {
             (plan.drain_timeout, plan.health_timeout) = (*drain_timeout, *health_timeout);
             let probe_interface = probe_interface.clone();
             let mut ops = ApiOps { client: &mut c, probe_timeout: std::time::Duration::from_secs(1), probe_interface };
-            let steps = rolling_restart(&mut ops, &plan, |l| println!("{l}")).map_err(|e| ClientError::Bad(e.to_string()))?;
+            let steps =
+                rolling_restart(&mut ops, &plan, |l| println!("{l}")).map_err(|e| ClientError::Bad(e.to_string()))?;
             println!("rolling restart of {vip}: {} server(s) restarted", steps.len());
             return Ok(ExitCode::SUCCESS);
         }
@@ -214,7 +220,9 @@ fn run(a: &Args) -> Result<ExitCode, ClientError> {
             let ops = 2.0 * *count as f64;
             let rows = c.latency(false)?;
             if a.json {
-                print_json(&serde_json::json!({ "ops": ops, "seconds": secs, "ops_per_s": ops / secs, "latency": rows }));
+                print_json(
+                    &serde_json::json!({ "ops": ops, "seconds": secs, "ops_per_s": ops / secs, "latency": rows }),
+                );
             } else {
                 println!("{ops} primitives in {secs:.3} s: {:.0} ops/s (one client, sequential)", ops / secs);
                 print_latency(&rows);
@@ -249,7 +257,10 @@ fn report(json: bool, o: &Outcome) {
                 s.switch_us.map(|u| format!(" (switch itself {u:.1} us)")).unwrap_or_default()
             ),
             Some(e) if s.unavailable => {
-                println!("  switch {}: {} NOT acknowledged: {e} (kept in the cache; the next sync pushes it)", s.switch, s.op)
+                println!(
+                    "  switch {}: {} NOT acknowledged: {e} (kept in the cache; the next sync pushes it)",
+                    s.switch, s.op
+                )
             }
             Some(e) => println!("  switch {}: {} refused: {e}", s.switch, s.op),
         }
@@ -257,7 +268,10 @@ fn report(json: bool, o: &Outcome) {
 }
 
 fn print_list(l: &[BindingInfo]) {
-    println!("{:<22} {:<22} {:<5} {:>6} {:<4} {:>8} {:>10} {:>10}", "Service", "Real server", "State", "Weight", "SNAT", "Flows", "PktsIn", "PktsOut");
+    println!(
+        "{:<22} {:<22} {:<5} {:>6} {:<4} {:>8} {:>10} {:>10}",
+        "Service", "Real server", "State", "Weight", "SNAT", "Flows", "PktsIn", "PktsOut"
+    );
     for b in l {
         println!(
             "{:<22} {:<22} {:<5} {:>6} {:<4} {:>8} {:>10} {:>10}",
@@ -277,7 +291,10 @@ fn print_list(l: &[BindingInfo]) {
 }
 
 fn print_latency(rows: &[LatencyReport]) {
-    println!("{:<13} {:<12} {:>8} {:>9} {:>9} {:>9} {:>9}", "Primitive", "Switch", "Count", "p50 us", "p90 us", "p99 us", "max us");
+    println!(
+        "{:<13} {:<12} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "Primitive", "Switch", "Count", "p50 us", "p90 us", "p99 us", "max us"
+    );
     for r in rows {
         let s = &r.summary;
         println!(

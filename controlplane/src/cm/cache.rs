@@ -22,7 +22,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
-use acm::{AcmError, BindingCounters, BindingInfo, BindingKey, BindingParams, BindingState, DropFraction, Primitive, ServiceKey};
+use acm::{
+    AcmError, BindingCounters, BindingInfo, BindingKey, BindingParams, BindingState, DropFraction, Primitive,
+    ServiceKey,
+};
 
 use super::CmError;
 
@@ -304,10 +307,7 @@ impl Cache {
         }
         self.drops.insert(service, fraction);
         // A switch knows the service only while some binding of it is pushed.
-        let on_switch = self
-            .bindings
-            .iter()
-            .any(|(k, e)| k.service == service && e.pushed != Pushed::Absent);
+        let on_switch = self.bindings.iter().any(|(k, e)| k.service == service && e.pushed != Pushed::Absent);
         let ops = if on_switch { vec![Primitive::Drop { service, fraction }] } else { Vec::new() };
         Ok(Plan { changed: true, ops, undo: Undo::Drop(service, prev) })
     }

@@ -89,10 +89,7 @@ fn force_remove_forgets_at_once() {
 fn unknown_bindings_and_services_are_refused() {
     let mut c = Cache::default();
     let k = key("10.0.0.100:80", "10.0.1.11:80");
-    assert_eq!(
-        c.plan(&Primitive::Remove { key: k }).unwrap_err(),
-        CmError::Acm(AcmError::UnknownService(k.service))
-    );
+    assert_eq!(c.plan(&Primitive::Remove { key: k }).unwrap_err(), CmError::Acm(AcmError::UnknownService(k.service)));
     c.plan(&add(k)).unwrap();
     let k2 = key("10.0.0.100:80", "10.0.1.12:80");
     assert_eq!(c.plan(&Primitive::ForceRemove { key: k2 }).unwrap_err(), CmError::Acm(AcmError::UnknownBinding(k2)));

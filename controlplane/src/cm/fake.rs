@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acm::{AcmError, BindingCounters, BindingInfo, BindingKey, BindingParams, BindingState, DropFraction, Primitive, ServiceKey};
+use acm::{
+    AcmError, BindingCounters, BindingInfo, BindingKey, BindingParams, BindingState, DropFraction, Primitive,
+    ServiceKey,
+};
 
 use super::switch::{DriverAck, DriverError, SwitchDriver, SwitchView};
 

@@ -419,7 +419,11 @@ impl Cm {
                         }
                         Err(DriverError::Unavailable(why)) => {
                             self.inner.counters.unavailable.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(?origin, switch, "{op} not acknowledged: {why}; kept in the cache for the next sync");
+                            tracing::warn!(
+                                ?origin,
+                                switch,
+                                "{op} not acknowledged: {why}; kept in the cache for the next sync"
+                            );
                             so.error = Some(why);
                             so.unavailable = true;
                         }

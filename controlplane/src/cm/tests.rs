@@ -18,13 +18,11 @@ fn add(k: BindingKey) -> Primitive {
 }
 
 fn cm_with(switches: Vec<(&str, VipFilter, FakeSwitch)>) -> Cm {
-    let opts = CmOptions { sync_interval: Duration::from_secs(3600), sync_grace: Duration::ZERO, ..CmOptions::default() };
+    let opts =
+        CmOptions { sync_interval: Duration::from_secs(3600), sync_grace: Duration::ZERO, ..CmOptions::default() };
     Cm::new(
         opts,
-        switches
-            .into_iter()
-            .map(|(n, v, f)| SwitchSpec { name: n.into(), vips: v, driver: Box::new(f) })
-            .collect(),
+        switches.into_iter().map(|(n, v, f)| SwitchSpec { name: n.into(), vips: v, driver: Box::new(f) }).collect(),
     )
 }
 

@@ -67,7 +67,10 @@ fn chain(e: &dyn std::error::Error) -> String {
 impl SwitchDriver for DataplaneDriver {
     fn apply(&mut self, op: &Primitive) -> Result<DriverAck, DriverError> {
         let ack = self.call(|c| c.primitive(op.clone()))?;
-        Ok(DriverAck { changed: ack.changed, switch_ns: Some(ack.timing.acked_ns.saturating_sub(ack.timing.received_ns)) })
+        Ok(DriverAck {
+            changed: ack.changed,
+            switch_ns: Some(ack.timing.acked_ns.saturating_sub(ack.timing.received_ns)),
+        })
     }
 
     fn list(&mut self) -> Result<SwitchView, DriverError> {

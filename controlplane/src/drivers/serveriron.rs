@@ -133,7 +133,13 @@ impl Session {
         Ok(out)
     }
 
-    fn login(addr: &str, user: &str, password: &str, enable: Option<&str>, timeout: Duration) -> Result<Session, DriverError> {
+    fn login(
+        addr: &str,
+        user: &str,
+        password: &str,
+        enable: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Session, DriverError> {
         let sa = addr
             .to_socket_addrs()
             .map_err(|e| unavailable(format!("{addr}: {e}")))?
@@ -180,7 +186,12 @@ fn tail(t: &str) -> String {
 fn device_error(out: &str) -> Option<String> {
     out.lines()
         .map(str::trim)
-        .find(|l| l.starts_with("Error") || l.starts_with("Invalid input") || l.starts_with("Incomplete command") || l.starts_with("Ambiguous input"))
+        .find(|l| {
+            l.starts_with("Error")
+                || l.starts_with("Invalid input")
+                || l.starts_with("Incomplete command")
+                || l.starts_with("Ambiguous input")
+        })
         .map(str::to_string)
 }
 
@@ -210,7 +221,13 @@ impl ServerIronDriver {
     }
 
     /// A driver for the device at `address` (`host:port`).
-    pub fn new(address: String, username: String, password: String, enable_password: Option<String>, timeout: Duration) -> ServerIronDriver {
+    pub fn new(
+        address: String,
+        username: String,
+        password: String,
+        enable_password: Option<String>,
+        timeout: Duration,
+    ) -> ServerIronDriver {
         ServerIronDriver {
             address,
             username,
@@ -226,7 +243,13 @@ impl ServerIronDriver {
 
     fn session(&mut self) -> Result<&mut Session, DriverError> {
         if self.session.is_none() {
-            let s = Session::login(&self.address, &self.username, &self.password, self.enable_password.as_deref(), self.timeout)?;
+            let s = Session::login(
+                &self.address,
+                &self.username,
+                &self.password,
+                self.enable_password.as_deref(),
+                self.timeout,
+            )?;
             self.session = Some(s);
             self.learn_names()?;
         }
@@ -300,7 +323,9 @@ impl ServerIronDriver {
         let port = cli::grammar::port_name;
         let check_tcp = |p: Proto| {
             if p == Proto::Udp {
-                Err(DriverError::Refused(AcmError::Parse("the serveriron-telnet driver serves TCP services only".into())))
+                Err(DriverError::Refused(AcmError::Parse(
+                    "the serveriron-telnet driver serves TCP services only".into(),
+                )))
             } else {
                 Ok(())
             }

@@ -55,7 +55,13 @@ fn device() -> Device {
 }
 
 fn driver(port: u16) -> ServerIronDriver {
-    ServerIronDriver::new(format!("127.0.0.1:{port}"), "admin".into(), "pw".into(), Some("pw".into()), Duration::from_secs(10))
+    ServerIronDriver::new(
+        format!("127.0.0.1:{port}"),
+        "admin".into(),
+        "pw".into(),
+        Some("pw".into()),
+        Duration::from_secs(10),
+    )
 }
 
 fn key(rip: &str) -> BindingKey {
@@ -98,7 +104,10 @@ fn drives_our_own_cli_over_telnet() {
 
     // UDP is refused, not sent.
     let u = BindingKey { service: "10.0.0.100:53/udp".parse().unwrap(), real: "10.0.1.11:53".parse().unwrap() };
-    assert!(matches!(d.apply(&Primitive::Add { key: u, params: BindingParams::default() }), Err(DriverError::Refused(_))));
+    assert!(matches!(
+        d.apply(&Primitive::Add { key: u, params: BindingParams::default() }),
+        Err(DriverError::Refused(_))
+    ));
     // A device error is a refusal, and the session stays usable.
     dev.backend.lock().unwrap().fail = Some(cli::BackendError::Unavailable("switch on fire".into()));
     let e = d.apply(&Primitive::Add { key: key("10.0.1.13:80"), params: BindingParams::default() });
@@ -113,7 +122,8 @@ fn reuses_the_device_names_and_survives_reconnects() {
     let mut d = driver(dev.port);
     // The device already knows rs1.
     let mut pre = driver(dev.port);
-    pre.run(&["configure terminal".into(), "server real rs1 10.0.1.11".into(), "port http".into(), "end".into()]).unwrap();
+    pre.run(&["configure terminal".into(), "server real rs1 10.0.1.11".into(), "port http".into(), "end".into()])
+        .unwrap();
     let k = key("10.0.1.11:80");
     d.apply(&Primitive::Add { key: k, params: BindingParams::default() }).unwrap();
     let cfg = d.run(&["show running-config".into()]).unwrap();
@@ -127,10 +137,17 @@ fn reuses_the_device_names_and_survives_reconnects() {
 #[test]
 fn an_absent_device_is_unavailable() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut d = ServerIronDriver::new(format!("127.0.0.1:{port}"), "a".into(), "b".into(), None, Duration::from_millis(500));
+    let mut d =
+        ServerIronDriver::new(format!("127.0.0.1:{port}"), "a".into(), "b".into(), None, Duration::from_millis(500));
     assert!(matches!(d.list(), Err(DriverError::Unavailable(_))));
     let dev = device();
-    let mut bad = ServerIronDriver::new(format!("127.0.0.1:{}", dev.port), "admin".into(), "wrong".into(), None, Duration::from_secs(5));
+    let mut bad = ServerIronDriver::new(
+        format!("127.0.0.1:{}", dev.port),
+        "admin".into(),
+        "wrong".into(),
+        None,
+        Duration::from_secs(5),
+    );
     let e = bad.list();
     assert!(matches!(e, Err(DriverError::Unavailable(ref m)) if m.contains("login")), "{e:?}");
 }

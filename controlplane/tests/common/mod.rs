@@ -127,12 +127,7 @@ pub fn start_controlplane(f: &CpFiles) -> Proc {
 
 /// Runs acmctl; returns (success, stdout + stderr).
 pub fn acmctl(socket: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_acmctl"))
-        .arg("-s")
-        .arg(socket)
-        .args(args)
-        .output()
-        .expect("run acmctl");
+    let out = Command::new(env!("CARGO_BIN_EXE_acmctl")).arg("-s").arg(socket).args(args).output().expect("run acmctl");
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), s)

@@ -25,7 +25,8 @@ static CONFIGURED: [AtomicBool; dpdk_sys::RTE_MAX_ETHPORTS as usize] =
 
 /// RSS hash types asked for when spreading over several rx queues: IPv4
 /// (and IPv6) addresses plus TCP/UDP ports, masked by what the device has.
-const RSS_TYPES: u64 = dpdk_sys::RTE_ETH_RSS_IP as u64 | dpdk_sys::RTE_ETH_RSS_TCP as u64 | dpdk_sys::RTE_ETH_RSS_UDP as u64;
+const RSS_TYPES: u64 =
+    dpdk_sys::RTE_ETH_RSS_IP as u64 | dpdk_sys::RTE_ETH_RSS_TCP as u64 | dpdk_sys::RTE_ETH_RSS_UDP as u64;
 
 /// The IPv4 subset of [`RSS_TYPES`]: at least one is needed.
 const RSS_IPV4: u64 = dpdk_sys::RTE_ETH_RSS_IPV4 as u64
@@ -179,9 +180,10 @@ impl Port {
         let info = dev_info(id).map_err(|errno| PortConfigError::Info { port, errno })?;
         let driver = driver_name(&info);
 
-        for (direction, requested, max) in
-            [(Direction::Rx, config.rx_queues, info.max_rx_queues), (Direction::Tx, config.tx_queues, info.max_tx_queues)]
-        {
+        for (direction, requested, max) in [
+            (Direction::Rx, config.rx_queues, info.max_rx_queues),
+            (Direction::Tx, config.tx_queues, info.max_tx_queues),
+        ] {
             if requested == 0 || requested > max {
                 return Err(PortConfigError::QueueCount { port, driver, direction, requested, max });
             }
@@ -248,9 +250,8 @@ impl Port {
             let pool = &config.rx_pools[usize::from(q) % pools];
             // SAFETY: valid, configured port; q < rx_queues; NULL rx_conf means
             // driver defaults; the pool is alive and kept alive in PortShared.
-            let ret = unsafe {
-                dpdk_sys::rte_eth_rx_queue_setup(id.0, q, rx_desc, socket, std::ptr::null(), pool.as_ptr())
-            };
+            let ret =
+                unsafe { dpdk_sys::rte_eth_rx_queue_setup(id.0, q, rx_desc, socket, std::ptr::null(), pool.as_ptr()) };
             if ret < 0 {
                 let errno = Errno::from_ret(ret);
                 return Err(PortConfigError::QueueSetup { port, direction: Direction::Rx, queue: q, errno });

@@ -15,7 +15,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dpdk::{Eal, EalArgs, EalError, Mempool, Port, PortConfig, PortConfigError, PortId, PortLookupError, SocketId, PLUGIN_DIR};
+use dpdk::{
+    Eal, EalArgs, EalError, Mempool, Port, PortConfig, PortConfigError, PortId, PortLookupError, SocketId, PLUGIN_DIR,
+};
 
 mod mbufs;
 mod ports;
@@ -49,8 +51,7 @@ fn main() {
         Ok(eal) => eal,
         Err(e) => panic!("EAL init failed: {e}"),
     };
-    let pool = Mempool::new(&eal, "test_pool", 4095, 64, Mempool::DEFAULT_DATA_ROOM, SocketId::ANY)
-        .expect("mempool");
+    let pool = Mempool::new(&eal, "test_pool", 4095, 64, Mempool::DEFAULT_DATA_ROOM, SocketId::ANY).expect("mempool");
     let mut ctx = Ctx { eal, pool };
 
     runner.step("eal_init_once_and_lcores", || eal_init_once_and_lcores(&ctx));

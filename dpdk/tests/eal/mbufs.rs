@@ -109,10 +109,7 @@ pub fn mempool_errors(ctx: &Ctx) {
     use dpdk::MempoolError;
     let small = Mempool::new(&ctx.eal, "tiny", 7, 0, 512, SocketId::ANY).expect("small pool");
     assert_eq!(small.size(), 7);
-    assert!(matches!(
-        Mempool::new(&ctx.eal, "tiny", 7, 0, 512, SocketId::ANY),
-        Err(MempoolError::Create { .. })
-    ));
+    assert!(matches!(Mempool::new(&ctx.eal, "tiny", 7, 0, 512, SocketId::ANY), Err(MempoolError::Create { .. })));
     let mut all: Burst<8> = Burst::new();
     assert_eq!(small.alloc_bulk(&mut all, 8), Err(AllocError::Exhausted { requested: 8 }));
     small.alloc_bulk(&mut all, 7).unwrap();
@@ -129,10 +126,7 @@ pub fn mempool_errors(ctx: &Ctx) {
 pub fn ring_between_lcores(ctx: &Ctx) {
     let in_use = ctx.pool.in_use();
     let (mut tx, mut rx) = ring::channel(&ctx.eal, "test_ring", 16, SocketId::ANY).unwrap();
-    assert!(matches!(
-        ring::channel(&ctx.eal, "test_ring", 16, SocketId::ANY),
-        Err(dpdk::RingError::Create { .. })
-    ));
+    assert!(matches!(ring::channel(&ctx.eal, "test_ring", 16, SocketId::ANY), Err(dpdk::RingError::Create { .. })));
     assert_eq!(tx.free_count(), 16);
 
     // Ring full: what does not fit stays in the burst.

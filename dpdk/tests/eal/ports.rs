@@ -90,10 +90,7 @@ pub fn net_null_rss(ctx: &Ctx) {
     }
     let mut bad = cfg.clone();
     bad.rss_key = Some(vec![0; 3]);
-    assert!(matches!(
-        Port::configure(&ctx.eal, id, &bad),
-        Err(PortConfigError::AlreadyConfigured { .. })
-    ));
+    assert!(matches!(Port::configure(&ctx.eal, id, &bad), Err(PortConfigError::AlreadyConfigured { .. })));
     drop(port); // dropping the Port stops and closes the device
     assert!(ctx.eal.port_by_name("net_null2").is_err(), "dropped Port closes the device");
 

@@ -88,7 +88,9 @@ fn main() -> Result<()> {
     let limit = get("io-est-100000").map_or(0.0, |s| s.forward.mpps);
     let mut scen = serde_json::Map::new();
     let mut targets = Vec::new();
-    let mut target = |name: &str, value: f64, goal: &str, met: bool| targets.push(json!({"target": name, "value": value, "goal": goal, "met": met}));
+    let mut target = |name: &str, value: f64, goal: &str, met: bool| {
+        targets.push(json!({"target": name, "value": value, "goal": goal, "met": met}))
+    };
 
     // 1. Established flows by flow count; the headline is 100k.
     let mut by_flows = Vec::new();
@@ -129,13 +131,19 @@ fn main() -> Result<()> {
         e["dataplane_drops"] = dp.dataplane.as_ref().map_or(Value::Null, |d| d["drops"].clone());
         e["offered_pps"] = json!(dp.rate_pps);
         if let Some(c) = &dp.churn {
-            e["config_latency_us"] = json!({"p50": c.config_latency_us.p50, "p99": c.config_latency_us.p99, "max": c.config_latency_us.max});
+            e["config_latency_us"] =
+                json!({"p50": c.config_latency_us.p50, "p99": c.config_latency_us.p99, "max": c.config_latency_us.max});
             e["config_rtt_us"] = json!({"p50": c.rtt_us.p50, "p99": c.rtt_us.p99});
             e["changes"] = json!(c.changes);
             e["changes_per_s"] = json!(c.rate);
             e["change_errors"] = json!(c.errors);
             target("churn: established packets lost", est_lost as f64, "0", est_lost == 0);
-            target("churn: config latency p99 (µs)", c.config_latency_us.p99, "<= 500", c.config_latency_us.p99 <= 500.0);
+            target(
+                "churn: config latency p99 (µs)",
+                c.config_latency_us.p99,
+                "<= 500",
+                c.config_latency_us.p99 <= 500.0,
+            );
         }
         scen.insert("churn".into(), e);
     }
@@ -143,7 +151,12 @@ fn main() -> Result<()> {
     if let Some(dp) = get("dp-disruption") {
         if let Some(d) = &dp.disruption {
             let bound = d.ideal + 0.01;
-            target("disruption: fraction of flows moved", d.fraction_moved, &format!("<= 1/N + 1% = {bound:.4}"), d.fraction_moved <= bound);
+            target(
+                "disruption: fraction of flows moved",
+                d.fraction_moved,
+                &format!("<= 1/N + 1% = {bound:.4}"),
+                d.fraction_moved <= bound,
+            );
             scen.insert("disruption".into(), json!({
                 "servers": d.servers, "removed": d.removed, "flows": d.flows, "moved": d.moved, "on_removed": d.on_removed,
                 "fraction_moved": d.fraction_moved, "ideal": d.ideal, "bound": bound, "invalid": invalid(dp),
@@ -153,7 +166,11 @@ fn main() -> Result<()> {
     // 5. Frame sizes.
     let mut sizes = Vec::new();
     for s in [64u16, 128, 256, 512, 1024, 1280, 1518] {
-        let (dpk, iok) = if s == 64 { ("dp-est-100000".to_string(), "io-est-100000".to_string()) } else { (format!("dp-size-{s}"), format!("io-size-{s}")) };
+        let (dpk, iok) = if s == 64 {
+            ("dp-est-100000".to_string(), "io-est-100000".to_string())
+        } else {
+            (format!("dp-size-{s}"), format!("io-size-{s}"))
+        };
         if let Some(dp) = get(&dpk) {
             sizes.push(entry(dp, get(&iok), limit));
         }
@@ -196,7 +213,10 @@ fn main() -> Result<()> {
 
     // Plots.
     let pts = |prefix: &str| -> Vec<(f64, f64)> {
-        [1000u32, 100_000, 1_000_000].iter().filter_map(|f| get(&format!("{prefix}-est-{f}")).map(|s| (f64::from(*f), s.forward.mpps))).collect()
+        [1000u32, 100_000, 1_000_000]
+            .iter()
+            .filter_map(|f| get(&format!("{prefix}-est-{f}")).map(|s| (f64::from(*f), s.forward.mpps)))
+            .collect()
     };
     let mut plots = Vec::new();
     if pts("dp").len() > 1 {
@@ -206,19 +226,33 @@ fn main() -> Result<()> {
             y_label: "Mpps forwarded".into(),
             log_x: true,
             y_from_zero: true,
-            series: vec![Series { name: "dataplane (NAT)".into(), points: pts("dp") }, Series { name: "testpmd io (limit)".into(), points: pts("io") }],
+            series: vec![
+                Series { name: "dataplane (NAT)".into(), points: pts("dp") },
+                Series { name: "testpmd io (limit)".into(), points: pts("io") },
+            ],
         };
         std::fs::write(args.out.join("throughput_vs_flows.svg"), c.render())?;
         plots.push(("Throughput vs flows", "throughput_vs_flows.svg"));
     }
     let mut cdf = Vec::new();
-    for (name, k) in [("dataplane 100k flows", "dp-est-100000"), ("testpmd io 100k flows", "io-est-100000"), ("dataplane 1M flows", "dp-est-1000000")] {
+    for (name, k) in [
+        ("dataplane 100k flows", "dp-est-100000"),
+        ("testpmd io 100k flows", "io-est-100000"),
+        ("dataplane 1M flows", "dp-est-1000000"),
+    ] {
         if let Some(s) = get(k) {
             cdf.push(Series { name: name.into(), points: s.latency_cdf_us.clone() });
         }
     }
     if !cdf.is_empty() {
-        let c = Chart { title: "Forward latency CDF at line rate, 64 B".into(), x_label: "latency (µs, log)".into(), y_label: "fraction ≤".into(), log_x: true, y_from_zero: true, series: cdf };
+        let c = Chart {
+            title: "Forward latency CDF at line rate, 64 B".into(),
+            x_label: "latency (µs, log)".into(),
+            y_label: "fraction ≤".into(),
+            log_x: true,
+            y_from_zero: true,
+            series: cdf,
+        };
         std::fs::write(args.out.join("latency_cdf.svg"), c.render())?;
         plots.push(("Latency CDF", "latency_cdf.svg"));
     }
@@ -238,7 +272,10 @@ fn main() -> Result<()> {
             y_label: "Gbit/s forwarded".into(),
             log_x: false,
             y_from_zero: true,
-            series: vec![Series { name: "dataplane (NAT)".into(), points: size_pts("dp") }, Series { name: "testpmd io (limit)".into(), points: size_pts("io") }],
+            series: vec![
+                Series { name: "dataplane (NAT)".into(), points: size_pts("dp") },
+                Series { name: "testpmd io (limit)".into(), points: size_pts("io") },
+            ],
         };
         std::fs::write(args.out.join("frame_sizes.svg"), c.render())?;
         plots.push(("Frame-size sweep", "frame_sizes.svg"));
@@ -247,9 +284,21 @@ fn main() -> Result<()> {
     // Markdown.
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmark report{}\n", if args.quick == "1" { " (quick)" } else { "" });
-    let _ = writeln!(md, "Command: `{}make bench` · {} · {} · load average before {} / after {} · {} s\n", if args.quick == "1" { "BENCH_QUICK=1 " } else { "" }, args.machine, args.cores, args.load_before, args.load_after, args.seconds);
+    let _ = writeln!(
+        md,
+        "Command: `{}make bench` · {} · {} · load average before {} / after {} · {} s\n",
+        if args.quick == "1" { "BENCH_QUICK=1 " } else { "" },
+        args.machine,
+        args.cores,
+        args.load_before,
+        args.load_after,
+        args.seconds
+    );
     let _ = writeln!(md, "Links: `net_memif` (device under test = memif server, pktgen = client). Reference: `dpdk-testpmd --forward-mode=io` on the same links and cores, driven by the same pktgen. **I/O limit: {limit:.3} Mpps** (64 B, 100k flows).\n");
-    let _ = writeln!(md, "| run | frame | flows | dataplane Mpps | io Mpps | ratio | lat p50 µs | lat p99 µs | lost | invalid |");
+    let _ = writeln!(
+        md,
+        "| run | frame | flows | dataplane Mpps | io Mpps | ratio | lat p50 µs | lat p99 µs | lost | invalid |"
+    );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (k, s) in runs.iter().filter(|(k, s)| k.starts_with("dp-") && s.disruption.is_none()) {
         let io_key = k.replacen("dp-", "io-", 1);
@@ -270,7 +319,11 @@ fn main() -> Result<()> {
         );
     }
     if let Some(e) = report["scenarios"].get("new_connections") {
-        let _ = writeln!(md, "\nNew connections: **{:.3} M/s** (every SYN a new flow through Maglev and a flow-table insert).", e["new_conn_per_s"].as_f64().unwrap_or(0.0) / 1e6);
+        let _ = writeln!(
+            md,
+            "\nNew connections: **{:.3} M/s** (every SYN a new flow through Maglev and a flow-table insert).",
+            e["new_conn_per_s"].as_f64().unwrap_or(0.0) / 1e6
+        );
     }
     if let Some(e) = report["scenarios"].get("churn") {
         let _ = writeln!(
@@ -284,7 +337,14 @@ fn main() -> Result<()> {
     }
     let _ = writeln!(md, "\n## Targets\n\n| target | value | goal | met |\n|---|---:|---|---|");
     for t in report["targets"].as_array().into_iter().flatten() {
-        let _ = writeln!(md, "| {} | {:.4} | {} | {} |", t["target"].as_str().unwrap_or(""), t["value"].as_f64().unwrap_or(0.0), t["goal"].as_str().unwrap_or(""), if t["met"].as_bool() == Some(true) { "yes" } else { "**no**" });
+        let _ = writeln!(
+            md,
+            "| {} | {:.4} | {} | {} |",
+            t["target"].as_str().unwrap_or(""),
+            t["value"].as_f64().unwrap_or(0.0),
+            t["goal"].as_str().unwrap_or(""),
+            if t["met"].as_bool() == Some(true) { "yes" } else { "**no**" }
+        );
     }
     for (title, file) in &plots {
         let _ = writeln!(md, "\n## {title}\n\n![{title}]({file})");

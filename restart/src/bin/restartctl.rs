@@ -58,7 +58,9 @@ fn control_path(arg: Option<PathBuf>) -> Result<PathBuf> {
         return Ok(p.into());
     }
     let socks: Vec<PathBuf> = std::fs::read_dir("/run/restartd")
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "sock")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "sock")).collect()
+        })
         .unwrap_or_default();
     match socks.as_slice() {
         [one] => Ok(one.clone()),

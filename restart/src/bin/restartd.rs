@@ -22,7 +22,10 @@ use restart::proto::{self, ExitCause, LayoutInfo, RegInfo, Registration, Reply, 
 use tracing::{error, info, warn};
 
 #[derive(Parser, Debug)]
-#[command(name = "restartd", about = "Zero-loss restart supervisor: keeps a service's sockets and restarts it on faults")]
+#[command(
+    name = "restartd",
+    about = "Zero-loss restart supervisor: keeps a service's sockets and restarts it on faults"
+)]
 struct Args {
     /// Control socket (default /run/restartd/NAME.sock).
     #[arg(long)]
@@ -145,7 +148,11 @@ impl Daemon {
             rustix::process::PidfdFlags::empty(),
         )
         .context("pidfd_open")?;
-        self.poll.registry().register(&mut SourceFd(&pidfd.as_raw_fd()), Token(ROLE_BASE + id as usize), Interest::READABLE)?;
+        self.poll.registry().register(
+            &mut SourceFd(&pidfd.as_raw_fd()),
+            Token(ROLE_BASE + id as usize),
+            Interest::READABLE,
+        )?;
         role.child = Some(child);
         role.pidfd = Some(pidfd);
         role.state = RoleState::Running;
@@ -164,7 +171,9 @@ impl Daemon {
                 Ok(fd) => {
                     let t = CONN_BASE + self.next_conn;
                     self.next_conn += 1;
-                    if let Err(e) = self.poll.registry().register(&mut SourceFd(&fd.as_raw_fd()), Token(t), Interest::READABLE) {
+                    if let Err(e) =
+                        self.poll.registry().register(&mut SourceFd(&fd.as_raw_fd()), Token(t), Interest::READABLE)
+                    {
                         warn!("register control connection: {e}");
                         continue;
                     }
@@ -257,7 +266,8 @@ impl Daemon {
                         break;
                     }
                     let fds: Vec<BorrowedFd<'_>> = b.iter().map(|n| role.kept[*n].as_fd()).collect();
-                    let reply = Reply::Fds { names: b.iter().map(|s| s.to_string()).collect(), last: i + 1 == batches.len() };
+                    let reply =
+                        Reply::Fds { names: b.iter().map(|s| s.to_string()).collect(), last: i + 1 == batches.len() };
                     res = self.send(t, &reply, &fds);
                 }
                 if let Err(e) = res {
@@ -290,7 +300,11 @@ impl Daemon {
                     if let Some(at) = r.exit_seen.take() {
                         let ms = at.elapsed().as_secs_f64() * 1e3;
                         r.last_restart_ms = Some(ms);
-                        info!(role = bound, generation = r.generation, "serving again {ms:.2} ms after the previous generation ended");
+                        info!(
+                            role = bound,
+                            generation = r.generation,
+                            "serving again {ms:.2} ms after the previous generation ended"
+                        );
                     }
                 }
             }
@@ -332,7 +346,11 @@ impl Daemon {
         }
         if let Some(path) = &new_path {
             match query_layout(path) {
-                Err(e) => return Reply::Error { message: format!("refusing upgrade: {path} did not declare its state layout: {e:#}") },
+                Err(e) => {
+                    return Reply::Error {
+                        message: format!("refusing upgrade: {path} did not declare its state layout: {e:#}"),
+                    }
+                }
                 Ok(new) => match &role.layout {
                     Some(cur) if cur != &new => {
                         let m = format!(
@@ -473,7 +491,12 @@ impl Daemon {
 
     fn on_timer(&mut self) {
         let now = Instant::now();
-        let due: Vec<u32> = self.roles.iter().filter(|(_, r)| matches!(r.state, RoleState::Backoff(t) if t <= now)).map(|(&id, _)| id).collect();
+        let due: Vec<u32> = self
+            .roles
+            .iter()
+            .filter(|(_, r)| matches!(r.state, RoleState::Backoff(t) if t <= now))
+            .map(|(&id, _)| id)
+            .collect();
         for id in due {
             if let Err(e) = self.spawn(id) {
                 error!("{e:#}");
@@ -564,7 +587,10 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let path = args.command[0].clone();
     let name = args.name.clone().unwrap_or_else(|| {
-        std::path::Path::new(&path).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "service".into())
+        std::path::Path::new(&path)
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "service".into())
     });
     let control = args.control.clone().unwrap_or_else(|| PathBuf::from(format!("/run/restartd/{name}.sock")));
     let listener = fdpass::listen(&control).with_context(|| format!("control socket {}", control.display()))?;

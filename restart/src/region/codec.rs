@@ -39,11 +39,25 @@ pub fn checksum(data: &[u8]) -> u64 {
     const P: u64 = 0x9E37_79B9_7F4A_7C15;
     const Q: u64 = 0xC2B2_AE3D_27D4_EB4F;
     // Four independent lanes over 32-byte blocks keep the multiplier busy.
-    let mut lanes = [0xCBF2_9CE4_8422_2325u64, 0x8422_2325_CBF2_9CE4, 0x2545_F491_4F6C_DD1D, 0x9E37_79B9_7F4A_7C15 ^ data.len() as u64];
+    let mut lanes = [
+        0xCBF2_9CE4_8422_2325u64,
+        0x8422_2325_CBF2_9CE4,
+        0x2545_F491_4F6C_DD1D,
+        0x9E37_79B9_7F4A_7C15 ^ data.len() as u64,
+    ];
     let mut blocks = data.chunks_exact(32);
     for b in &mut blocks {
         for (i, lane) in lanes.iter_mut().enumerate() {
-            let w = u64::from_le_bytes([b[i * 8], b[i * 8 + 1], b[i * 8 + 2], b[i * 8 + 3], b[i * 8 + 4], b[i * 8 + 5], b[i * 8 + 6], b[i * 8 + 7]]);
+            let w = u64::from_le_bytes([
+                b[i * 8],
+                b[i * 8 + 1],
+                b[i * 8 + 2],
+                b[i * 8 + 3],
+                b[i * 8 + 4],
+                b[i * 8 + 5],
+                b[i * 8 + 6],
+                b[i * 8 + 7],
+            ]);
             *lane = (*lane ^ w).wrapping_mul(P).rotate_left(31);
         }
     }
@@ -188,7 +202,12 @@ fn rd_u64(b: &[u8], off: usize) -> u64 {
 impl Header {
     /// Lay out `tables` after the header; `align` is the file size granule
     /// (2 MiB on hugetlbfs, 4 KiB otherwise).
-    pub fn for_layout(name: &str, version: u32, tables: &[(u32, TableKind, u32, u32)], align: u64) -> Result<Header, ParseError> {
+    pub fn for_layout(
+        name: &str,
+        version: u32,
+        tables: &[(u32, TableKind, u32, u32)],
+        align: u64,
+    ) -> Result<Header, ParseError> {
         if name.len() > NAME_LEN {
             return Err(ParseError::Directory(format!("layout name longer than {NAME_LEN} bytes")));
         }
@@ -199,7 +218,12 @@ impl Header {
             off = round_up(off + d.bytes(), 64);
             out.push(d);
         }
-        let h = Header { layout_name: name.to_string(), layout_version: version, total_len: round_up(off, align.max(8)), tables: out };
+        let h = Header {
+            layout_name: name.to_string(),
+            layout_version: version,
+            total_len: round_up(off, align.max(8)),
+            tables: out,
+        };
         h.validate()?;
         Ok(h)
     }
@@ -219,8 +243,18 @@ impl Header {
             }
             let end = t.offset.checked_add(t.bytes());
             match end {
-                Some(e) if t.offset >= HEADER_SIZE as u64 && e <= self.total_len && t.offset % 8 == 0 => spans.push((t.offset, e)),
-                _ => return bad(format!("table {} at {}+{} outside region of {} bytes", t.id, t.offset, t.bytes(), self.total_len)),
+                Some(e) if t.offset >= HEADER_SIZE as u64 && e <= self.total_len && t.offset % 8 == 0 => {
+                    spans.push((t.offset, e))
+                }
+                _ => {
+                    return bad(format!(
+                        "table {} at {}+{} outside region of {} bytes",
+                        t.id,
+                        t.offset,
+                        t.bytes(),
+                        self.total_len
+                    ))
+                }
             }
         }
         spans.sort_unstable();
@@ -287,7 +321,13 @@ impl Header {
             let o = DIR_OFF + i * DIR_ENTRY;
             let kind = TableKind::from_code(rd_u32(b, o + 4))
                 .ok_or_else(|| ParseError::Directory(format!("table {i} has unknown kind {}", rd_u32(b, o + 4))))?;
-            tables.push(TableDesc { id: rd_u32(b, o), kind, record_size: rd_u32(b, o + 8), count: rd_u32(b, o + 12), offset: rd_u64(b, o + 16) });
+            tables.push(TableDesc {
+                id: rd_u32(b, o),
+                kind,
+                record_size: rd_u32(b, o + 8),
+                count: rd_u32(b, o + 12),
+                offset: rd_u64(b, o + 16),
+            });
         }
         let h = Header { layout_name, layout_version, total_len, tables };
         h.validate()?;

@@ -225,7 +225,8 @@ impl std::fmt::Debug for Region {
 const UNKNOWN_SEQ: u64 = u64::MAX;
 
 fn check_name(name: &str) -> Result<(), OpenError> {
-    let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
+    let ok =
+        !name.is_empty() && name.len() <= 64 && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
     if ok {
         Ok(())
     } else {
@@ -254,7 +255,11 @@ impl Region {
                     let _ = std::fs::remove_file(opts.shm.join(file_name(name)));
                     return Ok(r);
                 }
-                Err(e) => tracing::warn!("state region {name}: hugetlbfs at {} unusable ({e}); falling back to {}", opts.hugetlbfs.display(), opts.shm.display()),
+                Err(e) => tracing::warn!(
+                    "state region {name}: hugetlbfs at {} unusable ({e}); falling back to {}",
+                    opts.hugetlbfs.display(),
+                    opts.shm.display()
+                ),
             }
         } else {
             tracing::warn!(
@@ -268,11 +273,18 @@ impl Region {
 
     fn create_in(name: &str, layout: &LayoutSpec, dir: &Path, backing: Backing) -> Result<Region, OpenError> {
         let align = if backing == Backing::HugeTlb { HUGEPAGE } else { 4096 };
-        let header = Header::for_layout(&layout.name, layout.version, &layout.tables, align).map_err(OpenError::Layout)?;
+        let header =
+            Header::for_layout(&layout.name, layout.version, &layout.tables, align).map_err(OpenError::Layout)?;
         let path = dir.join(file_name(name));
         let tmp = dir.join(format!(".{}.{}", file_name(name), std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&tmp).map_err(io_err("create", &tmp))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
         let res = (|| {
             file.set_len(header.total_len).map_err(io_err("size", &tmp))?;
             let map = Mapping::map(file.as_fd(), header.total_len as usize).map_err(io_err("mmap", &tmp))?;
@@ -299,8 +311,22 @@ impl Region {
     }
 
     fn from_parts(map: Mapping, path: PathBuf, backing: Backing, header: Header, file: File) -> Region {
-        let seqs = header.tables.iter().map(|t| if t.kind == TableKind::Records { vec![UNKNOWN_SEQ; t.count as usize] } else { Vec::new() }).collect();
-        Region { inner: Rc::new(Inner { map, path, backing, header, seqs: RefCell::new(seqs), scratch: RefCell::new(Vec::new()), _file: file }) }
+        let seqs = header
+            .tables
+            .iter()
+            .map(|t| if t.kind == TableKind::Records { vec![UNKNOWN_SEQ; t.count as usize] } else { Vec::new() })
+            .collect();
+        Region {
+            inner: Rc::new(Inner {
+                map,
+                path,
+                backing,
+                header,
+                seqs: RefCell::new(seqs),
+                scratch: RefCell::new(Vec::new()),
+                _file: file,
+            }),
+        }
     }
 
     /// Open existing region `name` (hugetlbfs first, then the fallback
@@ -308,7 +334,8 @@ impl Region {
     /// checksum, file length, layout name and version, table directory.
     pub fn open(name: &str, layout: &LayoutSpec, opts: &RegionOptions) -> Result<Region, OpenError> {
         check_name(name)?;
-        let candidates = [(opts.hugetlbfs.join(file_name(name)), Backing::HugeTlb), (opts.shm.join(file_name(name)), Backing::Shm)];
+        let candidates =
+            [(opts.hugetlbfs.join(file_name(name)), Backing::HugeTlb), (opts.shm.join(file_name(name)), Backing::Shm)];
         let Some((path, backing)) = candidates.into_iter().find(|(p, _)| p.exists()) else {
             return Err(OpenError::NotFound(name.to_string()));
         };
@@ -328,7 +355,12 @@ impl Region {
             return Err(OpenError::LayoutName { path, found: header.layout_name, expected: layout.name.clone() });
         }
         if header.layout_version != layout.version {
-            return Err(OpenError::LayoutVersion { path, name: header.layout_name, found: header.layout_version, expected: layout.version });
+            return Err(OpenError::LayoutVersion {
+                path,
+                name: header.layout_name,
+                found: header.layout_version,
+                expected: layout.version,
+            });
         }
         let want = Header::for_layout(&layout.name, layout.version, &layout.tables, 8).map_err(OpenError::Layout)?;
         if want.tables != header.tables {
@@ -389,7 +421,14 @@ impl Region {
     }
 
     fn table(&self, table: u32, kind: TableKind) -> Result<(usize, &TableDesc), AccessError> {
-        let (i, t) = self.inner.header.tables.iter().enumerate().find(|(_, t)| t.id == table).ok_or(AccessError::NoTable(table))?;
+        let (i, t) = self
+            .inner
+            .header
+            .tables
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.id == table)
+            .ok_or(AccessError::NoTable(table))?;
         if t.kind != kind {
             return Err(AccessError::Kind { table, what: "table kind does not match the access" });
         }
@@ -410,11 +449,22 @@ impl Region {
         Ok(t.count)
     }
 
-    fn slot_state(&self, ti: usize, t: &TableDesc, index: u32, off: usize, buf: &mut Vec<u8>) -> Result<SlotState, AccessError> {
+    fn slot_state(
+        &self,
+        ti: usize,
+        t: &TableDesc,
+        index: u32,
+        off: usize,
+        buf: &mut Vec<u8>,
+    ) -> Result<SlotState, AccessError> {
         let cs = codec::copy_size(t.record_size as usize);
         buf.resize(2 * cs, 0);
         self.inner.map.read(off, buf);
-        let st = codec::decode_slot(buf, t.record_size as usize).map_err(|source| AccessError::Slot { table: t.id, index, source })?;
+        let st = codec::decode_slot(buf, t.record_size as usize).map_err(|source| AccessError::Slot {
+            table: t.id,
+            index,
+            source,
+        })?;
         self.inner.seqs.borrow_mut()[ti][index as usize] = match st {
             SlotState::Empty => 0,
             SlotState::Valid { seq, .. } => seq,
@@ -433,7 +483,11 @@ impl Region {
             SlotState::Empty => Ok(None),
             SlotState::Valid { copy, .. } => {
                 let p = codec::copy_payload(&buf, t.record_size as usize, copy);
-                R::decode(&mut record::Reader::new(p)).map(Some).map_err(|source| AccessError::Record { table, index, source })
+                R::decode(&mut record::Reader::new(p)).map(Some).map_err(|source| AccessError::Record {
+                    table,
+                    index,
+                    source,
+                })
             }
         }
     }

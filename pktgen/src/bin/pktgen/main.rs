@@ -185,7 +185,8 @@ fn parse_servers(s: &str) -> Result<Vec<(Ipv4Addr, u16)>> {
 
 fn main() {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
     match run(args) {
         Ok(ok) => std::process::exit(if ok { 0 } else { 2 }),
@@ -263,11 +264,24 @@ fn open_flows(e: &mut Engine, rounds: u32, ctx: &Ctx) -> Setup {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn direction(tx: u64, rx: u64, bytes: u64, invalid: &[u64], lost: i64, reorder: u64, lat: &Histogram, secs: f64) -> DirectionStats {
+fn direction(
+    tx: u64,
+    rx: u64,
+    bytes: u64,
+    invalid: &[u64],
+    lost: i64,
+    reorder: u64,
+    lat: &Histogram,
+    secs: f64,
+) -> DirectionStats {
     DirectionStats {
         tx,
         rx,
-        invalid: Invalid::ALL.iter().filter(|w| invalid[w.index()] > 0).map(|w| (w.name().to_string(), invalid[w.index()])).collect(),
+        invalid: Invalid::ALL
+            .iter()
+            .filter(|w| invalid[w.index()] > 0)
+            .map(|w| (w.name().to_string(), invalid[w.index()]))
+            .collect(),
         lost,
         reorder,
         tx_mpps: tx as f64 / secs / 1e6,
@@ -280,7 +294,11 @@ fn direction(tx: u64, rx: u64, bytes: u64, invalid: &[u64], lost: i64, reorder: 
 fn run(args: Args) -> Result<bool> {
     let servers = parse_servers(&args.servers)?;
     let dut_mac = parse_mac(&args.dut_mac)?;
-    let rate: f64 = if args.rate == "line" { 0.0 } else { args.rate.parse().with_context(|| format!("--rate {:?}: want `line` or packets per second", args.rate))? };
+    let rate: f64 = if args.rate == "line" {
+        0.0
+    } else {
+        args.rate.parse().with_context(|| format!("--rate {:?}: want `line` or packets per second", args.rate))?
+    };
     if (args.churn_rate > 0.0 || args.disruption_remove.is_some()) && args.api.is_none() {
         bail!("--churn-rate and --disruption-remove need --api");
     }
@@ -291,19 +309,34 @@ fn run(args: Args) -> Result<bool> {
     }
     let established = FlowSpace::new(args.client_base, 1024, args.ports_per_ip, args.flows.max(1))?;
     let new_space = FlowSpace::new(args.new_base, 1024, 64_000, args.new_endpoints.max(1))?;
-    if u32::from(args.client_base) + established.addresses() > u32::from(args.new_base) && u32::from(args.client_base) < u32::from(args.new_base) + new_space.addresses() {
-        bail!("the long-lived flows ({} addresses from {}) overlap the new-connection endpoints from {}", established.addresses(), args.client_base, args.new_base);
+    if u32::from(args.client_base) + established.addresses() > u32::from(args.new_base)
+        && u32::from(args.client_base) < u32::from(args.new_base) + new_space.addresses()
+    {
+        bail!(
+            "the long-lived flows ({} addresses from {}) overlap the new-connection endpoints from {}",
+            established.addresses(),
+            args.client_base,
+            args.new_base
+        );
     }
 
     // EAL and ports.
     let prefix = args.file_prefix.clone().unwrap_or_else(|| format!("pktgen-{}", std::process::id()));
-    let mut ea = EalArgs::new("pktgen").lcores(&args.lcores).no_pci().no_telemetry().file_prefix(&prefix).arg("--huge-unlink").vdev(&args.client_dev).vdev(&args.server_dev);
+    let mut ea = EalArgs::new("pktgen")
+        .lcores(&args.lcores)
+        .no_pci()
+        .no_telemetry()
+        .file_prefix(&prefix)
+        .arg("--huge-unlink")
+        .vdev(&args.client_dev)
+        .vdev(&args.server_dev);
     for a in &args.eal_args {
         ea = ea.arg(a.clone());
     }
     let eal = Eal::init(&ea.build()).context("DPDK EAL initialisation")?;
     let ids = eal.check_devices().context("a device did not appear")?;
-    let pool = Mempool::new(&eal, "pktgen", 32767, 256, Mempool::DEFAULT_DATA_ROOM, SocketId::current()).context("packet pool")?;
+    let pool = Mempool::new(&eal, "pktgen", 32767, 256, Mempool::DEFAULT_DATA_ROOM, SocketId::current())
+        .context("packet pool")?;
     let mut ports = Vec::new();
     for (id, name) in ids.iter().zip(["client", "server"]) {
         let pc = PortConfig::new(pool.clone()).queues(1, 1).descriptors(1024, 1024);
@@ -328,8 +361,25 @@ fn run(args: Args) -> Result<bool> {
         server_mac,
     };
     let ttl = 64;
-    let tmpl = Template::new(&TemplateSpec { proto: args.proto, frame_size: args.frame_size, src_mac: client_mac, dst_mac: dut_mac, dst: args.vip, dst_port: args.vport, ttl })?;
-    let v = Validator { proto: args.proto, vip: args.vip, vport: args.vport, servers: Servers::new(&servers), established, new: Some(new_space), expect: args.expect, ttl };
+    let tmpl = Template::new(&TemplateSpec {
+        proto: args.proto,
+        frame_size: args.frame_size,
+        src_mac: client_mac,
+        dst_mac: dut_mac,
+        dst: args.vip,
+        dst_port: args.vport,
+        ttl,
+    })?;
+    let v = Validator {
+        proto: args.proto,
+        vip: args.vip,
+        vport: args.vport,
+        servers: Servers::new(&servers),
+        established,
+        new: Some(new_space),
+        expect: args.expect,
+        ttl,
+    };
     let mut e = Engine::new(io, tmpl, v, args.reply, rate);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -383,7 +433,12 @@ fn run(args: Args) -> Result<bool> {
         poll_for(&mut e, args.expiry_wait, &ctx);
         e.reset_opened();
         let again = open_flows(&mut e, args.setup_rounds, &ctx);
-        let mut d = Disruption { servers: servers.len(), removed: format!("{}:{}", servers[idx].0, servers[idx].1), ideal: 1.0 / servers.len() as f64, ..Default::default() };
+        let mut d = Disruption {
+            servers: servers.len(),
+            removed: format!("{}:{}", servers[idx].0, servers[idx].1),
+            ideal: 1.0 / servers.len() as f64,
+            ..Default::default()
+        };
         for (a, b) in before.iter().zip(e.flow_server.iter()) {
             if *a == u16::MAX || *b == u16::MAX {
                 continue;
@@ -402,7 +457,11 @@ fn run(args: Args) -> Result<bool> {
         }
         summary.disruption = Some(d);
         let invalid = e.c.invalid_fwd_total();
-        summary.forward.invalid = Invalid::ALL.iter().filter(|w| e.c.invalid_fwd[w.index()] > 0).map(|w| (w.name().to_string(), e.c.invalid_fwd[w.index()])).collect();
+        summary.forward.invalid = Invalid::ALL
+            .iter()
+            .filter(|w| e.c.invalid_fwd[w.index()] > 0)
+            .map(|w| (w.name().to_string(), e.c.invalid_fwd[w.index()]))
+            .collect();
         return finish(&args, summary, invalid == 0);
     }
 
@@ -480,18 +539,45 @@ fn run(args: Args) -> Result<bool> {
     let (w, wt) = warm.unwrap_or((start_counts, t0));
     let secs = ((end_tsc - wt) as f64 / ctx.hz).max(1e-9);
     let tx_fwd = (end_counts.tx_est + end_counts.tx_new + end_counts.tx_syn) - (w.tx_est + w.tx_new + w.tx_syn);
-    let sent_all = (fin.tx_est + fin.tx_new + fin.tx_syn) - (start_counts.tx_est + start_counts.tx_new + start_counts.tx_syn);
+    let sent_all =
+        (fin.tx_est + fin.tx_new + fin.tx_syn) - (start_counts.tx_est + start_counts.tx_new + start_counts.tx_syn);
     let got_all = (fin.rx_fwd + fin.invalid_fwd_total()) - (start_counts.rx_fwd + start_counts.invalid_fwd_total());
     let lost_fwd = sent_all as i64 - got_all as i64;
     summary.window_s = secs;
-    summary.forward = direction(tx_fwd, end_counts.rx_fwd - w.rx_fwd, end_counts.rx_fwd_bytes - w.rx_fwd_bytes, &fin.invalid_fwd, lost_fwd, fin.reorder_fwd, &lat_fwd, secs);
+    summary.forward = direction(
+        tx_fwd,
+        end_counts.rx_fwd - w.rx_fwd,
+        end_counts.rx_fwd_bytes - w.rx_fwd_bytes,
+        &fin.invalid_fwd,
+        lost_fwd,
+        fin.reorder_fwd,
+        &lat_fwd,
+        secs,
+    );
     if args.reply {
-        let lost_rev = (fin.rev_tx - start_counts.rev_tx) as i64 - ((fin.rx_rev + fin.invalid_rev_total()) - (start_counts.rx_rev + start_counts.invalid_rev_total())) as i64;
-        summary.reverse = Some(direction(end_counts.rev_tx - w.rev_tx, end_counts.rx_rev - w.rx_rev, end_counts.rx_rev_bytes - w.rx_rev_bytes, &fin.invalid_rev, lost_rev, fin.reorder_rev, &lat_rev, secs));
+        let lost_rev = (fin.rev_tx - start_counts.rev_tx) as i64
+            - ((fin.rx_rev + fin.invalid_rev_total()) - (start_counts.rx_rev + start_counts.invalid_rev_total()))
+                as i64;
+        summary.reverse = Some(direction(
+            end_counts.rev_tx - w.rev_tx,
+            end_counts.rx_rev - w.rx_rev,
+            end_counts.rx_rev_bytes - w.rx_rev_bytes,
+            &fin.invalid_rev,
+            lost_rev,
+            fin.reorder_rev,
+            &lat_rev,
+            secs,
+        ));
     }
     summary.new_conn_per_s = (end_counts.rx_fwd_new - w.rx_fwd_new) as f64 / secs;
     if args.expect == Expect::Nat {
-        summary.servers = e.v.servers.list().iter().zip(per_server.iter()).map(|((ip, p), n)| (format!("{ip}:{p}"), *n)).collect::<BTreeMap<_, _>>();
+        summary.servers =
+            e.v.servers
+                .list()
+                .iter()
+                .zip(per_server.iter())
+                .map(|((ip, p), n)| (format!("{ip}:{p}"), *n))
+                .collect::<BTreeMap<_, _>>();
     }
     // Established-flow packets lost: ACKs of the long-lived flows sent vs received.
     let est_lost = (fin.tx_est - start_counts.tx_est) as i64 - (fin.rx_fwd_est - start_counts.rx_fwd_est) as i64;

@@ -32,7 +32,15 @@ pub fn parse(buf: &[u8], max: usize) -> Result<Option<Request>, ()> {
     let method = parts.next().unwrap_or(b"");
     let target = parts.next().unwrap_or(b"");
     let version = parts.next().unwrap_or(b"");
-    let mut req = Request { head_only: method == b"HEAD", path: target.to_vec(), keep_alive: version == b"HTTP/1.1", range: None, suffix: false, len: end + 4, error: None };
+    let mut req = Request {
+        head_only: method == b"HEAD",
+        path: target.to_vec(),
+        keep_alive: version == b"HTTP/1.1",
+        range: None,
+        suffix: false,
+        len: end + 4,
+        error: None,
+    };
     if !version.starts_with(b"HTTP/1.") || target.is_empty() {
         req.error = Some(400);
         req.keep_alive = false;
@@ -191,11 +199,28 @@ fn content_type(path: &[u8]) -> &'static str {
 
 /// Build the response head. Deterministic in its arguments.
 #[allow(clippy::too_many_arguments)]
-pub fn head(status: u16, path: &[u8], size: u64, mtime: i64, start: u64, len: u64, keep_alive: bool, date_secs: u64) -> Vec<u8> {
-    let mut h = format!("HTTP/1.1 {status} {}\r\nServer: zlr-httpd\r\nDate: {}\r\n", reason(status), http_date(date_secs as i64));
+pub fn head(
+    status: u16,
+    path: &[u8],
+    size: u64,
+    mtime: i64,
+    start: u64,
+    len: u64,
+    keep_alive: bool,
+    date_secs: u64,
+) -> Vec<u8> {
+    let mut h = format!(
+        "HTTP/1.1 {status} {}\r\nServer: zlr-httpd\r\nDate: {}\r\n",
+        reason(status),
+        http_date(date_secs as i64)
+    );
     match status {
         200 | 206 => {
-            h += &format!("Content-Type: {}\r\nLast-Modified: {}\r\nAccept-Ranges: bytes\r\n", content_type(path), http_date(mtime));
+            h += &format!(
+                "Content-Type: {}\r\nLast-Modified: {}\r\nAccept-Ranges: bytes\r\n",
+                content_type(path),
+                http_date(mtime)
+            );
             if status == 206 {
                 h += &format!("Content-Range: bytes {start}-{}/{size}\r\n", start + len - 1);
             }
@@ -215,7 +240,16 @@ pub fn http_date(secs: i64) -> String {
     let (y, m, d) = civil(days);
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MO: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!("{}, {:02} {} {} {:02}:{:02}:{:02} GMT", WD[days.rem_euclid(7) as usize], d, MO[(m - 1) as usize], y, rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        WD[days.rem_euclid(7) as usize],
+        d,
+        MO[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn civil(z: i64) -> (i64, i64, i64) {

@@ -160,13 +160,15 @@ fn build_response(root: &std::path::Path, rec: &mut ConnRec, expect: bool) -> Re
     if expect && file.is_none() && matches!(rec.status, 200 | 206 | 416) {
         return Err(format!("file {:?} disappeared since the response began", String::from_utf8_lossy(&rec.path)));
     }
-    let (status, start, len) = if file.is_some() { http::body_range(rec.range, rec.suffix_range, size) } else { (rec.status, 0, 0) };
+    let (status, start, len) =
+        if file.is_some() { http::body_range(rec.range, rec.suffix_range, size) } else { (rec.status, 0, 0) };
     if !expect {
         rec.status = status;
         rec.file_size = size;
         rec.file_mtime = mtime;
     }
-    let head = http::head(rec.status, &rec.path, rec.file_size, rec.file_mtime, start, len, rec.keep_alive, rec.date_secs);
+    let head =
+        http::head(rec.status, &rec.path, rec.file_size, rec.file_mtime, start, len, rec.keep_alive, rec.date_secs);
     let body_len = if rec.head_only || !matches!(rec.status, 200 | 206) { 0 } else { len };
     let mut resp = Resp { head, file, body_start: start, body_len, sent: 0 };
     if body_len > 0 && body_len <= SMALL_BODY {
@@ -186,7 +188,12 @@ impl Server {
     }
 
     fn slab(&self, slot: u32) -> Option<HoldSlab> {
-        self.region().map(|r| HoldSlab { region: r.clone(), ctl_table: T_HOLD_CTL, data_table: T_HOLD_DATA, index: slot })
+        self.region().map(|r| HoldSlab {
+            region: r.clone(),
+            ctl_table: T_HOLD_CTL,
+            data_table: T_HOLD_DATA,
+            index: slot,
+        })
     }
 
     fn save(&self, slot: u32, rec: &ConnRec) {
@@ -266,7 +273,11 @@ impl Server {
     }
 
     fn install(&mut self, slot: u32, conn: Conn) -> Result<()> {
-        self.poll.registry().register(&mut SourceFd(&conn.sock.as_raw_fd()), Token(CONN_BASE + slot as usize), Interest::READABLE | Interest::WRITABLE)?;
+        self.poll.registry().register(
+            &mut SourceFd(&conn.sock.as_raw_fd()),
+            Token(CONN_BASE + slot as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         self.conns[slot as usize] = Some(conn);
         self.drive(slot);
         Ok(())
@@ -520,7 +531,8 @@ impl Server {
         let written = pos.written.checked_sub(rec.base_written).context("kernel written counter below base")?;
         let consumed = pos.consumed.checked_sub(rec.base_consumed).context("kernel consumed counter below base")?;
         let region = self.region().context("framework")?.clone();
-        let (mode, slab) = if rec.fallback { (HreadMode::Fallback, self.slab(slot)) } else { (HreadMode::PeekOff, None) };
+        let (mode, slab) =
+            if rec.fallback { (HreadMode::Fallback, self.slab(slot)) } else { (HreadMode::PeekOff, None) };
         let deleted = match mode {
             HreadMode::PeekOff => consumed,
             HreadMode::Fallback => region.read::<HoldCtl>(T_HOLD_CTL, slot)?.unwrap_or_default().head,
@@ -566,20 +578,41 @@ impl Server {
                 } else {
                     build_response(&self.root, &mut rec, true).map_err(anyhow::Error::msg)?
                 };
-                anyhow::ensure!(r.total() == rec.total_len, "regenerated response is {} bytes, recorded {}", r.total(), rec.total_len);
+                anyhow::ensure!(
+                    r.total() == rec.total_len,
+                    "regenerated response is {} bytes, recorded {}",
+                    r.total(),
+                    rec.total_len
+                );
                 let sent = written.checked_sub(rec.resp_start).context("output position before response start")?;
-                anyhow::ensure!(sent <= rec.total_len, "kernel says {sent} bytes sent of a {}-byte response", rec.total_len);
+                anyhow::ensure!(
+                    sent <= rec.total_len,
+                    "kernel says {sent} bytes sent of a {}-byte response",
+                    rec.total_len
+                );
                 if sent != rec.bytes_sent {
-                    info!("connection {}: {} bytes sent after the last confirmation (crash between send and record)", rec.conn_id, sent - rec.bytes_sent.min(sent));
+                    info!(
+                        "connection {}: {} bytes sent after the last confirmation (crash between send and record)",
+                        rec.conn_id,
+                        sent - rec.bytes_sent.min(sent)
+                    );
                 }
                 r.sent = sent;
                 rec.bytes_sent = sent;
-                info!("connection {}: resuming response {:?} at byte {sent} of {}", rec.conn_id, String::from_utf8_lossy(&rec.path), rec.total_len);
+                info!(
+                    "connection {}: resuming response {:?} at byte {sent} of {}",
+                    rec.conn_id,
+                    String::from_utf8_lossy(&rec.path),
+                    rec.total_len
+                );
                 resp = Some(r);
             }
         }
         self.save(slot, &rec);
-        self.install(slot, Conn { sock, reader: Some(reader), rbuf: Vec::new(), rec, resp, rx_deleted: deleted, tx: written })
+        self.install(
+            slot,
+            Conn { sock, reader: Some(reader), rbuf: Vec::new(), rec, resp, rx_deleted: deleted, tx: written },
+        )
     }
 }
 
@@ -625,7 +658,12 @@ fn main() -> Result<()> {
             }
         );
         if ri.generation == 1 && ri.child_id == 0 && !args.helper.is_empty() {
-            s.register(restart::proto::Registration { path: args.helper[0].clone(), argv: args.helper[1..].to_vec(), env: vec![], child_id: 1 })?;
+            s.register(restart::proto::Registration {
+                path: args.helper[0].clone(),
+                argv: args.helper[1..].to_vec(),
+                env: vec![],
+                child_id: 1,
+            })?;
         }
         if std::env::var("ZLR_CRASH_AT_START").is_ok() {
             error!("ZLR_CRASH_AT_START set: crashing");
@@ -648,7 +686,11 @@ fn main() -> Result<()> {
                 }
                 Err(e) => {
                     error!("state region unusable, previous connections cannot be continued: {e}");
-                    if matches!(e, restart::region::OpenError::LayoutVersion { .. } | restart::region::OpenError::LayoutName { .. }) {
+                    if matches!(
+                        e,
+                        restart::region::OpenError::LayoutVersion { .. }
+                            | restart::region::OpenError::LayoutName { .. }
+                    ) {
                         // Never overwrite another version's state: refuse.
                         anyhow::bail!("refusing to start: {e}");
                     }
@@ -668,7 +710,13 @@ fn main() -> Result<()> {
             Region::create(&region_name, &layout, &opts)?
         };
         region.set_generation(generation);
-        info!("state region {} ({:?}), layout {} v{}", region.path().display(), region.backing(), layout.name, layout.version);
+        info!(
+            "state region {} ({:?}), layout {} v{}",
+            region.path().display(),
+            region.backing(),
+            layout.name,
+            layout.version
+        );
         let global = region.read::<Global>(T_GLOBAL, 0).ok().flatten().unwrap_or_default();
         fw = Some(Framework { service, region, global });
         service = None;

@@ -114,7 +114,12 @@ impl Record for ConnRec {
         w.u64(self.base_consumed);
         w.u64(self.req_start);
         w.u32(self.req_len);
-        w.u8(u8::from(self.head_only) | (u8::from(self.keep_alive) << 1) | (u8::from(self.range.is_some()) << 2) | (u8::from(self.suffix_range) << 3) | (u8::from(self.range.is_some_and(|r| r.1.is_some())) << 4) | (u8::from(self.fallback) << 5));
+        w.u8(u8::from(self.head_only)
+            | (u8::from(self.keep_alive) << 1)
+            | (u8::from(self.range.is_some()) << 2)
+            | (u8::from(self.suffix_range) << 3)
+            | (u8::from(self.range.is_some_and(|r| r.1.is_some())) << 4)
+            | (u8::from(self.fallback) << 5));
         w.str_field(&self.path, PATH_CAP);
         let (a, b) = self.range.unwrap_or((0, None));
         w.u64(a);
