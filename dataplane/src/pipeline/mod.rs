@@ -444,8 +444,8 @@ impl Worker {
         if gen.is_vip(dst) {
             return self.to_vip(gen, now, in_port, frame, p, ip);
         }
-        if let Some(port_idx) = gen.port_with_addr(dst) {
-            return self.to_port_addr(gen, now, in_port, port_idx as u16, frame, p, ip);
+        if gen.port_with_addr(dst).is_some() {
+            return self.to_port_addr(gen, now, in_port, frame, p, ip);
         }
         if ip.dst.is_multicast() || ip.dst.is_broadcast() || is_subnet_broadcast(gen, in_port, ip.dst) {
             bump(&self.counters.ports[in_port as usize].to_host, 1);
@@ -516,24 +516,61 @@ impl Worker {
                 Err(v) => return v,
             },
         };
-        // Rewrite towards the real server.
-        let out = f.server_port();
+        // Towards the real server. The reverse key is real server → client (or → the
+        // source-NAT address:port).
+        let snat = (f.snat_port != 0).then_some((rev.dst, rev.dport));
+        self.forward_natted(
+            gen,
+            frame,
+            p,
+            ip,
+            &f,
+            Some((rev.src, rev.sport)),
+            snat,
+            f.server_port(),
+            f.server_mac,
+            true,
+        )
+    }
+
+    /// The common tail of both directions: rewrite the destination and/or source, decrement
+    /// the TTL, set the MACs for `out`, count the packet for the flow's binding and service.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn forward_natted(
+        &mut self,
+        gen: &Generation,
+        frame: &mut [u8],
+        p: &wire::Parsed,
+        ip: Ipv4Info,
+        f: &FlowState,
+        dst: Option<(Ipv4Addr, u16)>,
+        src: Option<(Ipv4Addr, u16)>,
+        out: u16,
+        next_hop_mac: Mac,
+        inbound: bool,
+    ) -> Verdict {
         let Some(out_view) = gen.ports.get(out as usize) else { return self.drop(DropReason::NoRoute) };
-        // The reverse key is real server → client (or → source-NAT address:port).
-        let r = nat::rewrite_dst(frame, p, rev.src, rev.sport)
-            .and_then(|()| if f.snat_port != 0 { nat::rewrite_src(frame, p, rev.dst, rev.dport) } else { Ok(()) })
+        let r = dst
+            .map_or(Ok(()), |(a, port)| nat::rewrite_dst(frame, p, a, port))
+            .and_then(|()| src.map_or(Ok(()), |(a, port)| nat::rewrite_src(frame, p, a, port)))
             .and_then(|()| nat::decrement_ttl(frame, p).map(|_| ()))
-            .and_then(|()| nat::set_macs(frame, MacAddr(out_view.mac), MacAddr(f.server_mac)));
+            .and_then(|()| nat::set_macs(frame, MacAddr(out_view.mac), MacAddr(next_hop_mac)));
         if r.is_err() {
             return self.drop(DropReason::MalformedIpv4);
         }
         let bytes = u64::from(ip.total_len);
         let b = &self.counters.bindings[f.binding as usize];
-        bump(&b.packets_in, 1);
-        bump(&b.bytes_in, bytes);
-        let s = &self.counters.services[service_of(&gen.bindings, &f)];
-        bump(&s.packets_in, 1);
-        bump(&s.bytes_in, bytes);
+        let s = &self.counters.services[service_of(&gen.bindings, f)];
+        let (bp, bb, sp, sb) = if inbound {
+            (&b.packets_in, &b.bytes_in, &s.packets_in, &s.bytes_in)
+        } else {
+            (&b.packets_out, &b.bytes_out, &s.packets_out, &s.bytes_out)
+        };
+        bump(bp, 1);
+        bump(bb, bytes);
+        bump(sp, 1);
+        bump(sb, bytes);
         Verdict::Forward { port: out, len: frame.len() }
     }
 
@@ -673,7 +710,6 @@ impl Worker {
         gen: &Generation,
         now: u64,
         in_port: u16,
-        _port_idx: u16,
         frame: &mut [u8],
         p: &wire::Parsed,
         ip: Ipv4Info,
@@ -785,23 +821,20 @@ impl Worker {
             return self.drop(DropReason::ForceRemoved);
         }
         let Some(Hit { f, fwd, .. }) = found else { return self.drop(DropReason::NoFlow) };
-        let Some(port) = gen.ports.get(f.client_port() as usize) else { return self.drop(DropReason::NoRoute) };
-        // The forward key is client → VIP.
-        let r = nat::rewrite_src(frame, p, fwd.dst, fwd.dport)
-            .and_then(|()| if f.snat_port != 0 { nat::rewrite_dst(frame, p, fwd.src, fwd.sport) } else { Ok(()) })
-            .and_then(|()| nat::decrement_ttl(frame, p).map(|_| ()))
-            .and_then(|()| nat::set_macs(frame, MacAddr(port.mac), MacAddr(f.client_mac)));
-        if r.is_err() {
-            return self.drop(DropReason::MalformedIpv4);
-        }
-        let bytes = u64::from(ip.total_len);
-        let b = &self.counters.bindings[f.binding as usize];
-        bump(&b.packets_out, 1);
-        bump(&b.bytes_out, bytes);
-        let s = &self.counters.services[service_of(&gen.bindings, &f)];
-        bump(&s.packets_out, 1);
-        bump(&s.bytes_out, bytes);
-        Verdict::Forward { port: f.client_port(), len: frame.len() }
+        // Back to the client, where it came from. The forward key is client → VIP.
+        let unsnat = (f.snat_port != 0).then_some((fwd.src, fwd.sport));
+        self.forward_natted(
+            gen,
+            frame,
+            p,
+            ip,
+            &f,
+            unsnat,
+            Some((fwd.dst, fwd.dport)),
+            f.client_port(),
+            f.client_mac,
+            false,
+        )
     }
 
     fn timeout(&self, s: TcpState) -> u64 {
