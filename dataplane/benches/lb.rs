@@ -220,5 +220,48 @@ fn flows(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, maglev, flows);
+/// One config change end to end on the control side: apply + publish (Maglev rebuild of the
+/// service, the new generation), as every Add/Remove costs before the workers' ack.
+fn control(c: &mut Criterion) {
+    use dataplane::config::PortAddr;
+    use dataplane::control::Control;
+    use dataplane::generation::PortView;
+    let ports = || {
+        vec![
+            PortView { addr: PortAddr::parse("10.0.0.1/24").unwrap(), mac: [2, 0, 0, 0, 0, 1], gateway: None },
+            PortView { addr: PortAddr::parse("10.1.0.1/16").unwrap(), mac: [2, 0, 0, 0, 0, 2], gateway: None },
+        ]
+    };
+    let mut g = c.benchmark_group("control");
+    for (servers, max_bindings, table) in [(3u32, 4096usize, 4099usize), (3, 65536, 65537), (100, 65536, 65537)] {
+        let mut ctl = Control::new(ports(), max_bindings, 1024, table);
+        let svc: acm::ServiceKey = "10.0.0.100:80".parse().unwrap();
+        let key = |i: u32| acm::BindingKey {
+            service: svc,
+            real: acm::RealServer { rip: Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8), rport: 80 },
+        };
+        for i in 0..servers {
+            ctl.apply(&acm::Primitive::Add { key: key(i), params: acm::BindingParams::default() }).unwrap();
+        }
+        ctl.publish();
+        let extra = key(servers);
+        g.bench_function(
+            format!("add+force_remove+reap (3 publishes)/{servers}rs/{max_bindings}slots/M{table}"),
+            |b| {
+                b.iter(|| {
+                    ctl.apply(&acm::Primitive::Add { key: extra, params: acm::BindingParams::default() }).unwrap();
+                    black_box(ctl.publish());
+                    ctl.apply(&acm::Primitive::ForceRemove { key: extra }).unwrap();
+                    black_box(ctl.publish());
+                    // Workers acked and hold no flows: the slot is freed (as housekeeping does).
+                    ctl.reap(|_| 0);
+                    black_box(ctl.publish());
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, maglev, flows, control);
 criterion_main!(benches);

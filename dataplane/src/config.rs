@@ -70,7 +70,8 @@ pub struct DataplaneSection {
     pub api_socket: PathBuf,
     /// Flow-table capacity per worker.
     pub flow_capacity: usize,
-    /// Maglev table size (prime).
+    /// Largest Maglev table size (prime). Each service's table is the smallest step (251·2^k,
+    /// rounded up to a prime) with at least 100 entries per real server, up to this size.
     pub maglev_table_size: usize,
     /// Most bindings at once, at most 65536 (counters are preallocated for this many).
     pub max_bindings: usize,

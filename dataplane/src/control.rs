@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use acm::{AcmError, BindingInfo, BindingKey, BindingParams, BindingState, DropFraction, Primitive, ServiceKey};
 
-use crate::generation::{BindingSlot, Generation, Mac, PortView, ServiceEntry, SlotState};
-use crate::lb::maglev::{Backend, Maglev};
+use crate::generation::{
+    BindingSlot, FastMap, Generation, Mac, PortView, ServiceEntry, ServiceLookup, ServiceTable, SlotState, SlotTable,
+};
+use crate::lb::maglev::{adaptive_size, Backend, Maglev};
 
 /// Whether a primitive changed anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,17 +30,29 @@ struct ServiceState {
     /// Cached entry; rebuilt when `dirty`.
     entry: Arc<ServiceEntry>,
     dirty: bool,
+    /// Maglev table size in use (see [`adaptive_size`]).
+    table_size: usize,
 }
 
 /// Binding and service tables, and the generation built from them.
 pub struct Control {
+    /// Largest Maglev table size (the configured one).
     maglev_size: usize,
     ports: Arc<[PortView]>,
-    slots: Vec<BindingSlot>,
+    slots: SlotTable,
     free_slots: Vec<u32>,
+    /// Live bindings (active or draining).
     by_key: HashMap<BindingKey, u32>,
+    /// Slots draining or force-removed: waiting for their flows to end.
+    dying: BTreeSet<u32>,
     services: BTreeMap<ServiceKey, ServiceState>,
     free_services: Vec<u32>,
+    /// The services as published (shared with generations chunk by chunk).
+    service_table: ServiceTable,
+    service_index: Arc<FastMap<ServiceLookup, u32>>,
+    vips: Arc<FastMap<u32, ()>>,
+    /// The set of services changed since the last publish.
+    index_dirty: bool,
     neighbors: HashMap<u32, Mac>,
     neighbors_dirty: bool,
     neighbors_arc: Arc<hashbrown::HashMap<u32, Mac, ahash::RandomState>>,
@@ -52,11 +66,16 @@ impl Control {
         Control {
             maglev_size,
             ports: ports.into(),
-            slots: vec![BindingSlot::FREE; max_bindings],
+            slots: current.bindings.clone(),
             free_slots: (0..max_bindings as u32).rev().collect(),
             by_key: HashMap::new(),
+            dying: BTreeSet::new(),
             services: BTreeMap::new(),
             free_services: (0..max_services as u32).rev().collect(),
+            service_table: current.services.clone(),
+            service_index: current.service_index.clone(),
+            vips: current.vips.clone(),
+            index_dirty: false,
             neighbors: HashMap::new(),
             neighbors_dirty: false,
             neighbors_arc: current.neighbors.clone(),
@@ -98,18 +117,28 @@ impl Control {
             return Err(AcmError::Parse(format!("{} is a port address, not a VIP", key.service.vip)));
         }
         if let Some(&id) = self.by_key.get(&key) {
-            let slot = &mut self.slots[id as usize];
-            match slot.state {
-                SlotState::Active if slot.params == params => return Err(AcmError::DuplicateBinding(key)),
+            let cur = self.slots[id as usize];
+            match cur.state {
+                SlotState::Active if cur.params == params => return Err(AcmError::DuplicateBinding(key)),
                 SlotState::Active | SlotState::Draining => {
+                    let slot = self.slots.get_mut(id as usize);
                     slot.params = params;
                     slot.state = SlotState::Active;
-                    let svc = slot.service;
-                    self.mark_dirty(svc);
+                    self.dying.remove(&id);
+                    self.mark_dirty(&key.service);
                     return Ok(Outcome::Changed);
                 }
                 SlotState::Free | SlotState::ForceRemoved => unreachable!("by_key holds live slots only"),
             }
+        }
+        // Every binding of a service needs an entry of its Maglev table.
+        if self.services.get(&key.service).is_some_and(|s| s.slots.len() + 1 >= self.maglev_size) {
+            return Err(AcmError::Capacity(format!(
+                "no room for binding {key}: virtual service {} has {} bindings, the Maglev table size is {}",
+                key.service,
+                self.services[&key.service].slots.len(),
+                self.maglev_size
+            )));
         }
         // A new service if needed.
         if !self.services.contains_key(&key.service) {
@@ -117,17 +146,26 @@ impl Control {
                 .free_services
                 .pop()
                 .ok_or_else(|| AcmError::Capacity(format!("no room for virtual service {}", key.service)))?;
+            let table_size = adaptive_size(0, 0, self.maglev_size);
             let entry = Arc::new(ServiceEntry {
                 key: key.service,
                 id: sid,
-                maglev: Maglev::build(&[], self.maglev_size).expect("validated table size"),
+                maglev: Maglev::build(&[], table_size).expect("validated table size"),
                 drop_threshold: 0,
                 active: 0,
             });
             self.services.insert(
                 key.service,
-                ServiceState { id: sid, drop: DropFraction::NONE, slots: BTreeSet::new(), entry, dirty: true },
+                ServiceState {
+                    id: sid,
+                    drop: DropFraction::NONE,
+                    slots: BTreeSet::new(),
+                    entry,
+                    dirty: true,
+                    table_size,
+                },
             );
+            self.index_dirty = true;
         }
         let Some(id) = self.free_slots.pop() else {
             self.gc_service(key.service);
@@ -135,7 +173,7 @@ impl Control {
         };
         let svc = self.services.get_mut(&key.service).expect("just ensured");
         let old = self.slots[id as usize];
-        self.slots[id as usize] = BindingSlot {
+        *self.slots.get_mut(id as usize) = BindingSlot {
             key,
             params,
             state: SlotState::Active,
@@ -152,22 +190,20 @@ impl Control {
 
     fn remove(&mut self, key: BindingKey) -> Result<Outcome, AcmError> {
         let &id = self.by_key.get(&key).ok_or(AcmError::UnknownBinding(key))?;
-        let slot = &mut self.slots[id as usize];
-        if slot.state == SlotState::Draining {
+        if self.slots[id as usize].state == SlotState::Draining {
             return Ok(Outcome::Unchanged);
         }
-        slot.state = SlotState::Draining;
-        let svc = slot.service;
-        self.mark_dirty(svc);
+        self.slots.get_mut(id as usize).state = SlotState::Draining;
+        self.dying.insert(id);
+        self.mark_dirty(&key.service);
         Ok(Outcome::Changed)
     }
 
     fn force_remove(&mut self, key: BindingKey) -> Result<Outcome, AcmError> {
         let id = self.by_key.remove(&key).ok_or(AcmError::UnknownBinding(key))?;
-        let slot = &mut self.slots[id as usize];
-        slot.state = SlotState::ForceRemoved;
-        let svc = slot.service;
-        self.mark_dirty(svc);
+        self.slots.get_mut(id as usize).state = SlotState::ForceRemoved;
+        self.dying.insert(id);
+        self.mark_dirty(&key.service);
         Ok(Outcome::Changed)
     }
 
@@ -181,8 +217,8 @@ impl Control {
         Ok(Outcome::Changed)
     }
 
-    fn mark_dirty(&mut self, service_id: u32) {
-        if let Some(s) = self.services.values_mut().find(|s| s.id == service_id) {
+    fn mark_dirty(&mut self, service: &ServiceKey) {
+        if let Some(s) = self.services.get_mut(service) {
             s.dirty = true;
         }
     }
@@ -192,6 +228,8 @@ impl Control {
         if self.services.get(&key).is_some_and(|s| s.slots.is_empty()) {
             let s = self.services.remove(&key).expect("checked");
             self.free_services.push(s.id);
+            *self.service_table.get_mut(s.id as usize) = None;
+            self.index_dirty = true;
         }
     }
 
@@ -202,19 +240,15 @@ impl Control {
     /// so that no worker can still create a flow for a slot seen as empty.
     pub fn reap(&mut self, active_flows: impl Fn(u32) -> u64) -> Outcome {
         let mut changed = Outcome::Unchanged;
-        for id in 0..self.slots.len() as u32 {
+        let done: Vec<u32> = self.dying.iter().copied().filter(|&id| active_flows(id) == 0).collect();
+        for id in done {
             let s = self.slots[id as usize];
-            let done = match s.state {
-                SlotState::Draining | SlotState::ForceRemoved => active_flows(id) == 0,
-                _ => false,
-            };
-            if !done {
-                continue;
-            }
+            debug_assert!(matches!(s.state, SlotState::Draining | SlotState::ForceRemoved));
+            self.dying.remove(&id);
             if s.state == SlotState::Draining {
                 self.by_key.remove(&s.key);
             }
-            self.slots[id as usize].state = SlotState::Free;
+            self.slots.get_mut(id as usize).state = SlotState::Free;
             self.free_slots.push(id);
             if let Some(svc) = self.services.get_mut(&s.key.service) {
                 svc.slots.remove(&id);
@@ -240,9 +274,9 @@ impl Control {
     /// Next hops of live bindings whose MAC is unknown (to be resolved by ARP).
     pub fn unresolved_next_hops(&self) -> Vec<(u16, Ipv4Addr)> {
         let mut v: Vec<_> = self
-            .slots
-            .iter()
-            .filter(|s| matches!(s.state, SlotState::Active | SlotState::Draining))
+            .by_key
+            .values()
+            .map(|&id| &self.slots[id as usize])
             .filter(|s| !self.neighbors.contains_key(&u32::from(s.next_hop)))
             .map(|s| (s.out_port, s.next_hop))
             .collect();
@@ -254,7 +288,6 @@ impl Control {
     /// Builds and installs the next generation.
     pub fn publish(&mut self) -> Arc<Generation> {
         let cur = self.current.clone();
-        let mut services = cur.services.clone();
         for svc in self.services.values_mut() {
             if !svc.dirty {
                 continue;
@@ -267,7 +300,8 @@ impl Control {
                 .map(|(id, s)| Backend { id, key: backend_key(&s.key), weight: s.params.weight })
                 .collect();
             let active = backends.iter().filter(|b| b.weight > 0).count() as u32;
-            let maglev = Maglev::build(&backends, self.maglev_size).expect("table larger than binding count");
+            svc.table_size = adaptive_size(backends.len(), svc.table_size, self.maglev_size);
+            let maglev = Maglev::build(&backends, svc.table_size).expect("add keeps bindings below the table size");
             svc.entry = Arc::new(ServiceEntry {
                 key: svc.entry.key,
                 id: svc.id,
@@ -275,31 +309,40 @@ impl Control {
                 drop_threshold: svc.drop.threshold_u32(),
                 active,
             });
+            *self.service_table.get_mut(svc.id as usize) = Some(svc.entry.clone());
             svc.dirty = false;
         }
-        for s in services.iter_mut() {
-            *s = None;
-        }
-        let mut service_index = hashbrown::HashMap::default();
-        let mut vips = hashbrown::HashMap::default();
-        for svc in self.services.values() {
-            services[svc.id as usize] = Some(svc.entry.clone());
-            service_index.insert(svc.entry.key.into(), svc.id);
-            vips.insert(u32::from(svc.entry.key.vip), ());
+        if self.index_dirty {
+            let mut index = FastMap::default();
+            let mut vips = FastMap::default();
+            for svc in self.services.values() {
+                index.insert(svc.entry.key.into(), svc.id);
+                vips.insert(u32::from(svc.entry.key.vip), ());
+            }
+            self.service_index = Arc::new(index);
+            self.vips = Arc::new(vips);
+            self.index_dirty = false;
         }
         if self.neighbors_dirty {
             self.neighbors_arc = Arc::new(self.neighbors.iter().map(|(k, v)| (*k, *v)).collect());
             self.neighbors_dirty = false;
         }
+        let forced: Vec<(u32, u32)> = self
+            .dying
+            .iter()
+            .map(|&id| (id, &self.slots[id as usize]))
+            .filter(|(_, s)| s.state == SlotState::ForceRemoved)
+            .map(|(id, s)| (id, s.incarnation))
+            .collect();
         let gen = Arc::new(Generation {
             number: cur.number + 1,
-            service_index,
-            services,
-            vips,
-            bindings: self.slots.clone().into(),
+            service_index: self.service_index.clone(),
+            services: self.service_table.clone(),
+            vips: self.vips.clone(),
+            bindings: self.slots.clone(),
             neighbors: self.neighbors_arc.clone(),
             ports: self.ports.clone(),
-            has_force_removed: self.slots.iter().any(|s| s.state == SlotState::ForceRemoved),
+            forced: forced.into(),
         });
         self.current = gen.clone();
         gen
@@ -344,9 +387,7 @@ impl Control {
 
     /// Binding slot ids currently waiting for their flows to end.
     pub fn pending_slots(&self) -> Vec<u32> {
-        (0..self.slots.len() as u32)
-            .filter(|&i| matches!(self.slots[i as usize].state, SlotState::Draining | SlotState::ForceRemoved))
-            .collect()
+        self.dying.iter().copied().collect()
     }
 }
 
@@ -393,6 +434,49 @@ mod tests {
         assert_eq!(g.bindings[id as usize].key, key(11));
         assert_eq!(g.bindings[id as usize].out_port, 1);
         assert!(g.is_vip(u32::from(Ipv4Addr::new(10, 0, 0, 100))));
+    }
+
+    #[test]
+    fn a_change_copies_one_chunk_and_sizes_maglev_to_the_service() {
+        let mut c = Control::new(ports(), 4096, 64, 65537);
+        for rs in 11..14 {
+            c.apply(&Primitive::Add { key: key(rs), params: BindingParams::default() }).unwrap();
+        }
+        let g1 = c.publish();
+        let svc = g1.service(u32::from(Ipv4Addr::new(10, 0, 0, 100)), 80, 6).unwrap();
+        // 3 real servers: a 503-entry table (≥ 100 per server), not the 65537 cap.
+        assert_eq!(svc.maglev.table_size(), 503);
+        c.apply(&Primitive::Remove { key: key(12) }).unwrap();
+        let g2 = c.publish();
+        let id = *c.by_key.get(&key(12)).unwrap() as usize;
+        // The changed slot's chunk was copied; every other chunk is shared with g1.
+        assert!(!g2.bindings.shares_chunk(&g1.bindings, id));
+        let far = (id + crate::generation::SLOT_CHUNK) % 4096;
+        assert!(g2.bindings.shares_chunk(&g1.bindings, far));
+        assert_eq!(g1.bindings[id].state, SlotState::Active);
+        assert_eq!(g2.bindings[id].state, SlotState::Draining);
+        // The set of services did not change: the lookup maps are shared.
+        assert!(Arc::ptr_eq(&g1.service_index, &g2.service_index));
+        assert_eq!(g2.service(u32::from(Ipv4Addr::new(10, 0, 0, 100)), 80, 6).unwrap().active, 2);
+    }
+
+    #[test]
+    fn a_service_never_has_more_bindings_than_maglev_entries() {
+        // Table size 251: at most 250 bindings per service.
+        let mut c = Control::new(ports(), 4096, 4, 251);
+        let k = |i: u32| BindingKey {
+            service: "10.0.0.100:80".parse().unwrap(),
+            real: acm::RealServer { rip: Ipv4Addr::new(10, 0, 1, 2), rport: 1000 + i as u16 },
+        };
+        for i in 0..250 {
+            c.apply(&Primitive::Add { key: k(i), params: BindingParams::default() }).unwrap();
+        }
+        assert!(matches!(
+            c.apply(&Primitive::Add { key: k(250), params: BindingParams::default() }),
+            Err(AcmError::Capacity(_))
+        ));
+        let g = c.publish();
+        assert_eq!(g.service(u32::from(Ipv4Addr::new(10, 0, 0, 100)), 80, 6).unwrap().active, 250);
     }
 
     #[test]
@@ -446,13 +530,13 @@ mod tests {
         let inc1 = g1.bindings.iter().find(|s| s.key == key(11)).unwrap().incarnation;
         c.apply(&Primitive::ForceRemove { key: key(11) }).unwrap();
         let g2 = c.publish();
-        assert!(g2.has_force_removed);
+        assert!(g2.has_force_removed());
         assert!(c.list(|_| Default::default()).is_empty());
         // The service keeps existing until the slot is reaped.
         assert!(g2.service(u32::from(Ipv4Addr::new(10, 0, 0, 100)), 80, 6).is_some());
         c.reap(|_| 0);
         let g3 = c.publish();
-        assert!(!g3.has_force_removed);
+        assert!(!g3.has_force_removed());
         assert!(g3.service(u32::from(Ipv4Addr::new(10, 0, 0, 100)), 80, 6).is_none());
         c.apply(&Primitive::Add { key: key(11), params: BindingParams::default() }).unwrap();
         let g4 = c.publish();

@@ -112,27 +112,102 @@ pub struct PortView {
     pub gateway: Option<Ipv4Addr>,
 }
 
-type FastMap<K, V> = hashbrown::HashMap<K, V, ahash::RandomState>;
+/// A fast-path hash map.
+pub type FastMap<K, V> = hashbrown::HashMap<K, V, ahash::RandomState>;
+
+/// A fixed-length table in chunks of `N` shared between generations (copy on write).
+///
+/// Publishing a generation copies the chunk pointers, not the table; changing an entry copies
+/// only its chunk, and only when a published generation still shares it. So a configuration
+/// change costs the same with 64 binding slots as with 65536.
+#[derive(Clone, Debug)]
+pub struct ChunkedTable<T, const N: usize> {
+    chunks: Vec<Arc<[T; N]>>,
+    len: usize,
+}
+
+impl<T: Clone, const N: usize> ChunkedTable<T, N> {
+    /// `len` copies of `fill` (all chunks share one allocation until written).
+    pub fn new(len: usize, fill: T) -> Self {
+        let chunk: Arc<[T; N]> = Arc::new(std::array::from_fn(|_| fill.clone()));
+        ChunkedTable { chunks: vec![chunk; len.div_ceil(N)], len }
+    }
+
+    /// Number of entries.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the table has no entries.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Entry `i`, if in range.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&T> {
+        if i < self.len {
+            Some(&self.chunks[i / N][i % N])
+        } else {
+            None
+        }
+    }
+
+    /// Entry `i` for writing; copies its chunk first if a published generation shares it.
+    /// Panics when `i` is out of range.
+    pub fn get_mut(&mut self, i: usize) -> &mut T {
+        assert!(i < self.len, "index {i} out of range {}", self.len);
+        &mut Arc::make_mut(&mut self.chunks[i / N])[i % N]
+    }
+
+    /// Whether entry `i` of both tables lives in the same shared chunk (no copy was made).
+    pub fn shares_chunk(&self, other: &Self, i: usize) -> bool {
+        Arc::ptr_eq(&self.chunks[i / N], &other.chunks[i / N])
+    }
+
+    /// Every entry in order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.chunks.iter().flat_map(|c| c.iter()).take(self.len)
+    }
+}
+
+impl<T: Clone, const N: usize> std::ops::Index<usize> for ChunkedTable<T, N> {
+    type Output = T;
+    #[inline]
+    fn index(&self, i: usize) -> &T {
+        self.get(i).expect("index out of range")
+    }
+}
+
+/// Entries per chunk of the binding table (256 × 48 B: one chunk copy is about 12 KB).
+pub const SLOT_CHUNK: usize = 256;
+/// Binding slots by id.
+pub type SlotTable = ChunkedTable<BindingSlot, SLOT_CHUNK>;
+/// Services by slot id (None = unused).
+pub type ServiceTable = ChunkedTable<Option<Arc<ServiceEntry>>, 32>;
 
 /// The immutable forwarding state of one generation.
 #[derive(Debug)]
 pub struct Generation {
     /// Monotonic number; workers acknowledge it.
     pub number: u64,
-    /// Service lookup by (VIP, port, protocol) → index into `services`.
-    pub service_index: FastMap<ServiceLookup, u32>,
+    /// Service lookup by (VIP, port, protocol) → index into `services` (shared between
+    /// generations until the set of services changes).
+    pub service_index: Arc<FastMap<ServiceLookup, u32>>,
     /// Services by slot id (None = unused slot).
-    pub services: Vec<Option<Arc<ServiceEntry>>>,
+    pub services: ServiceTable,
     /// Every VIP (answered for ARP and ping).
-    pub vips: FastMap<u32, ()>,
+    pub vips: Arc<FastMap<u32, ()>>,
     /// Binding slots by id.
-    pub bindings: Arc<[BindingSlot]>,
+    pub bindings: SlotTable,
     /// Neighbours known to the control side (IP → MAC).
     pub neighbors: Arc<FastMap<u32, Mac>>,
     /// Ports.
     pub ports: Arc<[PortView]>,
-    /// True when some slot is force-removed (workers then walk their tables).
-    pub has_force_removed: bool,
+    /// Force-removed slots with their incarnation, sorted (workers then walk their tables).
+    pub forced: Arc<[(u32, u32)]>,
 }
 
 impl Generation {
@@ -140,13 +215,13 @@ impl Generation {
     pub fn empty(ports: Vec<PortView>, max_bindings: usize, max_services: usize) -> Generation {
         Generation {
             number: 0,
-            service_index: FastMap::default(),
-            services: vec![None; max_services],
-            vips: FastMap::default(),
-            bindings: vec![BindingSlot::FREE; max_bindings].into(),
+            service_index: Arc::new(FastMap::default()),
+            services: ServiceTable::new(max_services, None),
+            vips: Arc::new(FastMap::default()),
+            bindings: SlotTable::new(max_bindings, BindingSlot::FREE),
             neighbors: Arc::new(FastMap::default()),
             ports: ports.into(),
-            has_force_removed: false,
+            forced: Arc::new([]),
         }
     }
 
@@ -155,6 +230,12 @@ impl Generation {
     pub fn service(&self, vip: u32, vport: u16, proto: u8) -> Option<&ServiceEntry> {
         let id = *self.service_index.get(&ServiceLookup { vip, vport, proto })?;
         self.services.get(id as usize)?.as_deref()
+    }
+
+    /// True when some binding is force-removed and its flows must be reset.
+    #[inline]
+    pub fn has_force_removed(&self) -> bool {
+        !self.forced.is_empty()
     }
 
     /// Whether `ip` is a VIP.

@@ -40,6 +40,34 @@ pub const DEFAULT_TABLE_SIZE: usize = 65_537;
 /// The largest table size [`Maglev::build`] accepts (the table uses 4 bytes per entry).
 pub const MAX_TABLE_SIZE: usize = 1 << 26;
 
+/// Table sizes [`adaptive_size`] steps through: the smallest prime at or above 251·2^k.
+pub const SIZE_STEPS: [usize; 14] =
+    [251, 503, 1009, 2011, 4019, 8039, 16067, 32141, 64271, 128519, 257053, 514049, 1_028_099, 2_056_193];
+
+/// Table entries per backend that [`adaptive_size`] aims for: with `M ≥ 100·N` every backend's
+/// share is within about 1% of its weight's share (Eisenbud et al., §3.4).
+pub const ENTRIES_PER_BACKEND: usize = 100;
+
+/// The table size for `backends` backends: the smallest step of [`SIZE_STEPS`] with at least
+/// [`ENTRIES_PER_BACKEND`] entries per backend, at most `cap` (itself a valid size).
+///
+/// A build costs time proportional to the table size, and every configuration change rebuilds
+/// its service's table, so a service with 3 real servers should not pay for 65537 entries.
+/// The size changes rarely: it grows as soon as it is too small, but shrinks only when it is
+/// at least four times larger than needed. So adding or removing one backend of N keeps the
+/// table size, and Maglev's minimal disruption holds; a size change remaps new flows once
+/// (established flows stay in the flow table).
+pub fn adaptive_size(backends: usize, current: usize, cap: usize) -> usize {
+    let need = backends.max(1).saturating_mul(ENTRIES_PER_BACKEND);
+    let want = SIZE_STEPS.iter().copied().find(|&s| s >= need).unwrap_or(cap).min(cap);
+    let want = if want <= backends { cap } else { want };
+    if current >= want && current <= cap && current < want.saturating_mul(4) + 64 && current > backends {
+        current
+    } else {
+        want
+    }
+}
+
 /// A real server as Maglev sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Backend {

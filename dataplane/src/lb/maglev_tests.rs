@@ -239,3 +239,43 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn adaptive_size_grows_at_once_and_shrinks_with_hysteresis() {
+    use super::{adaptive_size, SIZE_STEPS};
+    // Every step is a valid Maglev size.
+    for s in SIZE_STEPS {
+        assert!(is_prime(s), "{s}");
+    }
+    // 3 backends: 300 entries wanted → 503; a fresh service starts there.
+    assert_eq!(adaptive_size(3, 0, 65537), 503);
+    // Grows as soon as the table is too small.
+    assert_eq!(adaptive_size(6, 503, 65537), 1009);
+    // Shrinks only when four times too large.
+    assert_eq!(adaptive_size(5, 1009, 65537), 1009);
+    assert_eq!(adaptive_size(1, 1009, 65537), 1009);
+    assert_eq!(adaptive_size(9, 4019, 65537), 4019);
+    assert_eq!(adaptive_size(2, 4019, 65537), 251);
+    // Removing one backend of 100 keeps the size (disruption stays minimal).
+    let s = adaptive_size(100, 0, 65537);
+    assert_eq!(s, 16067);
+    assert_eq!(adaptive_size(99, s, 65537), s);
+    // The configured size caps it.
+    assert_eq!(adaptive_size(1000, 0, 65537), 65537);
+    assert_eq!(adaptive_size(100, 0, 4099), 4099);
+    // A lowered cap is obeyed at once.
+    assert_eq!(adaptive_size(3, 16067, 4099), 503);
+}
+
+#[test]
+fn adaptive_size_always_builds() {
+    use super::adaptive_size;
+    let mut cur = 0;
+    for n in [0usize, 1, 2, 3, 10, 50, 100, 101, 300, 650, 651, 200, 20, 2, 1, 0] {
+        cur = adaptive_size(n, cur, DEFAULT_TABLE_SIZE);
+        assert!(cur > n && is_prime(cur) && cur <= DEFAULT_TABLE_SIZE, "{n} → {cur}");
+        let backends: Vec<Backend> =
+            (0..n as u32).map(|i| Backend { id: i, key: u64::from(i) * 7919, weight: 1 }).collect();
+        Maglev::build(&backends, cur).unwrap();
+    }
+}

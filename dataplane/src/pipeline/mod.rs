@@ -33,7 +33,7 @@ use crossbeam::queue::ArrayQueue;
 
 use crate::config::TimeoutsNs;
 use crate::counters::{bump, drop_gauge, DropReason, WorkerCounters};
-use crate::generation::{BindingSlot, Generation, Mac, SlotState};
+use crate::generation::{Generation, Mac, SlotState, SlotTable};
 use crate::lb::flows::{client_hash, flow_hash, Direction, FlowId, FlowKey, FlowTable, InsertError};
 use crate::nat;
 use crate::wire::{self, ethernet::MacAddr, parse, Ipv4Info, TcpFlags, WireError, L3, L4};
@@ -268,8 +268,8 @@ impl Worker {
     /// Takes up a new generation (call between bursts): acknowledges it and, when bindings
     /// were force-removed, deletes their flows and queues a RST for each TCP client.
     pub fn adopt(&mut self, gen: &Generation) {
-        if gen.has_force_removed {
-            let sig = forced_signature(&gen.bindings);
+        if gen.has_force_removed() {
+            let sig = forced_signature(&gen.forced);
             if sig != self.forced_sig {
                 self.forced_sig = sig;
                 self.purge_forced(gen);
@@ -868,20 +868,20 @@ fn client_touch(f: &mut FlowState, tcp: Option<wire::TcpInfo>) {
 /// The service slot of a flow's binding. A slot keeps its service until every flow of it is
 /// gone, so this is valid for any flow still in a table.
 #[inline]
-fn service_of(bindings: &[BindingSlot], f: &FlowState) -> usize {
+fn service_of(bindings: &SlotTable, f: &FlowState) -> usize {
     bindings.get(f.binding as usize).map_or(0, |s| s.service as usize)
 }
 
 /// Whether the flow's binding still forwards (active or draining, same incarnation).
 #[inline]
-fn slot_alive(bindings: &[BindingSlot], f: &FlowState) -> bool {
+fn slot_alive(bindings: &SlotTable, f: &FlowState) -> bool {
     bindings.get(f.binding as usize).is_some_and(|s| {
         s.incarnation as u16 == f.incarnation && matches!(s.state, SlotState::Active | SlotState::Draining)
     })
 }
 
 /// Bookkeeping when a flow leaves the table.
-fn forget(counters: &WorkerCounters, snat: &mut SnatPorts, bindings: &[BindingSlot], f: &FlowState) {
+fn forget(counters: &WorkerCounters, snat: &mut SnatPorts, bindings: &SlotTable, f: &FlowState) {
     drop_gauge(&counters.bindings[f.binding as usize].active_flows, 1);
     drop_gauge(&counters.services[service_of(bindings, f)].active_flows, 1);
     drop_gauge(&counters.flows, 1);
@@ -890,12 +890,8 @@ fn forget(counters: &WorkerCounters, snat: &mut SnatPorts, bindings: &[BindingSl
     }
 }
 
-fn forced_signature(bindings: &[BindingSlot]) -> u64 {
-    bindings
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.state == SlotState::ForceRemoved)
-        .fold(0u64, |acc, (i, s)| acc.wrapping_mul(31).wrapping_add(((i as u64) << 32) | u64::from(s.incarnation)))
+fn forced_signature(forced: &[(u32, u32)]) -> u64 {
+    forced.iter().fold(0u64, |acc, &(i, inc)| acc.wrapping_mul(31).wrapping_add((u64::from(i) << 32) | u64::from(inc)))
         | 1
 }
 
