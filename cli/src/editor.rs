@@ -334,6 +334,56 @@ impl Editor {
     }
 }
 
+/// Images (zero-loss restart of the control plane): see [`crate::image`].
+impl Editor {
+    pub(crate) fn image(&self) -> crate::image::EditorImage {
+        use crate::image::EscImage;
+        crate::image::EditorImage {
+            line: self.line().to_string(),
+            cursor: self.cursor,
+            esc: match self.esc {
+                Esc::None => EscImage::None,
+                Esc::Start => EscImage::Start,
+                Esc::Csi(n) => EscImage::Csi(n),
+                Esc::Ss3 => EscImage::Ss3,
+            },
+            password: self.password,
+            hist: self.hist,
+            stash: String::from_utf8_lossy(&self.stash).into_owned(),
+        }
+    }
+
+    pub(crate) fn from_image(img: &crate::image::EditorImage) -> Result<Editor, crate::image::ImageError> {
+        use crate::image::{EscImage, ImageError};
+        let printable = |s: &str| s.len() <= MAX_LINE && s.bytes().all(|b| (0x20..0x7f).contains(&b));
+        if !printable(&img.line) {
+            return Err(ImageError::invalid("editor line", format!("{} bytes or not printable ASCII", img.line.len())));
+        }
+        if !printable(&img.stash) {
+            return Err(ImageError::invalid("editor stash", "too long or not printable ASCII"));
+        }
+        if img.cursor > img.line.len() {
+            return Err(ImageError::invalid(
+                "editor cursor",
+                format!("{} beyond a {}-byte line", img.cursor, img.line.len()),
+            ));
+        }
+        Ok(Editor {
+            buf: img.line.as_bytes().to_vec(),
+            cursor: img.cursor,
+            esc: match img.esc {
+                EscImage::None => Esc::None,
+                EscImage::Start => Esc::Start,
+                EscImage::Csi(n) => Esc::Csi(n),
+                EscImage::Ss3 => Esc::Ss3,
+            },
+            password: img.password,
+            hist: img.hist,
+            stash: img.stash.as_bytes().to_vec(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

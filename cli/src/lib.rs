@@ -18,6 +18,7 @@
 //! | [`backend`] | the [`Backend`] trait the control plane implements, its row types, and [`FakeBackend`] |
 //! | [`auth`] | Argon2id password hashes (PHC strings) and [`Credentials`] |
 //! | [`server`] | [`Connection`]: telnet + login + editor + session + `--More--` pager, with deadlines for timers |
+//! | [`image`] | [`ConnectionImage`]: a connection's whole state as plain data, for the control plane's zero-loss restart |
 //! | [`fuzzing`] | entry points shared by the cargo-fuzz targets (`cli/fuzz/`) and the property tests |
 //!
 //! # Embedding (what the control plane does)
@@ -69,6 +70,7 @@ pub mod config;
 pub mod editor;
 pub mod fuzzing;
 pub mod grammar;
+pub mod image;
 pub mod server;
 pub mod session;
 pub mod show;
@@ -78,5 +80,6 @@ pub use apply::{replay, ReplayError};
 pub use auth::Credentials;
 pub use backend::{Backend, BackendError, FakeBackend, LatencyRow, SessionRow, TrafficCounters};
 pub use config::SlbConfig;
+pub use image::{ConnectionImage, ImageError};
 pub use server::{Connection, ServerSettings};
 pub use session::{Mode, Output, Paging, Session, SessionOptions};

@@ -370,3 +370,73 @@ impl Connection {
         encode_bytes(&echo, out);
     }
 }
+
+/// Largest pager backlog an image carries (lines); more is cut with a note.
+pub const IMAGE_MAX_PAGER: usize = 2000;
+
+/// Images (zero-loss restart of the control plane): see [`crate::image`].
+impl Connection {
+    /// The connection's whole state at `now`, as plain data.
+    pub fn image(&self, now: Instant) -> crate::image::ConnectionImage {
+        use crate::image::StateImage;
+        let ms = |d: Duration| d.as_millis().min(u128::from(u64::MAX)) as u64;
+        crate::image::ConnectionImage {
+            state: match &self.state {
+                State::User => StateImage::User,
+                State::Password { user } => StateImage::Password { user: user.clone() },
+                State::Delay { until } => StateImage::Delay { remaining_ms: ms(until.saturating_duration_since(now)) },
+                State::Shell => StateImage::Shell,
+                State::Closed => StateImage::Closed,
+            },
+            attempts: self.attempts,
+            height: self.height,
+            pager: self.pager.iter().take(IMAGE_MAX_PAGER).cloned().collect(),
+            started_ago_ms: ms(now.saturating_duration_since(self.started)),
+            idle_ms: ms(now.saturating_duration_since(self.last_input)),
+            codec: self.codec.image(),
+            editor: self.editor.image(),
+            session: self.session.image(),
+        }
+    }
+
+    /// Rebuilds a connection from [`Connection::image`] (taken in this process or another) at
+    /// `now`. Every field is checked; nothing is sent (the client already has the screen).
+    pub fn from_image(
+        settings: ServerSettings,
+        img: &crate::image::ConnectionImage,
+        now: Instant,
+    ) -> Result<Connection, crate::image::ImageError> {
+        use crate::image::{ImageError, StateImage};
+        let ago = |ms: u64| now.checked_sub(Duration::from_millis(ms)).unwrap_or(now);
+        let state = match &img.state {
+            StateImage::User => State::User,
+            StateImage::Password { user } if user.len() <= crate::editor::MAX_LINE => {
+                State::Password { user: user.clone() }
+            }
+            StateImage::Password { .. } => return Err(ImageError::invalid("login state", "user name too long")),
+            StateImage::Delay { remaining_ms } => State::Delay { until: now + Duration::from_millis(*remaining_ms) },
+            StateImage::Shell => State::Shell,
+            StateImage::Closed => State::Closed,
+        };
+        if img.pager.len() > IMAGE_MAX_PAGER {
+            return Err(ImageError::invalid("pager", format!("{} lines", img.pager.len())));
+        }
+        let session = Session::from_image(&img.session, settings.credentials.enable_secret.clone())?;
+        let editor = Editor::from_image(&img.editor)?;
+        if img.editor.hist.is_some_and(|h| h > session.history().len()) {
+            return Err(ImageError::invalid("editor history position", "beyond the history"));
+        }
+        Ok(Connection {
+            codec: TelnetCodec::from_image(&img.codec)?,
+            editor,
+            session,
+            state,
+            attempts: img.attempts,
+            height: img.height,
+            pager: img.pager.iter().cloned().collect(),
+            started: ago(img.started_ago_ms),
+            last_input: ago(img.idle_ms),
+            settings,
+        })
+    }
+}

@@ -549,3 +549,61 @@ fn predictor_kw(p: &Parsed) -> Predictor {
         })
         .unwrap_or_default()
 }
+
+/// Images (zero-loss restart of the control plane): see [`crate::image`].
+impl Session {
+    pub(crate) fn image(&self) -> crate::image::SessionImage {
+        use crate::image::{ModeImage, PagingImage};
+        crate::image::SessionImage {
+            mode: match &self.mode {
+                Mode::User => ModeImage::User,
+                Mode::Privileged => ModeImage::Privileged,
+                Mode::Config => ModeImage::Config,
+                Mode::RealServer(n) => ModeImage::RealServer(n.clone()),
+                Mode::VirtualServer(n) => ModeImage::VirtualServer(n.clone()),
+            },
+            privileged: self.opts.privileged,
+            awaiting_enable: self.awaiting_enable,
+            paging: match self.paging {
+                Paging::Auto => PagingImage::Auto,
+                Paging::Off => PagingImage::Off,
+                Paging::Lines(n) => PagingImage::Lines(n),
+            },
+            history: self.history.clone(),
+        }
+    }
+
+    pub(crate) fn from_image(
+        img: &crate::image::SessionImage,
+        enable_secret: Option<String>,
+    ) -> Result<Session, crate::image::ImageError> {
+        use crate::image::{ImageError, ModeImage, PagingImage};
+        let name = |n: &String| {
+            if n.is_empty() || n.len() > crate::editor::MAX_LINE || n.chars().any(|c| c.is_control()) {
+                Err(ImageError::invalid("session mode", format!("server name {n:?}")))
+            } else {
+                Ok(n.clone())
+            }
+        };
+        if img.history.len() > HISTORY || img.history.iter().any(|l| l.len() > crate::editor::MAX_LINE) {
+            return Err(ImageError::invalid("session history", format!("{} lines", img.history.len())));
+        }
+        Ok(Session {
+            mode: match &img.mode {
+                ModeImage::User => Mode::User,
+                ModeImage::Privileged => Mode::Privileged,
+                ModeImage::Config => Mode::Config,
+                ModeImage::RealServer(n) => Mode::RealServer(name(n)?),
+                ModeImage::VirtualServer(n) => Mode::VirtualServer(name(n)?),
+            },
+            opts: SessionOptions { enable_secret, privileged: img.privileged },
+            awaiting_enable: img.awaiting_enable,
+            paging: match img.paging {
+                PagingImage::Auto => Paging::Auto,
+                PagingImage::Off => Paging::Off,
+                PagingImage::Lines(n) => Paging::Lines(n),
+            },
+            history: img.history.clone(),
+        })
+    }
+}

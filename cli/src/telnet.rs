@@ -421,6 +421,69 @@ pub fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Images (zero-loss restart of the control plane): see [`crate::image`].
+impl TelnetCodec {
+    pub(crate) fn image(&self) -> crate::image::CodecImage {
+        use crate::image::RxImage;
+        let opt = |o: OptState| match o {
+            OptState::No => crate::image::OptImage::No,
+            OptState::Yes => crate::image::OptImage::Yes,
+            OptState::WantNo { opposite } => crate::image::OptImage::WantNo { opposite },
+            OptState::WantYes { opposite } => crate::image::OptImage::WantYes { opposite },
+        };
+        crate::image::CodecImage {
+            rx: match self.rx {
+                Rx::Data => RxImage::Data,
+                Rx::Cr => RxImage::Cr,
+                Rx::Iac => RxImage::Iac,
+                Rx::Opt(v) => RxImage::Opt(v),
+                Rx::Sb => RxImage::Sb,
+                Rx::SbIac => RxImage::SbIac,
+            },
+            options: (0..=255u8)
+                .filter(|&o| self.us[o as usize] != OptState::No || self.him[o as usize] != OptState::No)
+                .map(|o| (o, opt(self.us[o as usize]), opt(self.him[o as usize])))
+                .collect(),
+            sb: self.sb.clone(),
+            sb_overflow: self.sb_overflow,
+        }
+    }
+
+    pub(crate) fn from_image(img: &crate::image::CodecImage) -> Result<TelnetCodec, crate::image::ImageError> {
+        use crate::image::{ImageError, OptImage, RxImage};
+        let opt = |o: OptImage| match o {
+            OptImage::No => OptState::No,
+            OptImage::Yes => OptState::Yes,
+            OptImage::WantNo { opposite } => OptState::WantNo { opposite },
+            OptImage::WantYes { opposite } => OptState::WantYes { opposite },
+        };
+        if img.sb.len() > MAX_SB {
+            return Err(ImageError::invalid(
+                "telnet subnegotiation",
+                format!("{} bytes (most {MAX_SB})", img.sb.len()),
+            ));
+        }
+        let rx = match img.rx {
+            RxImage::Data => Rx::Data,
+            RxImage::Cr => Rx::Cr,
+            RxImage::Iac => Rx::Iac,
+            RxImage::Opt(v @ (WILL | WONT | DO | DONT)) => Rx::Opt(v),
+            RxImage::Opt(v) => return Err(ImageError::invalid("telnet decoder state", format!("verb {v}"))),
+            RxImage::Sb => Rx::Sb,
+            RxImage::SbIac => Rx::SbIac,
+        };
+        let mut c = TelnetCodec::new();
+        c.rx = rx;
+        for &(o, us, him) in &img.options {
+            c.us[o as usize] = opt(us);
+            c.him[o as usize] = opt(him);
+        }
+        c.sb.extend_from_slice(&img.sb);
+        c.sb_overflow = img.sb_overflow;
+        Ok(c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

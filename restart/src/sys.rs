@@ -265,6 +265,12 @@ impl Mapping {
     }
 }
 
+// SAFETY: a `Mapping` owns a process-wide shared mapping, not tied to the
+// thread that created it; moving it to another thread and unmapping it there
+// is sound. It is not `Sync`: concurrent copies must be serialized by the
+// owner (`Region` does, with a lock).
+unsafe impl Send for Mapping {}
+
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` came from a successful mmap and no reference

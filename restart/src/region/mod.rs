@@ -11,12 +11,11 @@
 pub mod codec;
 pub mod record;
 
-use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use thiserror::Error;
 
@@ -200,20 +199,28 @@ pub enum AccessError {
     },
 }
 
-struct Inner {
+/// What accesses share: the mapping, the committed sequence numbers and a
+/// scratch buffer. One lock, so accesses from several threads are serialized
+/// (copies into and out of the mapping never overlap in time).
+struct Core {
     map: Mapping,
+    seqs: Vec<Vec<u64>>,
+    scratch: Vec<u8>,
+}
+
+struct Inner {
+    core: Mutex<Core>,
     path: PathBuf,
     backing: Backing,
     header: Header,
-    seqs: RefCell<Vec<Vec<u64>>>,
-    scratch: RefCell<Vec<u8>>,
     _file: File,
 }
 
-/// A mapped state region. Cheap to clone (shared handle); single-threaded.
+/// A mapped state region. Cheap to clone (shared handle); `Send + Sync`:
+/// accesses from several threads are serialized by one lock.
 #[derive(Clone)]
 pub struct Region {
-    inner: Rc<Inner>,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Region {
@@ -317,16 +324,20 @@ impl Region {
             .map(|t| if t.kind == TableKind::Records { vec![UNKNOWN_SEQ; t.count as usize] } else { Vec::new() })
             .collect();
         Region {
-            inner: Rc::new(Inner {
-                map,
+            inner: Arc::new(Inner {
+                core: Mutex::new(Core { map, seqs, scratch: Vec::new() }),
                 path,
                 backing,
                 header,
-                seqs: RefCell::new(seqs),
-                scratch: RefCell::new(Vec::new()),
                 _file: file,
             }),
         }
+    }
+
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock cannot leave the mapping half
+        // written in a way the checksums do not catch: keep going.
+        self.inner.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Open existing region `name` (hugetlbfs first, then the fallback
@@ -394,7 +405,7 @@ impl Region {
 
     fn generation_state(&self) -> Result<(u64, u64), SlotError> {
         let mut g = [0u8; 2 * 24];
-        self.inner.map.read(codec::GEN_SLOT_OFF, &mut g);
+        self.core().map.read(codec::GEN_SLOT_OFF, &mut g);
         match codec::decode_slot(&g, 8)? {
             SlotState::Empty => Ok((0, 0)),
             SlotState::Valid { copy, seq } => {
@@ -417,7 +428,7 @@ impl Region {
         let cs = codec::copy_size(8);
         let mut c = vec![0u8; cs];
         codec::encode_copy(seq, &generation.to_le_bytes(), &mut c);
-        self.inner.map.write(codec::GEN_SLOT_OFF + (seq as usize % 2) * cs, &c);
+        self.core().map.write(codec::GEN_SLOT_OFF + (seq as usize % 2) * cs, &c);
     }
 
     fn table(&self, table: u32, kind: TableKind) -> Result<(usize, &TableDesc), AccessError> {
@@ -449,23 +460,17 @@ impl Region {
         Ok(t.count)
     }
 
-    fn slot_state(
-        &self,
-        ti: usize,
-        t: &TableDesc,
-        index: u32,
-        off: usize,
-        buf: &mut Vec<u8>,
-    ) -> Result<SlotState, AccessError> {
+    fn slot_state(core: &mut Core, ti: usize, t: &TableDesc, index: u32, off: usize) -> Result<SlotState, AccessError> {
         let cs = codec::copy_size(t.record_size as usize);
-        buf.resize(2 * cs, 0);
-        self.inner.map.read(off, buf);
-        let st = codec::decode_slot(buf, t.record_size as usize).map_err(|source| AccessError::Slot {
+        let Core { map, seqs, scratch } = core;
+        scratch.resize(2 * cs, 0);
+        map.read(off, scratch);
+        let st = codec::decode_slot(scratch, t.record_size as usize).map_err(|source| AccessError::Slot {
             table: t.id,
             index,
             source,
         })?;
-        self.inner.seqs.borrow_mut()[ti][index as usize] = match st {
+        seqs[ti][index as usize] = match st {
             SlotState::Empty => 0,
             SlotState::Valid { seq, .. } => seq,
         };
@@ -478,11 +483,11 @@ impl Region {
         if R::SIZE != t.record_size as usize {
             return Err(AccessError::Kind { table, what: "record type size differs from the table's record size" });
         }
-        let mut buf = self.inner.scratch.borrow_mut();
-        match self.slot_state(ti, &t, index, off, &mut buf)? {
+        let mut core = self.core();
+        match Self::slot_state(&mut core, ti, &t, index, off)? {
             SlotState::Empty => Ok(None),
             SlotState::Valid { copy, .. } => {
-                let p = codec::copy_payload(&buf, t.record_size as usize, copy);
+                let p = codec::copy_payload(&core.scratch, t.record_size as usize, copy);
                 R::decode(&mut record::Reader::new(p)).map(Some).map_err(|source| AccessError::Record {
                     table,
                     index,
@@ -500,27 +505,28 @@ impl Region {
         if R::SIZE != rs {
             return Err(AccessError::Kind { table, what: "record type size differs from the table's record size" });
         }
-        let mut scratch = self.inner.scratch.borrow_mut();
-        let mut seq = self.inner.seqs.borrow()[ti][index as usize];
+        let mut core = self.core();
+        let mut seq = core.seqs[ti][index as usize];
         if seq == UNKNOWN_SEQ {
             // First touch in this generation: find the committed copy. A
             // corrupted slot is overwritten (the caller decided to write it).
-            seq = match self.slot_state(ti, &t, index, off, &mut scratch) {
+            seq = match Self::slot_state(&mut core, ti, &t, index, off) {
                 Ok(SlotState::Valid { seq, .. }) => seq,
                 _ => 0,
             };
         }
         let next = seq + 1;
         let cs = codec::copy_size(rs);
+        let Core { map, seqs, scratch } = &mut *core;
         scratch.resize(rs + cs, 0);
         let (payload, copy) = scratch.split_at_mut(rs);
         payload.fill(0);
         value.encode(&mut record::Writer::new(payload));
         codec::encode_copy(next, payload, copy);
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        self.inner.map.write(off + (next as usize % 2) * cs, copy);
+        map.write(off + (next as usize % 2) * cs, copy);
         std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
-        self.inner.seqs.borrow_mut()[ti][index as usize] = next;
+        seqs[ti][index as usize] = next;
         Ok(())
     }
 
@@ -535,7 +541,7 @@ impl Region {
         if at.checked_add(out.len()).filter(|&e| e <= t.record_size as usize).is_none() {
             return Err(AccessError::Kind { table, what: "raw access beyond the entry" });
         }
-        self.inner.map.read(off + at, out);
+        self.core().map.read(off + at, out);
         Ok(())
     }
 
@@ -545,7 +551,7 @@ impl Region {
         if at.checked_add(data.len()).filter(|&e| e <= t.record_size as usize).is_none() {
             return Err(AccessError::Kind { table, what: "raw access beyond the entry" });
         }
-        self.inner.map.write(off + at, data);
+        self.core().map.write(off + at, data);
         Ok(())
     }
 
@@ -553,6 +559,6 @@ impl Region {
     /// corruption or a torn write).
     #[doc(hidden)]
     pub fn poke(&self, at: usize, data: &[u8]) {
-        self.inner.map.write(at, data);
+        self.core().map.write(at, data);
     }
 }
