@@ -27,5 +27,6 @@ pub mod host;
 pub mod lb;
 pub mod nat;
 pub mod pipeline;
+pub mod sessions;
 pub mod switch;
 pub mod wire;

@@ -24,6 +24,7 @@ use crate::clock::now_ns;
 use crate::control::{Control, Outcome};
 use crate::counters::{read, DropReason, WorkerCounters};
 use crate::generation::{Generation, Mac};
+use crate::sessions::{sessions_link, SessionsEnd, SessionsLink, SESSIONS_TIMEOUT};
 
 /// How long a change may wait for the workers' acknowledgement.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,6 +41,8 @@ pub struct WorkerLink {
     pub learned: Arc<ArrayQueue<(u32, Mac)>>,
     /// The worker's flow-table capacity.
     pub flow_capacity: u64,
+    /// Sessions requests to the worker.
+    pub sessions: SessionsLink,
 }
 
 /// The worker's end of its link.
@@ -50,6 +53,8 @@ pub struct WorkerEnd {
     pub counters: Arc<WorkerCounters>,
     /// Where it reports learned neighbours.
     pub learned: Arc<ArrayQueue<(u32, Mac)>>,
+    /// Sessions requests (flow listings) to serve between bursts.
+    pub sessions: SessionsEnd,
 }
 
 /// Creates a linked pair for one worker.
@@ -62,9 +67,17 @@ pub fn worker_link(
     let (tx, rx) = crossbeam::channel::bounded(64);
     let counters = Arc::new(WorkerCounters::new(max_bindings, max_services));
     let learned = Arc::new(ArrayQueue::new(1024));
+    let (sessions, sessions_end) = sessions_link();
     (
-        WorkerLink { lcore, generations: tx, counters: counters.clone(), learned: learned.clone(), flow_capacity },
-        WorkerEnd { generations: rx, counters, learned },
+        WorkerLink {
+            lcore,
+            generations: tx,
+            counters: counters.clone(),
+            learned: learned.clone(),
+            flow_capacity,
+            sessions,
+        },
+        WorkerEnd { generations: rx, counters, learned, sessions: sessions_end },
     )
 }
 
@@ -341,6 +354,12 @@ impl Handler for Switch {
                 let r = self.wait_acks(generation).map(|()| ResponseBody::Pong { generation });
                 let t = now_ns();
                 (r, Timing { received_ns, published_ns: received_ns, acked_ns: t })
+            }
+            RequestBody::Sessions { service, limit } => {
+                let workers = self.workers.iter().map(|w| (w.lcore, &w.sessions));
+                let s = crate::sessions::collect(workers, *service, *limit, SESSIONS_TIMEOUT);
+                let t = now_ns();
+                (Ok(ResponseBody::Sessions(Box::new(s))), Timing { received_ns, published_ns: t, acked_ns: t })
             }
         };
         Response { id: req.id, result, timing }

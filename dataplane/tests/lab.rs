@@ -249,6 +249,25 @@ fn dataplane_in_the_lab() {
     let big_sha = lab.big_sha256().to_string();
     let dl = slow_download(&lab, "2M");
     let s = server_of_download(&lab);
+    // The live download is in the flow listing, through the API and through dpctl.
+    let port = client_download_port(&lab);
+    let client = format!("10.0.0.2:{port}");
+    let real = format!("10.0.1.{}:80", 10 + s);
+    let sessions = api.sessions(Some(service()), 1000).expect("sessions");
+    assert_eq!((sessions.workers, sessions.answered), (1, 1));
+    let flow = sessions.sessions.iter().find(|f| f.client.to_string() == client).expect("download in Sessions");
+    assert_eq!((flow.vip.to_string(), flow.real.to_string()), ("10.0.0.100:80".into(), real.clone()));
+    assert_eq!((flow.proto, flow.state, flow.snat), (acm::Proto::Tcp, dataplane::api::SessionState::Established, None));
+    assert!(flow.idle_ms < 5_000 && flow.expires_ms > 0, "{flow:?}");
+    let other: ServiceKey = "10.0.0.100:81".parse().unwrap();
+    assert_eq!(api.sessions(Some(other), 10).unwrap().total, 0);
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_dpctl")).args(["-s", sock.to_str().unwrap(), "sessions"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "dpctl sessions: {}", String::from_utf8_lossy(&out.stderr));
+    let row =
+        text.lines().find(|l| l.contains(&client)).unwrap_or_else(|| panic!("dpctl sessions lacks {client}:\n{text}"));
+    assert!(row.contains(&real) && row.contains("EST") && row.contains("10.0.0.100:80"), "{row}");
     let ack = api.remove(binding(s)).expect("remove");
     assert!(ack.changed);
     let listed = api.list().unwrap();

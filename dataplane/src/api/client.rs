@@ -8,7 +8,7 @@ use std::time::Duration;
 use acm::{BindingInfo, BindingKey, BindingParams, DropFraction, Primitive, ServiceKey};
 
 use super::frame::{read_frame, write_frame, FrameError};
-use super::{ApiError, Request, RequestBody, Response, ResponseBody, Stats, Timing, API_VERSION};
+use super::{ApiError, Request, RequestBody, Response, ResponseBody, Sessions, Stats, Timing};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +76,8 @@ impl Client {
     pub fn call(&mut self, body: RequestBody) -> Result<Response, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        write_frame(&mut self.stream, &Request { id, version: API_VERSION, body })?;
+        // The lowest version that has this request: an older dataplane still answers it.
+        write_frame(&mut self.stream, &Request { id, version: body.min_version(), body })?;
         let resp: Response = read_frame(&mut self.stream)?;
         if resp.id != id {
             return Err(ClientError::Unexpected(format!("response id {} for request {id}", resp.id)));
@@ -126,6 +127,14 @@ impl Client {
     pub fn stats(&mut self) -> Result<Stats, ClientError> {
         match self.call(RequestBody::Stats)?.result.map_err(ClientError::Refused)? {
             ResponseBody::Stats(s) => Ok(*s),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
+        }
+    }
+
+    /// Sessions: up to `limit` live flows (of `service`, or all), and how many matched.
+    pub fn sessions(&mut self, service: Option<ServiceKey>, limit: u32) -> Result<Sessions, ClientError> {
+        match self.call(RequestBody::Sessions { service, limit })?.result.map_err(ClientError::Refused)? {
+            ResponseBody::Sessions(s) => Ok(*s),
             other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }

@@ -12,20 +12,31 @@ pub mod frame;
 pub mod server;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use acm::{AcmError, BindingInfo, DropFraction, Primitive, ServiceKey};
 use serde::{Deserialize, Serialize};
 
-/// The protocol version spoken by this build. A request of another version is refused.
-pub const API_VERSION: u16 = 1;
+/// The newest protocol version spoken by this build.
+///
+/// A request carries the lowest version that defines its body ([`RequestBody::min_version`]):
+/// version 1 has Primitive, Stats and Ping; version 2 adds Sessions. So an older dataplane
+/// keeps answering a newer client's version-1 requests and refuses only what it cannot know,
+/// and this dataplane answers every version from [`MIN_API_VERSION`] up.
+pub const API_VERSION: u16 = 2;
+
+/// The oldest protocol version this build still answers.
+pub const MIN_API_VERSION: u16 = 1;
+
+/// The most rows one Sessions request returns.
+pub const MAX_SESSIONS_LIMIT: u32 = 100_000;
 
 /// One request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     /// Echoed in the response.
     pub id: u64,
-    /// Must be [`API_VERSION`].
+    /// At least [`RequestBody::min_version`] of the body, at most [`API_VERSION`].
     pub version: u16,
     /// What is asked.
     pub body: RequestBody,
@@ -44,6 +55,24 @@ pub enum RequestBody {
     Stats,
     /// Liveness; answered after the workers have acknowledged the current generation.
     Ping,
+    /// The live flows (version 2): each worker lists its own flow table between bursts.
+    Sessions {
+        /// Only the flows of this virtual service (`None`: every flow).
+        service: Option<ServiceKey>,
+        /// The most rows to return (clamped to 1..=[`MAX_SESSIONS_LIMIT`]); the answer says
+        /// how many flows matched in all.
+        limit: u32,
+    },
+}
+
+impl RequestBody {
+    /// The protocol version that introduced this request.
+    pub fn min_version(&self) -> u16 {
+        match self {
+            RequestBody::Primitive { .. } | RequestBody::Stats | RequestBody::Ping => 1,
+            RequestBody::Sessions { .. } => 2,
+        }
+    }
 }
 
 /// One response.
@@ -83,6 +112,8 @@ pub enum ResponseBody {
         /// The generation in force.
         generation: u64,
     },
+    /// The answer to Sessions.
+    Sessions(Box<Sessions>),
 }
 
 /// Why a request failed.
@@ -95,7 +126,9 @@ pub enum ApiError {
     #[error("malformed request: {0}")]
     Malformed(String),
     /// The request's protocol version is not this dataplane's.
-    #[error("protocol version {got} is not supported (this dataplane speaks {API_VERSION})")]
+    #[error(
+        "protocol version {got} does not have this request (this dataplane speaks {MIN_API_VERSION} to {API_VERSION})"
+    )]
     Version {
         /// The version the client sent.
         got: u16,
@@ -230,4 +263,72 @@ pub struct WorkerStats {
     pub packets: u64,
     /// Non-empty rx bursts it processed.
     pub bursts: u64,
+}
+
+/// The answer to Sessions: live flows, as the workers saw them between two bursts.
+///
+/// Each worker walks its own table in slices between bursts, so the list is not one instant's
+/// picture: a flow created or ended during the walk may be missing or still listed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sessions {
+    /// Live flows that matched, over every worker that answered (may exceed `sessions.len()`).
+    pub total: u64,
+    /// At most `limit` of them, sorted by virtual service, then client.
+    pub sessions: Vec<SessionInfo>,
+    /// Workers asked.
+    pub workers: u32,
+    /// Workers that answered in time (the others' flows are missing).
+    pub answered: u32,
+}
+
+/// One live flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The worker (lcore) whose table holds it.
+    pub lcore: u32,
+    /// TCP or UDP.
+    pub proto: acm::Proto,
+    /// The client, as it connected.
+    pub client: SocketAddrV4,
+    /// The virtual service it connected to (VIP:vport).
+    pub vip: SocketAddrV4,
+    /// The real server it was sent to.
+    pub real: SocketAddrV4,
+    /// The appliance's address and port the real server sees, when source-NATed.
+    pub snat: Option<SocketAddrV4>,
+    /// Where the connection stands.
+    pub state: SessionState,
+    /// Milliseconds since its last packet.
+    pub idle_ms: u64,
+    /// Milliseconds until it expires unless another packet comes.
+    pub expires_ms: u64,
+}
+
+/// Where a flow's connection stands, as far as the dataplane follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionState {
+    /// Only the client's SYN seen.
+    Syn,
+    /// Established (traffic both ways, or picked up mid-stream).
+    Established,
+    /// A FIN was seen.
+    Closing,
+    /// A RST was seen.
+    Reset,
+    /// UDP (no connection state).
+    Udp,
+}
+
+impl SessionState {
+    /// The short word the CLI shows (`SYN`, `EST`, `FIN`, `RST`, `UDP`).
+    pub fn abbrev(self) -> &'static str {
+        match self {
+            SessionState::Syn => "SYN",
+            SessionState::Established => "EST",
+            SessionState::Closing => "FIN",
+            SessionState::Reset => "RST",
+            SessionState::Udp => "UDP",
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::frame::{read_frame_bytes, write_frame, FrameError};
-use super::{ApiError, Request, Response, Timing, API_VERSION};
+use super::{ApiError, Request, Response, Timing, API_VERSION, MIN_API_VERSION};
 use crate::clock::now_ns;
 
 /// Answers requests. Called from connection threads, concurrently.
@@ -120,7 +120,9 @@ fn serve_connection(mut stream: UnixStream, handler: &dyn Handler, counters: &Se
                 continue;
             }
         };
-        let resp = if req.version != API_VERSION {
+        // A version this build does not speak, or a body newer than the version claims.
+        let known = (MIN_API_VERSION..=API_VERSION).contains(&req.version);
+        let resp = if !known || req.body.min_version() > req.version {
             Response {
                 id: req.id,
                 result: Err(ApiError::Version { got: req.version }),
@@ -142,4 +144,46 @@ fn reply_error(stream: &mut UnixStream, id: u64, err: ApiError) -> Result<(), Fr
         stream,
         &Response { id, result: Err(err), timing: Timing { received_ns: t, published_ns: t, acked_ns: t } },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::frame::read_frame;
+    use crate::api::{RequestBody, ResponseBody, Sessions};
+
+    struct Echo;
+    impl Handler for Echo {
+        fn handle(&self, req: Request, received_ns: u64) -> Response {
+            let body = match req.body {
+                RequestBody::Sessions { .. } => ResponseBody::Sessions(Box::default()),
+                _ => ResponseBody::Pong { generation: 0 },
+            };
+            Response { id: req.id, result: Ok(body), timing: Timing { received_ns, ..Timing::default() } }
+        }
+    }
+
+    #[test]
+    fn versions_old_requests_answered_new_bodies_need_their_version() {
+        let dir = std::env::temp_dir().join(format!("dp-api-test-{}", std::process::id()));
+        let path = dir.join("api.sock");
+        let server = Server::start(&path, Arc::new(Echo)).unwrap();
+        let mut s = UnixStream::connect(&path).unwrap();
+        let mut ask = |version: u16, body: RequestBody| -> Result<ResponseBody, ApiError> {
+            write_frame(&mut s, &Request { id: 9, version, body }).unwrap();
+            read_frame::<_, Response>(&mut s).unwrap().result
+        };
+        let sessions = || RequestBody::Sessions { service: None, limit: 10 };
+        // A version-1 client keeps working; version 2 has Sessions.
+        assert_eq!(ask(1, RequestBody::Ping), Ok(ResponseBody::Pong { generation: 0 }));
+        assert_eq!(ask(API_VERSION, RequestBody::Ping), Ok(ResponseBody::Pong { generation: 0 }));
+        assert_eq!(ask(2, sessions()), Ok(ResponseBody::Sessions(Box::new(Sessions::default()))));
+        // Sessions claimed as version 1 and unknown versions are refused by number.
+        assert_eq!(ask(1, sessions()), Err(ApiError::Version { got: 1 }));
+        assert_eq!(ask(0, RequestBody::Ping), Err(ApiError::Version { got: 0 }));
+        assert_eq!(ask(API_VERSION + 1, RequestBody::Ping), Err(ApiError::Version { got: API_VERSION + 1 }));
+        assert_eq!(sessions().min_version(), 2);
+        drop(server);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -61,6 +61,14 @@ enum Cmd {
     List,
     /// Counters of ports, services, drops and workers.
     Stats,
+    /// Live flows (the workers' flow tables): client, VIP, real server, state, idle time.
+    Sessions {
+        /// Only this virtual service (VIP:PORT[/udp]).
+        service: Option<ServiceKey>,
+        /// The most flows to print.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Wait until the dataplane answers (up to --wait seconds).
     Ping {
         /// Seconds to keep trying to connect.
@@ -177,6 +185,37 @@ fn run(a: Args) -> Result<()> {
                 let drops: Vec<String> =
                     s.drops.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
                 println!("drops: {}", if drops.is_empty() { "none".into() } else { drops.join(" ") });
+            }
+        }
+        Cmd::Sessions { service, limit } => {
+            let s = c.sessions(service, limit)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "{:<5} {:<21} {:<21} {:<21} {:<21} {:<5} {:>9} {:>9} {:>5}",
+                    "proto", "client", "virtual", "real", "snat", "state", "idle-ms", "left-ms", "lcore"
+                );
+                for r in &s.sessions {
+                    println!(
+                        "{:<5} {:<21} {:<21} {:<21} {:<21} {:<5} {:>9} {:>9} {:>5}",
+                        r.proto.to_string(),
+                        r.client.to_string(),
+                        r.vip.to_string(),
+                        r.real.to_string(),
+                        r.snat.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+                        r.state.abbrev(),
+                        r.idle_ms,
+                        r.expires_ms,
+                        r.lcore
+                    );
+                }
+                let missing = if s.answered < s.workers {
+                    format!(" ({} of {} workers did not answer)", s.workers - s.answered, s.workers)
+                } else {
+                    String::new()
+                };
+                println!("{} of {} flows shown{missing}", s.sessions.len(), s.total);
             }
         }
         Cmd::Ping { .. } => {

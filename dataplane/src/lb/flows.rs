@@ -607,6 +607,22 @@ impl<T: Copy> FlowTable<T> {
         }
     }
 
+    /// Visits the records from index `from` on, at most `budget` of them, and calls `f` for
+    /// every flow among them (expired or not) with its `[forward, reverse]` keys, deadline and
+    /// payload. Returns the index to go on from, or `None` once the end was reached.
+    ///
+    /// For walks spread over many calls (a flow listing between bursts): flows inserted or
+    /// removed between two calls may be missed or seen.
+    pub fn scan(&self, from: usize, budget: usize, mut f: impl FnMut(FlowId, &[FlowKey; 2], u64, &T)) -> Option<usize> {
+        let end = from.saturating_add(budget).min(self.records.len());
+        for (i, rec) in self.records.iter().enumerate().take(end).skip(from) {
+            if rec.gen & 1 == 1 {
+                f(FlowId { index: i as u32, gen: rec.gen }, &rec.keys, rec.expires_at, &rec.value);
+            }
+        }
+        (end < self.records.len()).then_some(end)
+    }
+
     /// Iterates over every flow (expired or not).
     pub fn iter(&self) -> impl Iterator<Item = (FlowId, &T)> + '_ {
         self.records

@@ -23,6 +23,7 @@
 //! With several workers each owns the flows of the clients that hash to it (the SNAT port
 //! encodes its owner); a frame that lands on another worker is handed off ([`Verdict::Handoff`]).
 
+pub mod dump;
 pub mod neigh;
 pub mod snat;
 

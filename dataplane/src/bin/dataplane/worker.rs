@@ -22,6 +22,8 @@ const BURST: usize = dataplane::pipeline::MAX_BURST;
 const SWEEP_BUDGET: usize = 512;
 /// Loops between two expiry sweeps (64 records a loop on average).
 const SWEEP_EVERY: u64 = 8;
+/// Flow records a Sessions listing reads per loop (a few µs), so it never holds up forwarding.
+const DUMP_BUDGET: usize = 256;
 
 /// The rings between workers: for worker `w`, `producers[v]` sends to worker `v` and
 /// `consumers` receive from every other worker.
@@ -138,6 +140,8 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
     let mut burst: Burst<BURST> = Burst::new();
     let counters = end.counters.clone();
     let mut loops = 0u64;
+    // A Sessions listing in progress (the control side allocated its rows).
+    let mut dump: Option<dataplane::sessions::DumpJob> = None;
     while !stop.load(Ordering::Relaxed) {
         loops = loops.wrapping_add(1);
         // New forwarding state, between bursts.
@@ -174,6 +178,17 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
         flush(&mut io, &counters);
         if loops % SWEEP_EVERY == 0 {
             core.maintain(&gen, now, SWEEP_BUDGET);
+            if dump.is_none() {
+                dump = end.sessions.requests.try_recv().ok();
+            }
+        }
+        if let Some(job) = dump.as_mut() {
+            if core.dump_flows(now, job, DUMP_BUDGET) {
+                // The control side may have given up waiting; then the job is dropped here.
+                if let Some(job) = dump.take() {
+                    let _ = end.sessions.replies.try_send(job);
+                }
+            }
         }
     }
     0
