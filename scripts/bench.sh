@@ -19,6 +19,7 @@
 #   BENCH_OUT=target/bench     where report.{json,md} and the plots go
 #   BENCH_MICRO=0              skip the criterion micro-benchmarks (full run only)
 #   BENCH_ONLY="est syn"       full run: only these scenarios (est syn sizes bidir churn disruption)
+#   BENCH_EST_FLOWS="1000000"  full run: the flow counts of scenario 1 (default 1000 100000 1000000)
 #   BENCH_NICE=-10             scheduling weight of the benchmark's processes (their autogroup
 #                              nice): on a machine shared with compiles, pinned pollers otherwise
 #                              get a fraction of their core. 0 leaves it alone.
@@ -190,7 +191,7 @@ if [ "$QUICK" = 1 ]; then
 else
   # Scenario 1 and its reference at every flow count.
   if want est; then
-    for f in 1000 100000 1000000; do
+    for f in ${BENCH_EST_FLOWS:-1000 100000 1000000}; do
       io "io-est-$f" --flows "$f"
       dp "dp-est-$f" 3 --flows "$f"
     done

@@ -9,6 +9,7 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use dataplane::lb::flows::Placement;
 use dataplane::lb::{flow_hash, Backend, FlowId, FlowKey, FlowTable, Maglev, DEFAULT_TABLE_SIZE};
 
 /// Flows in the big-table benchmarks.
@@ -111,8 +112,8 @@ fn maglev(c: &mut Criterion) {
 
 /// A table of capacity [`FLOWS`] filled with `FLOWS` flows; returns it and the keys (both
 /// directions, shuffled).
-fn full_table() -> (FlowTable<[u32; 4]>, Vec<FlowKey>) {
-    let mut t = FlowTable::with_capacity_and_seed(FLOWS, 0xfeed);
+fn full_table(placement: Placement) -> (FlowTable<[u32; 4]>, Vec<FlowKey>) {
+    let mut t = FlowTable::with_placement(FLOWS, 0xfeed, placement);
     let mut rng = Rng(42);
     let mut keys = Vec::with_capacity(2 * FLOWS);
     while t.len() < FLOWS {
@@ -130,9 +131,17 @@ fn full_table() -> (FlowTable<[u32; 4]>, Vec<FlowKey>) {
     (t, keys)
 }
 
+/// The flow-table benchmarks with the table on 2 MB hugepages (as the dataplane allocates it;
+/// on the heap if the pool has no ~50 free pages) and on the heap (4 KB pages).
 fn flows(c: &mut Criterion) {
-    let (mut t, keys) = full_table();
-    let mut g = c.benchmark_group("flow_table_1M");
+    flows_on(c, "flow_table_1M", Placement::Hugepages);
+    flows_on(c, "flow_table_1M_heap", Placement::Heap);
+}
+
+fn flows_on(c: &mut Criterion, group: &str, placement: Placement) {
+    let (mut t, keys) = full_table(placement);
+    eprintln!("{group}: table on {}", t.placement());
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(BATCH as u64));
     let mut at = 0usize;
     g.bench_function("lookup_hit", |bench| {

@@ -24,7 +24,8 @@ impl<T: Copy> FlowTable<T> {
     fn with_buckets(capacity: usize, nbuckets: usize, seed: u64) -> Self {
         assert!(nbuckets.is_power_of_two() && 2 * capacity <= nbuckets * SLOTS);
         let mut t = Self::with_capacity_and_seed(capacity, seed);
-        t.buckets = vec![Bucket::EMPTY; nbuckets];
+        t.buckets = FixedVec::on_heap(nbuckets);
+        t.buckets.fill(Bucket::EMPTY);
         t.bucket_mask = nbuckets - 1;
         t
     }
@@ -530,5 +531,27 @@ fn saturated_overflow_counts_stay_correct() {
         assert_eq!(t.lookup(&rkey(i), 1).map(|(_, _, v)| *v), want);
     }
     assert!(t.buckets.iter().step_by(2).all(|b| b.overflow == u16::MAX));
+    t.check_invariants();
+}
+
+#[test]
+fn hugepage_table_works_like_a_heap_table() {
+    // On 2 MB pages when the pool has two free, else on the heap (logged): same behaviour.
+    let mut t = FlowTable::<u32>::with_placement(4096, 9, Placement::Hugepages);
+    let mut h = FlowTable::<u32>::with_placement(4096, 9, Placement::Heap);
+    assert_eq!(h.placement(), Placement::Heap);
+    if t.placement() == Placement::Hugepages {
+        assert_eq!(t.memory_bytes(), 2 * hugemem::HUGEPAGE_SIZE + 4096 * 4);
+    }
+    for i in 0..4096 {
+        let a = t.insert(key(i), rkey(i), i, 0, 100, none).unwrap();
+        let b = h.insert(key(i), rkey(i), i, 0, 100, none).unwrap();
+        assert_eq!(a, b);
+    }
+    assert!(matches!(t.insert(key(5000), rkey(5000), 0, 0, 100, none), Err(InsertError::Full { .. })));
+    for i in (0..4096).step_by(7) {
+        assert_eq!(t.find_id(&rkey(i), 1), h.find_id(&rkey(i), 1));
+        assert_eq!(t.remove(t.find_id(&key(i), 1).unwrap().0), Some(i));
+    }
     t.check_invariants();
 }

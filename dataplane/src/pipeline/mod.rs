@@ -35,7 +35,7 @@ use crossbeam::queue::ArrayQueue;
 use crate::config::TimeoutsNs;
 use crate::counters::{bump, drop_gauge, DropReason, WorkerCounters};
 use crate::generation::{Generation, Mac, SlotState, SlotTable};
-use crate::lb::flows::{client_hash, flow_hash, Direction, FlowId, FlowKey, FlowTable, InsertError};
+use crate::lb::flows::{client_hash, flow_hash, Direction, FlowId, FlowKey, FlowTable, InsertError, Placement};
 use crate::nat;
 use crate::wire::{self, ethernet::MacAddr, parse, Ipv4Info, TcpFlags, WireError, L3, L4};
 use neigh::NeighborCache;
@@ -238,10 +238,22 @@ pub const MAX_BURST: usize = 32;
 impl Worker {
     /// A worker with everything allocated.
     pub fn new(cfg: WorkerConfig, counters: Arc<WorkerCounters>, learned: Arc<ArrayQueue<(u32, Mac)>>) -> Worker {
+        Self::with_flow_placement(cfg, counters, learned, Placement::Heap)
+    }
+
+    /// Like [`Worker::new`] with the flow table where `placement` asks: the dataplane puts it
+    /// on 2 MB hugepages (falling back to the heap, logged, when the pool is short).
+    pub fn with_flow_placement(
+        cfg: WorkerConfig,
+        counters: Arc<WorkerCounters>,
+        learned: Arc<ArrayQueue<(u32, Mac)>>,
+        placement: Placement,
+    ) -> Worker {
         Worker {
-            flows: FlowTable::with_capacity_and_seed(
+            flows: FlowTable::with_placement(
                 cfg.flow_capacity,
                 cfg.seed.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15,
+                placement,
             ),
             neigh: NeighborCache::new(4096),
             snat: SnatPorts::new(cfg.snat_ports.0, cfg.snat_ports.1, cfg.index, cfg.workers),
@@ -264,6 +276,11 @@ impl Worker {
     /// Flows in the table.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Where the flow table lives.
+    pub fn flow_placement(&self) -> Placement {
+        self.flows.placement()
     }
 
     /// Takes up a new generation (call between bursts): acknowledges it and, when bindings

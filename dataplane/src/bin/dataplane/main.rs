@@ -18,6 +18,7 @@ use dataplane::api::PortStats;
 use dataplane::config::ApplianceConfig;
 use dataplane::control::Control;
 use dataplane::generation::{fmt_mac, PortView};
+use dataplane::lb::flows::Placement;
 use dataplane::pipeline::{Worker, WorkerConfig};
 use dataplane::switch::{worker_link, Switch};
 use dpdk::{Eal, EalArgs, Mempool, Port, PortConfig, SocketId};
@@ -209,7 +210,8 @@ fn run(args: Args) -> Result<()> {
             snat_ports: (d.snat_ports[0], d.snat_ports[1]),
             seed: 0x5eed ^ (lcore as u64) << 17 ^ dpdk::tsc(),
         };
-        let core = Worker::new(wcfg, end.counters.clone(), end.learned.clone());
+        let core = Worker::with_flow_placement(wcfg, end.counters.clone(), end.learned.clone(), Placement::Hugepages);
+        let flow_memory = core.flow_placement();
         let inject = if w == 0 { std::mem::take(&mut inject_rx) } else { Vec::new() };
         let io = worker::WorkerIo::new(
             &ports,
@@ -225,7 +227,7 @@ fn run(args: Args) -> Result<()> {
         let stop = stop.clone();
         eal.launch(lcore, move || worker::run(core, io, end, stop))
             .with_context(|| format!("launching worker on lcore {lcore}"))?;
-        tracing::info!(lcore, flows = d.flow_capacity, "worker started");
+        tracing::info!(lcore, flows = d.flow_capacity, %flow_memory, "worker started");
     }
 
     // Switch API and housekeeping.
