@@ -119,6 +119,11 @@ impl Outbox {
         self.items.drain(..)
     }
 
+    /// Most frames it holds between two drains.
+    pub fn capacity(&self) -> usize {
+        self.items.capacity()
+    }
+
     /// Queued frames.
     pub fn len(&self) -> usize {
         self.items.len()
@@ -226,6 +231,10 @@ pub struct Worker {
     rng: u64,
     /// Signature of the force-removed slots last walked for.
     forced_sig: u64,
+    /// Where the walk deleting force-removed flows goes on, while one is under way.
+    purge_at: Option<usize>,
+    /// Flows found dead by the current purge step (allocated once).
+    purge_dead: Vec<FlowId>,
     /// Parses of the burst being processed ([`Worker::prepare_burst`]).
     burst_parsed: [Option<Result<wire::Parsed, WireError>>; MAX_BURST],
     /// Flow keys of that burst, for the look-ahead.
@@ -234,6 +243,11 @@ pub struct Worker {
 
 /// Most frames [`Worker::prepare_burst`] looks ahead over.
 pub const MAX_BURST: usize = 32;
+
+/// Flow records the force-remove purge visits per call (about 50 µs of work).
+const PURGE_BUDGET: usize = 16 * 1024;
+/// ... in steps of this many, so the RSTs of one step fit the outbox.
+const PURGE_CHUNK: usize = 1024;
 
 impl Worker {
     /// A worker with everything allocated.
@@ -262,6 +276,8 @@ impl Worker {
             outbox: Outbox::new(4096),
             rng: cfg.seed | 1,
             forced_sig: 0,
+            purge_at: None,
+            purge_dead: Vec::with_capacity(PURGE_CHUNK),
             burst_parsed: [None; MAX_BURST],
             burst_keys: [FlowKey::new(Ipv4Addr::UNSPECIFIED, 0, Ipv4Addr::UNSPECIFIED, 0, 0); MAX_BURST],
             cfg,
@@ -284,13 +300,20 @@ impl Worker {
     }
 
     /// Takes up a new generation (call between bursts): acknowledges it and, when bindings
-    /// were force-removed, deletes their flows and queues a RST for each TCP client.
+    /// were force-removed, starts deleting their flows with a RST to each TCP client.
+    ///
+    /// The deletion is a walk over the flow table spread over calls of [`Worker::maintain`]
+    /// (and a first step here), so a Force Remove at 1M flows never stalls forwarding for the
+    /// whole walk. Until the walk reaches a flow, a packet of it finds its binding gone and is
+    /// handled as such; the slot is not reused before all its flows are gone (the reap waits
+    /// for the flow gauges).
     pub fn adopt(&mut self, gen: &Generation) {
         if gen.has_force_removed() {
             let sig = forced_signature(&gen.forced);
             if sig != self.forced_sig {
                 self.forced_sig = sig;
-                self.purge_forced(gen);
+                self.purge_at = Some(0);
+                self.purge_step(gen, PURGE_BUDGET);
             }
         } else {
             self.forced_sig = 0;
@@ -298,40 +321,58 @@ impl Worker {
         self.counters.generation.store(gen.number, std::sync::atomic::Ordering::Release);
     }
 
-    fn purge_forced(&mut self, gen: &Generation) {
-        let Self { flows, counters, snat, outbox, .. } = self;
-        // First the RSTs (they need the keys), then the removal.
-        flows.for_each_mut(|e| {
-            let f = *e.value;
-            if slot_alive(&gen.bindings, &f) || f.tcp == TcpState::Udp || f.tcp == TcpState::Reset {
-                return;
+    /// True while flows of force-removed bindings are still being deleted.
+    pub fn purging(&self) -> bool {
+        self.purge_at.is_some()
+    }
+
+    /// Visits up to `budget` flow records of the purge walk; stops early when the outbox is
+    /// nearly full (the RSTs go out with the next drain, the walk goes on next time).
+    fn purge_step(&mut self, gen: &Generation, budget: usize) {
+        let mut left = budget;
+        while let Some(from) = self.purge_at {
+            if left == 0 || self.outbox.len() + PURGE_CHUNK > self.outbox.capacity() {
+                break;
             }
-            let Some(port) = gen.ports.get(f.client_port() as usize) else { return };
-            let fwd = e.keys[0];
-            outbox.push(Emit::Rst {
-                port: f.client_port(),
-                src_mac: port.mac,
-                dst_mac: f.client_mac,
-                src: (fwd.dst, fwd.dport),
-                dst: (fwd.src, fwd.sport),
-                seq: f.client_ack,
+            let chunk = left.min(PURGE_CHUNK);
+            left -= chunk;
+            let Self { flows, counters, snat, outbox, purge_dead, .. } = self;
+            purge_dead.clear();
+            let next = flows.scan(from, chunk, |id, keys, _, f| {
+                if slot_alive(&gen.bindings, f) {
+                    return;
+                }
+                purge_dead.push(id);
+                if f.tcp == TcpState::Udp || f.tcp == TcpState::Reset {
+                    return;
+                }
+                let Some(port) = gen.ports.get(f.client_port() as usize) else { return };
+                let fwd = keys[0];
+                outbox.push(Emit::Rst {
+                    port: f.client_port(),
+                    src_mac: port.mac,
+                    dst_mac: f.client_mac,
+                    src: (fwd.dst, fwd.dport),
+                    dst: (fwd.src, fwd.sport),
+                    seq: f.client_ack,
+                });
             });
-        });
-        let reset = flows.retain(|_, f| {
-            if slot_alive(&gen.bindings, f) {
-                return true;
+            for id in purge_dead.drain(..) {
+                if let Some(f) = flows.remove(id) {
+                    forget(counters, snat, &gen.bindings, &f);
+                }
             }
-            forget(counters, snat, &gen.bindings, f);
-            false
-        });
-        counters.flows.store(flows.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        if reset > 0 {
-            tracing::debug!(reset, "flows of force-removed bindings deleted");
+            counters.flows.store(flows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.purge_at = next;
+            if next.is_none() {
+                tracing::debug!("flows of force-removed bindings deleted");
+            }
         }
     }
 
     /// Expires idle flows: visits at most `budget` flow records. Call between bursts.
     pub fn maintain(&mut self, gen: &Generation, now: u64, budget: usize) {
+        self.purge_step(gen, PURGE_BUDGET);
         let Self { flows, counters, snat, .. } = self;
         flows.sweep(now, budget, |_, f| forget(counters, snat, &gen.bindings, &f));
         counters.flows.store(flows.len() as u64, std::sync::atomic::Ordering::Relaxed);

@@ -270,6 +270,41 @@ fn force_remove_resets_clients_and_deletes_flows() {
 }
 
 #[test]
+fn force_remove_at_scale_is_spread_over_maintain_calls() {
+    // 40,000 flows on rs1 and rs2 in a 64k table: the purge must not walk it all at once, and
+    // must end with every rs1 flow reset and deleted and every rs2 flow kept.
+    let mut r = Rig::with(&[1, 2], 1 << 16, 0, 1, false);
+    let n: u32 = 40_000;
+    for i in 0..n {
+        let (cport, c) = (1024 + (i % 60000) as u16, i / 60000);
+        let mut f = client_tcp(cport, TcpFlags::SYN, c, 0, b"");
+        assert!(matches!(r.run(0, &mut f), Verdict::Forward { .. }));
+    }
+    assert_eq!(r.worker.flow_count(), n as usize);
+    let on = |r: &Rig, id: u32| crate::counters::read(&r.worker.counters().bindings[id as usize].active_flows);
+    let slot1 = r.control.list(|_| Default::default()).iter().position(|b| b.key == bkey(1)).unwrap() as u32;
+    let (rs1_flows, rs2_flows) = (on(&r, slot1), n as u64 - on(&r, slot1));
+    assert!(rs1_flows > 10_000 && rs2_flows > 10_000, "{rs1_flows} / {rs2_flows}");
+    r.apply(Primitive::ForceRemove { key: bkey(1) });
+    // adopt did one bounded step only.
+    assert!(r.worker.purging());
+    assert!(r.worker.flow_count() > rs2_flows as usize);
+    let mut rsts = r.worker.outbox.drain().count() as u64;
+    let mut calls = 0;
+    while r.worker.purging() {
+        let g = r.gen.clone();
+        r.worker.maintain(&g, r.now, 0);
+        rsts += r.worker.outbox.drain().count() as u64;
+        calls += 1;
+        assert!(calls < 1000, "the purge does not end");
+    }
+    assert!(calls > 1, "one call walked the whole table");
+    assert_eq!(rsts, rs1_flows, "one RST per reset flow");
+    assert_eq!(r.worker.flow_count() as u64, rs2_flows);
+    assert_eq!(on(&r, slot1), 0);
+}
+
+#[test]
 fn drop_fraction_refuses_new_connections_only() {
     let mut r = Rig::with(&[1, 2], 8192, 0, 1, false);
     let mut f = client_tcp(9000, TcpFlags::SYN, 1, 0, b"");
