@@ -20,6 +20,9 @@
 #   BENCH_MICRO=0              skip the criterion micro-benchmarks (full run only)
 #   BENCH_ONLY="est syn"       full run: only these scenarios (est syn sizes bidir churn disruption)
 #   BENCH_EST_FLOWS="1000000"  full run: the flow counts of scenario 1 (default 1000 100000 1000000)
+#   BENCH_CHURN_PPS, BENCH_CHURN_RATE, BENCH_CHURN_RSIZE   churn: offered rate (default half the
+#                              1M-flow rate), changes per second (1000), log2 of the slots of the
+#                              memif ring from the device to pktgen (12)
 #   BENCH_NICE=-10             scheduling weight of the benchmark's processes (their autogroup
 #                              nice): on a machine shared with compiles, pinned pollers otherwise
 #                              get a fraction of their core. 0 leaves it alone.
@@ -216,10 +219,17 @@ else
   fi
   # Scenario 3: config churn under load, 100 real servers, 1M established flows, at a
   # fixed rate below the I/O limit (half the dataplane's 1M-flow rate) so that any loss is
-  # the change's fault, not the link's.
+  # the change's fault, not the link's. Every change also costs CPU on core 0 (pktgen's
+  # churn thread, the dataplane's switch API and publish), where pktgen runs: it is off its
+  # core ~1000 times a second for a few hundred µs, and with the default 1024-slot memif ring
+  # the dataplane's output overflowed pktgen's receive ring (counted as tx_full by the
+  # dataplane: 26k packets in 8 s; 452 with the same traffic and no changes). A NIC-based
+  # generator on its own core would not stall; here the ring towards pktgen gets 4096 slots
+  # (rsize=12, 1.9 ms at 2.15 Mpps) and pktgen reports its stalls.
   if want churn; then
     CHURN_PPS=${BENCH_CHURN_PPS:-$(python3 -c "import json;print(int(json.load(open('$RUN/runs/dp-est-1000000.json'))['forward']['mpps']*0.5e6))" 2>/dev/null || echo 500000)}
-    dp dp-churn 100 --flows 1000000 --rate "$CHURN_PPS" --churn-rate 1000 --duration $((DUR + 4))
+    dp dp-churn 100 --flows 1000000 --rate "$CHURN_PPS" --churn-rate "${BENCH_CHURN_RATE:-1000}" --duration $((DUR + 4)) \
+      --server-dev "$PG_DEV1,rsize=${BENCH_CHURN_RSIZE:-12}"
   fi
   # Scenario 4: Maglev disruption, 10 real servers, 100k new flows, one server removed.
   if want disruption; then

@@ -81,6 +81,29 @@ pub struct Disruption {
     pub ideal: f64,
 }
 
+/// Times the generator itself stopped polling during the measurement window: it shares a
+/// core (with the control plane, the device's management thread, compiles), and while it is
+/// off the core nothing drains its receive rings, so the device under test finds its
+/// transmit ring full. Loss explained by these stalls is the harness's, not the device's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stalls {
+    /// Gaps between two polls longer than `threshold_us`.
+    pub count: u64,
+    /// The threshold, µs.
+    pub threshold_us: f64,
+    /// Their total, ms.
+    pub total_ms: f64,
+    /// The longest gap, µs.
+    pub max_us: f64,
+    /// Packets one receive ring holds.
+    pub ring_slots: u64,
+    /// Stalls long enough for the traffic sent at the fixed rate to overflow a receive ring
+    /// (fixed-rate runs only).
+    pub overflowing: u64,
+    /// Packets that could not fit during those stalls: Σ (gap × rate − ring slots).
+    pub overflow_estimate: u64,
+}
+
 /// One pktgen run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
@@ -118,6 +141,9 @@ pub struct Summary {
     pub dataplane: Option<serde_json::Value>,
     /// Forward latency CDF over the window: (µs, fraction ≤).
     pub latency_cdf_us: Vec<(f64, f64)>,
+    /// The generator's own stalls during the window.
+    #[serde(default)]
+    pub generator_stalls: Option<Stalls>,
 }
 
 impl Summary {
@@ -188,6 +214,13 @@ impl Summary {
                 s,
                 "churn: {} changes ({:.0}/s, {} errors), config latency p50 {:.1} µs p99 {:.1} µs max {:.1} µs",
                 c.changes, c.rate, c.errors, c.config_latency_us.p50, c.config_latency_us.p99, c.config_latency_us.max
+            );
+        }
+        if let Some(g) = &self.generator_stalls {
+            let _ = writeln!(
+                s,
+                "generator stalls: {} over {:.0} µs ({:.1} ms in all, longest {:.0} µs); {} could overflow a {}-slot ring: ~{} packets",
+                g.count, g.threshold_us, g.total_ms, g.max_us, g.overflowing, g.ring_slots, g.overflow_estimate
             );
         }
         if let Some(d) = &self.disruption {

@@ -130,6 +130,9 @@ fn main() -> Result<()> {
         e["lost_to_config_changes"] = json!((est_lost - tx_full).max(0));
         e["dataplane_drops"] = dp.dataplane.as_ref().map_or(Value::Null, |d| d["drops"].clone());
         e["offered_pps"] = json!(dp.rate_pps);
+        // The generator shares core 0 with the side that makes the changes: how long it was
+        // off its core, and the receive ring that had to hold the device's output meanwhile.
+        e["generator_stalls"] = json!(dp.generator_stalls);
         if let Some(c) = &dp.churn {
             e["config_latency_us"] =
                 json!({"p50": c.config_latency_us.p50, "p99": c.config_latency_us.p99, "max": c.config_latency_us.max});
@@ -330,6 +333,13 @@ fn main() -> Result<()> {
             md,
             "\nConfig churn: {} changes at {:.0}/s on a VIP with 100 real servers while forwarding {} established flows at {:.2} Mpps offered: established packets lost **{}** ({} of them transmit-ring-full drops, {} to the config changes; dataplane drops {}), config latency p50 {:.1} µs, p99 **{:.1} µs**.",
             e["changes"], e["changes_per_s"].as_f64().unwrap_or(0.0), e["flows"], e["offered_pps"].as_f64().unwrap_or(0.0) / 1e6, e["lost"], e["lost_tx_full"], e["lost_to_config_changes"], e["dataplane_drops"], e["config_latency_us"]["p50"].as_f64().unwrap_or(0.0), e["config_latency_us"]["p99"].as_f64().unwrap_or(0.0)
+        );
+    }
+    if let Some(g) = report["scenarios"].get("churn").map(|e| &e["generator_stalls"]).filter(|g| !g.is_null()) {
+        let _ = writeln!(
+            md,
+            "Meanwhile pktgen (which shares core 0 with the control side making the changes) stopped polling {} times for over {:.0} µs, {:.0} ms in all, longest {:.0} µs; its receive ring from the device holds {} frames.",
+            g["count"], g["threshold_us"].as_f64().unwrap_or(0.0), g["total_ms"].as_f64().unwrap_or(0.0), g["max_us"].as_f64().unwrap_or(0.0), g["ring_slots"]
         );
     }
     if let Some(d) = report["scenarios"].get("disruption") {

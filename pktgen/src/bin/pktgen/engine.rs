@@ -48,7 +48,20 @@ pub struct Counters {
     pub reorder_rev: u64,
     pub arp_answered: u64,
     pub other: u64,
+    /// Gaps between two polls longer than [`STALL_NS`] (the generator was descheduled or
+    /// interrupted), their total length and the longest, in TSC ticks.
+    pub stalls: u64,
+    pub stall_ticks: u64,
+    pub max_gap_ticks: u64,
+    /// Of those, the ones long enough to overflow a receive ring of `--ring-slots` at the
+    /// configured rate (pktgen could not have drained what the device sent meanwhile), and
+    /// how many packets did not fit, estimated as `gap × rate − slots`.
+    pub overflowing_stalls: u64,
+    pub overflow_estimate: u64,
 }
+
+/// A gap between polls this long counts as a stall of the generator.
+pub const STALL_NS: u64 = 100_000;
 
 impl Counters {
     pub fn invalid_fwd_total(&self) -> u64 {
@@ -99,10 +112,14 @@ pub struct Engine {
     pace_sent: u64,
     hz: u64,
     new_space: Option<FlowSpace>,
+    last_poll: u64,
+    stall_ticks: u64,
+    /// Packets one receive ring holds.
+    ring_slots: u64,
 }
 
 impl Engine {
-    pub fn new(io: Io, tmpl: Template, v: Validator, reply: bool, rate: f64) -> Engine {
+    pub fn new(io: Io, tmpl: Template, v: Validator, reply: bool, rate: f64, ring_slots: u64) -> Engine {
         let hz = dpdk::tsc_hz().max(1);
         let n = v.established.len();
         let servers = v.servers.len().max(1);
@@ -133,6 +150,9 @@ impl Engine {
             hz,
             new_space,
             v,
+            last_poll: dpdk::tsc(),
+            stall_ticks: STALL_NS * hz / 1_000_000_000,
+            ring_slots,
         }
     }
 
@@ -164,9 +184,35 @@ impl Engine {
     #[inline]
     pub fn poll(&mut self) {
         let now = dpdk::tsc();
+        let gap = now.wrapping_sub(self.last_poll);
+        self.last_poll = now;
+        if gap > self.stall_ticks {
+            self.stall(gap);
+        }
         self.send(now);
         self.receive_server(now);
         self.receive_client(now);
+    }
+
+    /// Accounts a gap of `gap` ticks between two polls.
+    #[cold]
+    fn stall(&mut self, gap: u64) {
+        let c = &mut self.c;
+        c.stalls += 1;
+        c.stall_ticks += gap;
+        c.max_gap_ticks = c.max_gap_ticks.max(gap);
+        if self.rate > 0.0 && self.source != Source::Idle {
+            let arrived = (gap as f64 / self.hz as f64 * self.rate) as u64;
+            if arrived > self.ring_slots {
+                c.overflowing_stalls += 1;
+                c.overflow_estimate += arrived - self.ring_slots;
+            }
+        }
+    }
+
+    /// Converts TSC ticks to microseconds.
+    pub fn ticks_to_us(&self, t: u64) -> f64 {
+        t as f64 * 1e6 / self.hz as f64
     }
 
     fn budget(&mut self, now: u64) -> usize {

@@ -28,7 +28,7 @@ use engine::{Counters, Engine, Io, Source};
 use pktgen::flows::FlowSpace;
 use pktgen::histogram::Histogram;
 use pktgen::packet::{L4Proto, Template, TemplateSpec};
-use pktgen::summary::{DirectionStats, Disruption, Setup, Summary};
+use pktgen::summary::{DirectionStats, Disruption, Setup, Stalls, Summary};
 use pktgen::validate::{Expect, Invalid, Servers, Validator};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -380,7 +380,15 @@ fn run(args: Args) -> Result<bool> {
         expect: args.expect,
         ttl,
     };
-    let mut e = Engine::new(io, tmpl, v, args.reply, rate);
+    // The memif ring size (`rsize` = log2 of the slots; 10 by default) bounds what the server
+    // port can hold while the generator is off its core.
+    let ring_slots = args
+        .server_dev
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("rsize="))
+        .and_then(|v| v.parse::<u32>().ok())
+        .map_or(1024, |l| 1u64 << l.min(16));
+    let mut e = Engine::new(io, tmpl, v, args.reply, rate, ring_slots);
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -493,6 +501,7 @@ fn run(args: Args) -> Result<bool> {
             e.lat_fwd.clear();
             e.lat_rev.clear();
             e.per_server.fill(0);
+            e.c.max_gap_ticks = 0;
             warm = Some((e.c, now));
             if args.churn_rate > 0.0 {
                 let keys = servers.iter().map(|rs| api::binding(args.vip, args.vport, proto, *rs)).collect();
@@ -587,6 +596,15 @@ fn run(args: Args) -> Result<bool> {
         summary.dataplane = Some(d);
     }
     summary.latency_cdf_us = lat_fwd.cdf_us();
+    summary.generator_stalls = Some(Stalls {
+        count: end_counts.stalls - w.stalls,
+        threshold_us: engine::STALL_NS as f64 / 1e3,
+        total_ms: e.ticks_to_us(end_counts.stall_ticks - w.stall_ticks) / 1e3,
+        max_us: e.ticks_to_us(end_counts.max_gap_ticks),
+        ring_slots,
+        overflowing: end_counts.overflowing_stalls - w.overflowing_stalls,
+        overflow_estimate: end_counts.overflow_estimate - w.overflow_estimate,
+    });
     let invalid = fin.invalid_fwd_total() + fin.invalid_rev_total();
     if fin.rev_tx_fail > 0 {
         eprintln!("pktgen: {} answers could not be sent (server-side tx full)", fin.rev_tx_fail);
