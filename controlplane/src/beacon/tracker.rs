@@ -98,6 +98,8 @@ pub struct Tracker {
     config: TrackerConfig,
     senders: HashMap<Sender, SenderState>,
     claims: BTreeMap<BindingKey, BTreeSet<Sender>>,
+    /// Every sender by deadline: ticks and timers cost O(log n), not a walk over all senders.
+    deadlines: BTreeSet<(Instant, Sender)>,
 }
 
 impl Tracker {
@@ -124,8 +126,21 @@ impl Tracker {
         }
         let interval = interval.clamp(self.config.min_interval, self.config.max_interval);
         let deadline = now + interval * self.config.misses;
+        // The common case: a periodic beacon restating the list. Only the deadline moves.
+        if let Some(s) = self.senders.get_mut(&sender) {
+            if s.bindings.len() == bindings.len() && bindings.iter().all(|a| s.bindings.get(&a.key) == Some(a)) {
+                self.deadlines.remove(&(s.deadline, sender));
+                s.deadline = deadline;
+                self.deadlines.insert((deadline, sender));
+                return Ok(Vec::new());
+            }
+        }
         let new: BTreeMap<BindingKey, Advert> = bindings.iter().map(|a| (a.key, *a)).collect();
         let old = self.senders.insert(sender, SenderState { bindings: new.clone(), deadline });
+        if let Some(o) = &old {
+            self.deadlines.remove(&(o.deadline, sender));
+        }
+        self.deadlines.insert((deadline, sender));
         let old = old.map(|s| s.bindings).unwrap_or_default();
         let mut actions = Vec::new();
         for (key, a) in &new {
@@ -165,14 +180,23 @@ impl Tracker {
             }
         }
         if self.senders.get(&sender).is_some_and(|s| s.bindings.is_empty()) {
-            self.senders.remove(&sender);
+            if let Some(s) = self.senders.remove(&sender) {
+                self.deadlines.remove(&(s.deadline, sender));
+            }
         }
         actions
     }
 
     /// Senders whose deadline passed are dropped; returns the bindings they leave unclaimed.
     pub fn on_tick(&mut self, now: Instant) -> Vec<Action> {
-        let dead: Vec<Sender> = self.senders.iter().filter(|(_, s)| s.deadline <= now).map(|(k, _)| *k).collect();
+        let mut dead = Vec::new();
+        while let Some(&(deadline, sender)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            dead.push(sender);
+        }
         let mut actions = Vec::new();
         for sender in dead {
             let Some(state) = self.senders.remove(&sender) else { continue };
@@ -187,7 +211,7 @@ impl Tracker {
 
     /// The earliest sender deadline, for the caller's timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.senders.values().map(|s| s.deadline).min()
+        self.deadlines.first().map(|(d, _)| *d)
     }
 
     /// Is the binding claimed by any live sender?
@@ -339,5 +363,42 @@ mod tests {
         t.on_beacon(t0, sender(2, 1), SEC, &[]).unwrap();
         assert_eq!(t.on_beacon(t0, sender(3, 1), SEC, &[]), Err(TrackError::TooManySenders(2)));
         assert!(t.on_beacon(t0, sender(1, 1), SEC, &[]).is_ok());
+    }
+
+    #[test]
+    fn the_deadline_index_follows_every_sender() {
+        // Random beacons, removes and ticks over 50 senders: the index always holds exactly
+        // one entry per sender, at its deadline, and the earliest is the timer.
+        let t0 = Instant::now();
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut x: u64 = 0x1234_5678;
+        let mut rnd = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for step in 0..5000u64 {
+            let now = t0 + Duration::from_millis(step * 37);
+            let s = sender(rnd(50) as u8, rnd(2));
+            match rnd(10) {
+                0 => {
+                    t.on_remove(now, s, &[key(rnd(3) as u8)]);
+                }
+                1 => {
+                    t.on_tick(now);
+                }
+                _ => {
+                    let n = rnd(3) as u8;
+                    let list: Vec<Advert> = (0..=n).map(advert).collect();
+                    t.on_beacon(now, s, Duration::from_millis(100 + rnd(2000)), &list).unwrap();
+                }
+            }
+            assert_eq!(t.deadlines.len(), t.senders.len());
+            for (sd, st) in &t.senders {
+                assert!(t.deadlines.contains(&(st.deadline, *sd)));
+            }
+            assert_eq!(t.next_deadline(), t.senders.values().map(|s| s.deadline).min());
+        }
     }
 }
