@@ -87,6 +87,11 @@ impl Direction {
     }
 }
 
+/// A key's index hash in one table, from [`FlowTable::prefetch_bucket`] for
+/// [`FlowTable::prefetch_record`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyHash(u64);
+
 /// A handle to one flow of a [`FlowTable`]: record index and generation.
 ///
 /// Ids of removed flows are never valid again (until the 32-bit generation of the same record
@@ -461,6 +466,35 @@ impl<T: Copy> FlowTable<T> {
         for keys in keys.chunks(BURST) {
             let mut hashes = [0u64; BURST];
             self.warm(keys, &mut hashes);
+        }
+    }
+
+    /// First stage of a look-ahead spread over a burst: hashes `key`, starts the cache miss of
+    /// its home bucket and returns the hash for [`FlowTable::prefetch_record`].
+    ///
+    /// The pipeline calls it for each frame as it parses the burst, so the bucket misses
+    /// overlap the parsing; then, a few frames ahead of the one it processes, the second stage
+    /// (by then the bucket has arrived). Changes nothing.
+    #[inline]
+    pub fn prefetch_bucket(&self, key: &FlowKey) -> KeyHash {
+        let h = self.hash(key);
+        if let Some(b) = self.buckets.get(self.home(h)) {
+            hugemem::prefetch(b);
+        }
+        KeyHash(h)
+    }
+
+    /// Second stage: reads the home bucket of `h` (prefetched by
+    /// [`FlowTable::prefetch_bucket`]) and starts the cache miss of the flow record its first
+    /// matching tag names. Changes nothing.
+    #[inline]
+    pub fn prefetch_record(&self, h: KeyHash) {
+        let Some(b) = self.buckets.get(self.home(h.0)) else { return };
+        let m = b.matches(Self::tag(h.0));
+        if m != 0 {
+            if let Some(r) = self.records.get((b.refs[m.trailing_zeros() as usize] >> 1) as usize) {
+                hugemem::prefetch(r);
+            }
         }
     }
 

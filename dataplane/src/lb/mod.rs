@@ -67,6 +67,7 @@ pub mod key;
 pub mod maglev;
 
 pub use flows::{
-    client_hash, flow_hash, Direction, FlowEntry, FlowId, FlowKey, FlowTable, InsertError, FLOW_HASH_SEED, MAX_CAPACITY,
+    client_hash, flow_hash, Direction, FlowEntry, FlowId, FlowKey, FlowTable, InsertError, KeyHash, FLOW_HASH_SEED,
+    MAX_CAPACITY,
 };
 pub use maglev::{disruption, is_prime, Backend, Maglev, MaglevError, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE};

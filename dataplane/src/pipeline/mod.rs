@@ -35,7 +35,9 @@ use crossbeam::queue::ArrayQueue;
 use crate::config::TimeoutsNs;
 use crate::counters::{bump, drop_gauge, DropReason, WorkerCounters};
 use crate::generation::{Generation, Mac, SlotState, SlotTable};
-use crate::lb::flows::{client_hash, flow_hash, Direction, FlowId, FlowKey, FlowTable, InsertError, Placement};
+use crate::lb::flows::{
+    client_hash, flow_hash, Direction, FlowId, FlowKey, FlowTable, InsertError, KeyHash, Placement,
+};
 use crate::nat;
 use crate::wire::{self, ethernet::MacAddr, parse, Ipv4Info, TcpFlags, WireError, L3, L4};
 use neigh::NeighborCache;
@@ -237,12 +239,22 @@ pub struct Worker {
     purge_dead: Vec<FlowId>,
     /// Parses of the burst being processed ([`Worker::prepare_burst`]).
     burst_parsed: [Option<Result<wire::Parsed, WireError>>; MAX_BURST],
-    /// Flow keys of that burst, for the look-ahead.
-    burst_keys: [FlowKey; MAX_BURST],
+    /// Index hashes of that burst's flow keys, for the look-ahead ...
+    burst_hashes: [KeyHash; MAX_BURST],
+    /// ... how many, and which one frame `i` has (`NO_KEY`: none).
+    burst_keys: usize,
+    burst_key_of: [u8; MAX_BURST],
 }
 
 /// Most frames [`Worker::prepare_burst`] looks ahead over.
 pub const MAX_BURST: usize = 32;
+
+/// How many frames ahead of the one being processed the look-ahead reads the index bucket
+/// and starts the flow record's cache miss.
+const RECORD_AHEAD: usize = 4;
+
+/// `burst_key_of` of a frame without a flow key.
+const NO_KEY: u8 = u8::MAX;
 
 /// Flow records the force-remove purge visits per call (about 50 µs of work).
 const PURGE_BUDGET: usize = 16 * 1024;
@@ -279,7 +291,9 @@ impl Worker {
             purge_at: None,
             purge_dead: Vec::with_capacity(PURGE_CHUNK),
             burst_parsed: [None; MAX_BURST],
-            burst_keys: [FlowKey::new(Ipv4Addr::UNSPECIFIED, 0, Ipv4Addr::UNSPECIFIED, 0, 0); MAX_BURST],
+            burst_hashes: [KeyHash::default(); MAX_BURST],
+            burst_keys: 0,
+            burst_key_of: [NO_KEY; MAX_BURST],
             cfg,
         }
     }
@@ -402,23 +416,31 @@ impl Worker {
     }
 
     /// Looks ahead over a burst before it is processed: parses every frame once (kept for
-    /// [`Worker::process_prepared`]) and starts the flow-table reads of all of them together,
-    /// so their cache misses overlap instead of stalling one packet at a time.
+    /// [`Worker::process_prepared`]) and starts the flow-table reads so that their cache misses
+    /// overlap the work instead of stalling one packet at a time: each frame's index bucket
+    /// as it is parsed, the flow records of the first [`RECORD_AHEAD`] frames after that, and
+    /// each further record from [`Worker::process_prepared`], that many frames ahead.
     pub fn prepare_burst<'a>(&mut self, frames: impl Iterator<Item = &'a [u8]>) {
         let mut n = 0;
         for (i, f) in frames.take(MAX_BURST).enumerate() {
             let r = parse(f);
+            self.burst_key_of[i] = NO_KEY;
             if let Ok(p) = &r {
                 if let Some(ip) = p.ipv4() {
                     if let Some((sport, dport)) = ip.ports() {
-                        self.burst_keys[n] = FlowKey::new(ip.src, sport, ip.dst, dport, ip.protocol);
+                        let key = FlowKey::new(ip.src, sport, ip.dst, dport, ip.protocol);
+                        self.burst_hashes[n] = self.flows.prefetch_bucket(&key);
+                        self.burst_key_of[i] = n as u8;
                         n += 1;
                     }
                 }
             }
             self.burst_parsed[i] = Some(r);
         }
-        self.flows.prefetch(&self.burst_keys[..n]);
+        self.burst_keys = n;
+        for &h in &self.burst_hashes[..n.min(RECORD_AHEAD)] {
+            self.flows.prefetch_record(h);
+        }
     }
 
     /// Processes frame `i` of the burst given to [`Worker::prepare_burst`] (the same bytes),
@@ -435,6 +457,12 @@ impl Worker {
             Some(r) => r,
             None => parse(frame),
         };
+        if let Some(&k) = self.burst_key_of.get(i) {
+            let ahead = usize::from(k) + RECORD_AHEAD;
+            if k != NO_KEY && ahead < self.burst_keys {
+                self.flows.prefetch_record(self.burst_hashes[ahead]);
+            }
+        }
         self.process_parsed(gen, now, in_port, frame, parsed)
     }
 
