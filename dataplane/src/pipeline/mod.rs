@@ -256,6 +256,13 @@ const RECORD_AHEAD: usize = 4;
 /// `burst_key_of` of a frame without a flow key.
 const NO_KEY: u8 = u8::MAX;
 
+/// The expiry sweep's pace ([`Worker::sweep_budget`]): every flow record visited about once
+/// per this many nanoseconds.
+pub const SWEEP_PERIOD_NS: u64 = 500_000_000;
+
+/// Most flow records one [`Worker::maintain`] call is given to visit (a few µs).
+pub const SWEEP_MAX: usize = 1024;
+
 /// Flow records the force-remove purge visits per call (about 50 µs of work).
 const PURGE_BUDGET: usize = 16 * 1024;
 /// ... in steps of this many, so the RSTs of one step fit the outbox.
@@ -382,6 +389,17 @@ impl Worker {
                 tracing::debug!("flows of force-removed bindings deleted");
             }
         }
+    }
+
+    /// How many flow records [`Worker::maintain`] should visit `elapsed_ns` after the last
+    /// sweep: the table (counted as at least 64k flows) once per [`SWEEP_PERIOD_NS`], at most
+    /// [`SWEEP_MAX`] at a time. Paced by time rather than per burst, so that a busy worker
+    /// does not sweep its table many times a second (each visit of a large table is a cache
+    /// miss) while a table filling with short-lived flows is still reaped in time.
+    pub fn sweep_budget(&self, elapsed_ns: u64) -> usize {
+        let basis = self.flows.len().max(1 << 16) as u128;
+        let due = basis * u128::from(elapsed_ns) / u128::from(SWEEP_PERIOD_NS);
+        usize::try_from(due).unwrap_or(usize::MAX).min(SWEEP_MAX)
     }
 
     /// Expires idle flows: visits at most `budget` flow records. Call between bursts.

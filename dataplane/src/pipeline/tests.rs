@@ -591,3 +591,13 @@ fn prepared_burst_matches_one_by_one() {
         assert_eq!(fa, fb, "frame {i} bytes");
     }
 }
+
+#[test]
+fn sweep_is_paced_by_time() {
+    let r = Rig::new(&[1]);
+    // An empty table counts as 64k flows: 131 records a millisecond, capped per call.
+    assert_eq!(r.worker.sweep_budget(0), 0);
+    assert_eq!(r.worker.sweep_budget(1_000_000), 131);
+    assert_eq!(r.worker.sweep_budget(SWEEP_PERIOD_NS), SWEEP_MAX);
+    assert_eq!(r.worker.sweep_budget(u64::MAX), SWEEP_MAX);
+}

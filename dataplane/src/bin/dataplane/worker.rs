@@ -18,9 +18,8 @@ use dpdk::ring::{Consumer, Producer};
 use dpdk::{Burst, Eal, Mbuf, Mempool, Port, RxQueue, SocketId, TxQueue};
 
 const BURST: usize = dataplane::pipeline::MAX_BURST;
-/// Flow records visited per expiry sweep.
-const SWEEP_BUDGET: usize = 512;
-/// Loops between two expiry sweeps (64 records a loop on average).
+/// Loops between two expiry sweeps; each visits what [`Worker::sweep_budget`] says (at 1M
+/// flows ~2M records a second, however many packets).
 const SWEEP_EVERY: u64 = 8;
 /// Flow records a Sessions listing reads per loop (a few µs), so it never holds up forwarding.
 const DUMP_BUDGET: usize = 256;
@@ -140,6 +139,7 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
     let mut burst: Burst<BURST> = Burst::new();
     let counters = end.counters.clone();
     let mut loops = 0u64;
+    let mut last_sweep = clock.now_ns();
     // A Sessions listing in progress (the control side allocated its rows).
     let mut dump: Option<dataplane::sessions::DumpJob> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -177,7 +177,11 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
         }
         flush(&mut io, &counters);
         if loops % SWEEP_EVERY == 0 {
-            core.maintain(&gen, now, SWEEP_BUDGET);
+            let budget = core.sweep_budget(now.saturating_sub(last_sweep));
+            if budget > 0 {
+                last_sweep = now;
+            }
+            core.maintain(&gen, now, budget);
             if dump.is_none() {
                 dump = end.sessions.requests.try_recv().ok();
             }
