@@ -240,6 +240,26 @@ pub struct Config {
     pub health: Option<toml::Table>,
     /// `[election]` (parsed by the election module).
     pub election: Option<toml::Table>,
+    /// The dataplane's part of a shared `appliance.toml`: accepted and left to the dataplane.
+    #[serde(flatten)]
+    pub dataplane: DataplaneTables,
+}
+
+/// The dataplane's top-level keys in `appliance.toml` (`[dataplane]`, `[timeouts]`,
+/// `[[port]]`): skipped here, checked by the dataplane. Every other unknown key is an error.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneTables {
+    dataplane: Option<toml::Value>,
+    timeouts: Option<toml::Value>,
+    port: Option<toml::Value>,
+}
+
+impl DataplaneTables {
+    /// The switch API socket named in `[dataplane] api_socket`, if the file has one.
+    pub fn api_socket(&self) -> Option<PathBuf> {
+        self.dataplane.as_ref()?.get("api_socket")?.as_str().map(PathBuf::from)
+    }
 }
 
 impl Config {
@@ -252,10 +272,16 @@ impl Config {
 
     /// Parses and checks text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        // In a shared appliance.toml the local dataplane's socket is its `api_socket`.
+        if let Some(sock) = cfg.dataplane.api_socket() {
+            for s in cfg.switches.iter_mut().filter(|s| s.driver == DriverKind::Dataplane && s.socket.is_none()) {
+                s.socket = Some(sock.clone());
+            }
+        }
         cfg.check(origin)?;
         Ok(cfg)
     }
@@ -366,6 +392,32 @@ interval_ms = 100
         assert_eq!(c.switches[1].vip_filter(), VipFilter::Only(vec!["10.0.0.200".parse().unwrap()]));
         assert_eq!(c.cm_options().classes.len(), 1);
         assert!(c.health.is_some());
+    }
+
+    #[test]
+    fn one_appliance_toml_for_both_processes() {
+        let text = r#"
+[dataplane]
+main_lcore = 0
+worker_lcores = [1]
+api_socket = "/run/acm/dp.sock"
+[timeouts]
+tcp_syn = 5
+[[port]]
+name = "client"
+device = "net_af_packet0,iface=x"
+address = "10.0.0.1/24"
+[telnet]
+listen = "127.0.0.1:2323"
+[[switch]]
+name = "local"
+driver = "dataplane"
+"#;
+        let c = Config::parse(text, "appliance.toml").unwrap();
+        // The local dataplane's socket comes from [dataplane] api_socket.
+        assert_eq!(c.switches[0].socket.as_deref(), Some(Path::new("/run/acm/dp.sock")));
+        let e = Config::parse(&format!("{text}\n[dataplan]\nx = 1\n"), "appliance.toml").unwrap_err().to_string();
+        assert!(e.contains("dataplan"), "{e}");
     }
 
     #[test]

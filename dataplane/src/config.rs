@@ -56,6 +56,29 @@ pub struct ApplianceConfig {
     /// forwarding uses addresses, not roles).
     #[serde(rename = "port")]
     pub ports: Vec<PortConfig>,
+    /// The control plane's part of a shared `appliance.toml` (users, telnet, API, CM, switch
+    /// profiles, beacons, health, election): accepted and left to the controlplane, which
+    /// checks it. Both processes read the one file.
+    #[serde(flatten)]
+    pub controlplane: ControlplaneTables,
+}
+
+/// The control plane's top-level keys in `appliance.toml`, skipped here (typos in them are
+/// caught by the controlplane, and every other unknown key is an error here).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlplaneTables {
+    enable_secret: Option<toml::Value>,
+    startup_config: Option<toml::Value>,
+    user: Option<toml::Value>,
+    telnet: Option<toml::Value>,
+    api: Option<toml::Value>,
+    cm: Option<toml::Value>,
+    partitions: Option<toml::Value>,
+    switch: Option<toml::Value>,
+    beacon: Option<toml::Value>,
+    health: Option<toml::Value>,
+    election: Option<toml::Value>,
 }
 
 /// `[dataplane]`.
@@ -436,6 +459,28 @@ address = "10.0.1.1/24"
             load(&GOOD.replace("main_lcore = 0", "main_lcore = \"zero\"")),
             Err(ConfigError::Syntax { .. })
         ));
+    }
+
+    #[test]
+    fn one_file_for_both_processes() {
+        // The control plane's tables are accepted (and left to it) ...
+        let shared = format!(
+            "enable_secret = \"$argon2id$x\"\nstartup_config = \"/tmp/s\"\n{GOOD}\n[[user]]\nname = \"admin\"\n\
+             password_hash = \"h\"\n\n[telnet]\nlisten = \"127.0.0.1:2323\"\n\n[api]\nsocket = \"/tmp/a\"\n\n\
+             [cm]\nadd_state = \"testing\"\n\n[partitions]\ngold = [\"10.0.0.100\"]\n\n[[switch]]\nname = \"local\"\n\n\
+             [beacon]\nport = 1\n\n[health]\ncheck = \"l7\"\n\n[election]\nid = 1\n"
+        );
+        let c = load(&shared).unwrap();
+        assert_eq!(c.ports.len(), 2);
+        // ... and a top-level key of nobody's is still an error that names it.
+        match load(&format!("bogus = 1\n{GOOD}")) {
+            Err(ConfigError::Syntax { message, .. }) => assert!(message.contains("bogus"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        match load(&format!("{GOOD}\n[telnett]\nlisten = 1\n")) {
+            Err(ConfigError::Syntax { message, .. }) => assert!(message.contains("telnett"), "{message}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
