@@ -144,8 +144,10 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
     let mut dump: Option<dataplane::sessions::DumpJob> = None;
     while !stop.load(Ordering::Relaxed) {
         loops = loops.wrapping_add(1);
-        // New forwarding state, between bursts.
-        while let Ok(g) = end.generations.try_recv() {
+        // New forwarding state, between bursts. `is_empty` first: two plain loads, where
+        // `try_recv` on an empty channel also issues a full fence (mfence), every loop.
+        while !end.generations.is_empty() {
+            let Ok(g) = end.generations.try_recv() else { break };
             gen = g;
             core.adopt(&gen);
         }
