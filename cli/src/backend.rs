@@ -60,10 +60,23 @@ pub struct SessionRow {
     pub rport: u16,
     /// `TCP` / `UDP`.
     pub proto: acm::Proto,
-    /// Flow state in a word (`EST`, `SYN`, `FIN`, ...).
+    /// Flow state in a word (`EST`, `SYN`, `FIN`, `RST`, `UDP`).
     pub state: String,
-    /// Seconds since the flow was created.
-    pub age_s: u64,
+    /// Seconds since the flow's last packet.
+    pub idle_s: u64,
+    /// Seconds until it expires unless another packet comes.
+    pub expires_s: u64,
+}
+
+/// The answer to `show server sessions`: some flows and how many there are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionTable {
+    /// The flows shown (the backend may stop at a limit).
+    pub rows: Vec<SessionRow>,
+    /// Flows in all (at least `rows.len()`).
+    pub total: u64,
+    /// Why some flows may be missing (a switch that did not answer), if so.
+    pub note: Option<String>,
 }
 
 /// One histogram of `show acm latency`: how long the switch took to apply a primitive.
@@ -109,8 +122,8 @@ pub trait Backend {
     fn list(&mut self) -> Vec<BindingInfo>;
     /// Global traffic counters.
     fn traffic(&mut self) -> TrafficCounters;
-    /// The flow table (may be truncated by the backend).
-    fn sessions(&mut self) -> Vec<SessionRow>;
+    /// The flow table (the backend may stop at a limit; `total` says how many there are).
+    fn sessions(&mut self) -> SessionTable;
     /// Configuration-latency histograms.
     fn latency(&mut self) -> Vec<LatencyRow>;
     /// Stores `text` as the startup-config (`write memory`).
@@ -121,6 +134,11 @@ pub trait Backend {
     /// the default accepts and ignores).
     fn set_predictor(&mut self, _vip: Ipv4Addr, _predictor: Predictor) -> Result<(), BackendError> {
         Ok(())
+    }
+    /// The telnet server's counters (`show telnet`); a [`crate::Connection`] supplies them
+    /// itself, so backends leave the default (`None`: not served over telnet).
+    fn telnet(&mut self) -> Option<crate::TelnetStats> {
+        None
     }
 }
 
@@ -203,8 +221,8 @@ impl Backend for FakeBackend {
     fn traffic(&mut self) -> TrafficCounters {
         self.traffic
     }
-    fn sessions(&mut self) -> Vec<SessionRow> {
-        self.sessions.clone()
+    fn sessions(&mut self) -> SessionTable {
+        SessionTable { rows: self.sessions.clone(), total: self.sessions.len() as u64, note: None }
     }
     fn latency(&mut self) -> Vec<LatencyRow> {
         self.latency.clone()

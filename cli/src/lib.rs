@@ -18,6 +18,7 @@
 //! | [`backend`] | the [`Backend`] trait the control plane implements, its row types, and [`FakeBackend`] |
 //! | [`auth`] | Argon2id password hashes (PHC strings) and [`Credentials`] |
 //! | [`server`] | [`Connection`]: telnet + login + editor + session + `--More--` pager, with deadlines for timers |
+//! | [`stats`] | [`TelnetCounters`]: sessions, logins and bad input of every connection of a server (`show telnet`) |
 //! | [`image`] | [`ConnectionImage`]: a connection's whole state as plain data, for the control plane's zero-loss restart |
 //! | [`fuzzing`] | entry points shared by the cargo-fuzz targets (`cli/fuzz/`) and the property tests |
 //!
@@ -74,12 +75,14 @@ pub mod image;
 pub mod server;
 pub mod session;
 pub mod show;
+pub mod stats;
 pub mod telnet;
 
 pub use apply::{replay, ReplayError};
 pub use auth::Credentials;
-pub use backend::{Backend, BackendError, FakeBackend, LatencyRow, SessionRow, TrafficCounters};
+pub use backend::{Backend, BackendError, FakeBackend, LatencyRow, SessionRow, SessionTable, TrafficCounters};
 pub use config::SlbConfig;
 pub use image::{ConnectionImage, ImageError};
 pub use server::{Connection, ServerSettings};
 pub use session::{Mode, Output, Paging, Session, SessionOptions};
+pub use stats::{TelnetCounters, TelnetEvent, TelnetStats};

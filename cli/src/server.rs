@@ -24,13 +24,15 @@
 //! the idle timeout, and after a failed login the delay during which input is discarded.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::Credentials;
 use crate::backend::Backend;
 use crate::config::SlbConfig;
-use crate::editor::{EditEvent, Editor, BELL};
+use crate::editor::{EditEvent, Editor, BELL, MAX_LINE};
 use crate::session::{Mode, Paging, Session, SessionOptions};
+use crate::stats::{TelnetCounters, TelnetEvent, TelnetStats};
 use crate::telnet::{encode_bytes, encode_text, Event, OptState, TelnetCodec, OPT_ECHO};
 
 /// The device's pager prompt.
@@ -49,6 +51,9 @@ pub struct ServerSettings {
     pub login_fail_delay: Duration,
     /// Failed logins before the connection is closed.
     pub max_login_attempts: u32,
+    /// Where every connection made with these settings (and their clones) counts sessions,
+    /// logins and bad input (`show telnet`).
+    pub counters: Arc<TelnetCounters>,
 }
 
 impl ServerSettings {
@@ -60,6 +65,7 @@ impl ServerSettings {
             login_timeout: Duration::from_secs(60),
             login_fail_delay: Duration::from_secs(2),
             max_login_attempts: 3,
+            counters: Arc::default(),
         }
     }
 }
@@ -92,6 +98,10 @@ pub struct Connection {
     pager: VecDeque<String>,
     started: Instant,
     last_input: Instant,
+    /// The current line already rang past the length limit (counted once per line).
+    long_line: bool,
+    /// Counted as open (its close is counted once).
+    counted_open: bool,
 }
 
 impl Connection {
@@ -112,11 +122,29 @@ impl Connection {
             pager: VecDeque::new(),
             started: now,
             last_input: now,
+            long_line: false,
+            counted_open: false,
+        }
+    }
+
+    fn count(&self, event: TelnetEvent) {
+        self.settings.counters.count(event);
+    }
+
+    /// Ends the connection (the caller closes the socket after writing the output).
+    fn close(&mut self) {
+        self.state = State::Closed;
+        if std::mem::take(&mut self.counted_open) {
+            self.count(TelnetEvent::Closed);
         }
     }
 
     /// The opening bytes: option negotiation, banner and login prompt.
     pub fn start(&mut self, now: Instant) -> Vec<u8> {
+        if !self.counted_open {
+            self.counted_open = true;
+            self.count(TelnetEvent::Opened);
+        }
         self.started = now;
         self.last_input = now;
         let mut out = Vec::new();
@@ -162,12 +190,14 @@ impl Connection {
             State::Closed => {}
             State::Shell if self.settings.idle_timeout.is_some_and(|d| now >= self.last_input + d) => {
                 encode_text("\nSession idle timeout.\n", out);
-                self.state = State::Closed;
+                self.count(TelnetEvent::IdleTimeout);
+                self.close();
             }
             State::Shell => {}
             _ if now >= self.started + self.settings.login_timeout => {
                 encode_text("\nLogin timed out.\n", out);
-                self.state = State::Closed;
+                self.count(TelnetEvent::LoginTimeout);
+                self.close();
             }
             State::Delay { until } if now >= until => {
                 self.state = State::User;
@@ -188,6 +218,7 @@ impl Connection {
         self.last_input = now;
         let mut events = Vec::new();
         self.codec.decode(input, &mut events, &mut out);
+        self.settings.counters.add(TelnetEvent::BadTelnet, self.codec.take_errors());
         for ev in events {
             if self.state == State::Closed {
                 break;
@@ -227,6 +258,12 @@ impl Connection {
         }
         let mut echo = Vec::new();
         let ev = self.editor.feed(byte, self.session.history(), &mut echo);
+        if ev.is_some() {
+            self.long_line = false;
+        } else if !self.long_line && echo.contains(&BELL) && self.editor.line().len() >= MAX_LINE {
+            self.long_line = true;
+            self.count(TelnetEvent::LongLine);
+        }
         // A client that refused our echo echoes locally (line by line): send it no echo.
         if self.codec.local(OPT_ECHO) != OptState::No {
             encode_bytes(&echo, out);
@@ -241,15 +278,17 @@ impl Connection {
             (State::Password { user }, EditEvent::Line(pw)) => {
                 self.editor.set_password(false);
                 if self.settings.credentials.verify(user, &pw) {
+                    self.count(TelnetEvent::Login);
                     self.state = State::Shell;
                     encode_text("User login successful.\n\n", out);
                     self.redraw(cfg, out);
                 } else {
                     self.attempts += 1;
+                    self.count(TelnetEvent::FailedLogin);
                     encode_text("Error - Incorrect username or password.\n", out);
                     if self.attempts >= self.settings.max_login_attempts {
                         encode_text("Too many failed login attempts.\n", out);
-                        self.state = State::Closed;
+                        self.close();
                     } else {
                         self.state = State::Delay { until: now + self.settings.login_fail_delay };
                     }
@@ -309,14 +348,15 @@ impl Connection {
     }
 
     fn run(&mut self, line: &str, cfg: &mut SlbConfig, backend: &mut dyn Backend, out: &mut Vec<u8>) {
-        let o = self.session.execute(line, cfg, backend);
+        let mut backend = WithTelnet { inner: backend, counters: &self.settings.counters };
+        let o = self.session.execute(line, cfg, &mut backend);
         self.editor.set_password(self.session.password_mode());
         if o.quit {
             for l in &o.lines {
                 encode_text(l, out);
                 encode_text("\n", out);
             }
-            self.state = State::Closed;
+            self.close();
             return;
         }
         self.pager = o.lines.into();
@@ -436,7 +476,58 @@ impl Connection {
             pager: img.pager.iter().cloned().collect(),
             started: ago(img.started_ago_ms),
             last_input: ago(img.idle_ms),
+            long_line: false,
+            counted_open: false,
             settings,
         })
+    }
+}
+
+impl Drop for Connection {
+    /// A connection dropped without reaching its end (the client went away) counts as closed.
+    fn drop(&mut self) {
+        if self.counted_open {
+            self.count(TelnetEvent::Closed);
+        }
+    }
+}
+
+/// The embedder's backend, plus the telnet counters for `show telnet`.
+struct WithTelnet<'a> {
+    inner: &'a mut dyn Backend,
+    counters: &'a TelnetCounters,
+}
+
+impl Backend for WithTelnet<'_> {
+    fn apply(&mut self, p: acm::Primitive) -> Result<(), crate::BackendError> {
+        self.inner.apply(p)
+    }
+    fn list(&mut self) -> Vec<acm::BindingInfo> {
+        self.inner.list()
+    }
+    fn traffic(&mut self) -> crate::TrafficCounters {
+        self.inner.traffic()
+    }
+    fn sessions(&mut self) -> crate::SessionTable {
+        self.inner.sessions()
+    }
+    fn latency(&mut self) -> Vec<crate::LatencyRow> {
+        self.inner.latency()
+    }
+    fn save_startup(&mut self, text: &str) -> Result<(), crate::BackendError> {
+        self.inner.save_startup(text)
+    }
+    fn version(&self) -> String {
+        self.inner.version()
+    }
+    fn set_predictor(
+        &mut self,
+        vip: std::net::Ipv4Addr,
+        p: crate::config::Predictor,
+    ) -> Result<(), crate::BackendError> {
+        self.inner.set_predictor(vip, p)
+    }
+    fn telnet(&mut self) -> Option<TelnetStats> {
+        Some(self.counters.snapshot())
     }
 }

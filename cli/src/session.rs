@@ -266,6 +266,7 @@ impl Session {
             ShowRunningConfig => Output::lines(cfg.render().lines().map(String::from).collect()),
             ShowVersion => Output::lines(show::version(backend)),
             ShowStatistics => Output::lines(show::statistics(cfg, backend)),
+            ShowTelnet => Output::lines(show::telnet(backend.telnet())),
             ShowHistory => Output::lines(self.history.iter().map(|h| format!("  {h}")).collect()),
             _ => self.configure(p, cfg, backend),
         }

@@ -5,6 +5,7 @@ use acm::{BindingInfo, BindingState};
 use crate::backend::Backend;
 use crate::config::SlbConfig;
 use crate::grammar::port_name;
+use crate::stats::TelnetStats;
 
 /// Rank of binding states when several bindings summarise into one word (best first).
 fn rank(s: BindingState) -> u8 {
@@ -190,22 +191,51 @@ pub fn server_bind(cfg: &SlbConfig, backend: &mut dyn Backend) -> Vec<String> {
     out
 }
 
-/// `show server sessions`.
+/// `show server sessions`: the switch's flow table, one flow a line.
 pub fn server_sessions(backend: &mut dyn Backend) -> Vec<String> {
-    let rows = backend.sessions();
-    let mut out = vec![format!("Sessions: {}", rows.len())];
-    out.push(format!("{:<5} {:<21} {:<21} {:<21} {:<5} {:>6}", "Proto", "Client", "VIP", "Real", "State", "Age(s)"));
-    for r in rows {
+    let t = backend.sessions();
+    let shown = t.rows.len() as u64;
+    let mut out = vec![if t.total > shown {
+        format!("Sessions: {} ({shown} shown)", t.total)
+    } else {
+        format!("Sessions: {}", t.total.max(shown))
+    }];
+    if let Some(note) = t.note {
+        out.push(format!("Note - {note}"));
+    }
+    out.push(format!(
+        "{:<5} {:<21} {:<21} {:<21} {:<5} {:>7} {:>7}",
+        "Proto", "Client", "VIP", "Real", "State", "Idle(s)", "Left(s)"
+    ));
+    for r in t.rows {
         out.push(format!(
-            "{:<5} {:<21} {:<21} {:<21} {:<5} {:>6}",
+            "{:<5} {:<21} {:<21} {:<21} {:<5} {:>7} {:>7}",
             r.proto.to_string().to_uppercase(),
             format!("{}:{}", r.client, r.client_port),
             format!("{}:{}", r.vip, r.vport),
             format!("{}:{}", r.real, r.rport),
             r.state,
-            r.age_s
+            r.idle_s,
+            r.expires_s
         ));
     }
+    out
+}
+
+/// `show telnet`: the telnet server's sessions, logins and bad input.
+pub fn telnet(stats: Option<TelnetStats>) -> Vec<String> {
+    let Some(t) = stats else {
+        return vec!["Telnet counters are not available here (not a telnet session).".to_string()];
+    };
+    let pairs: [(&str, u64, &str, u64); 5] = [
+        ("Sessions open", t.open(), "Refused", t.refused),
+        ("Opened", t.opened, "Closed", t.closed),
+        ("Logins", t.logins, "Failed logins", t.failed_logins),
+        ("Login timeouts", t.login_timeouts, "Idle timeouts", t.idle_timeouts),
+        ("Bad IAC", t.bad_telnet, "Long lines", t.long_lines),
+    ];
+    let mut out = vec!["Telnet server".to_string()];
+    out.extend(pairs.iter().map(|(a, x, b, y)| format!("{:<27} {b:<14} = {y}", format!("{a:<14} = {x}"))));
     out
 }
 

@@ -141,6 +141,8 @@ pub struct TelnetCodec {
     him: [OptState; 256],
     sb: Vec<u8>,
     sb_overflow: bool,
+    /// Malformed command sequences since the last [`TelnetCodec::take_errors`].
+    errors: u64,
 }
 
 impl Default for TelnetCodec {
@@ -168,6 +170,7 @@ impl TelnetCodec {
             him: [OptState::No; 256],
             sb: Vec::with_capacity(MAX_SB),
             sb_overflow: false,
+            errors: 0,
         }
     }
 
@@ -176,6 +179,14 @@ impl TelnetCodec {
         self.request_local(OPT_ECHO, true, out);
         self.request_local(OPT_SGA, true, out);
         self.request_remote(OPT_NAWS, true, out);
+    }
+
+    /// How many malformed command sequences were seen since the last call (a byte after IAC
+    /// that is no command, a stray SE, IAC inside a subnegotiation followed by anything but
+    /// IAC or SE, a subnegotiation that is too long, garbled or of an option not agreed).
+    /// Each was skipped; decoding goes on.
+    pub fn take_errors(&mut self) -> u64 {
+        std::mem::take(&mut self.errors)
     }
 
     /// Our state of `opt`.
@@ -233,7 +244,11 @@ impl TelnetCodec {
                     _ => {
                         self.sb.clear();
                         self.sb_overflow = false;
-                        self.command(b, events)
+                        // One malformed sequence, whatever the byte turns out to be.
+                        let errors = self.errors;
+                        let rx = self.command(b, events);
+                        self.errors = errors + 1;
+                        rx
                     }
                 },
             };
@@ -292,8 +307,12 @@ impl TelnetCodec {
                 events.push(Event::AbortOutput);
                 Rx::Data
             }
-            // NOP, DM, GA, a stray SE, and anything unknown: nothing to do.
-            _ => Rx::Data,
+            NOP | DM | GA => Rx::Data,
+            // A stray SE, or a byte that is no telnet command: malformed, ignored.
+            _ => {
+                self.errors += 1;
+                Rx::Data
+            }
         }
     }
 
@@ -306,15 +325,13 @@ impl TelnetCodec {
     }
 
     fn subnegotiation(&mut self, events: &mut Vec<Event>) {
-        if !self.sb_overflow {
-            if let [OPT_NAWS, w1, w2, h1, h2] = self.sb[..] {
-                if self.him[OPT_NAWS as usize].enabled() {
-                    events.push(Event::Naws {
-                        width: u16::from_be_bytes([w1, w2]),
-                        height: u16::from_be_bytes([h1, h2]),
-                    });
-                }
+        // The only subnegotiation we take is a well-formed NAWS once NAWS is agreed; anything
+        // else (too long, wrong length, an option not agreed) is malformed and counted.
+        match self.sb[..] {
+            [OPT_NAWS, w1, w2, h1, h2] if !self.sb_overflow && self.him[OPT_NAWS as usize].enabled() => {
+                events.push(Event::Naws { width: u16::from_be_bytes([w1, w2]), height: u16::from_be_bytes([h1, h2]) });
             }
+            _ => self.errors += 1,
         }
         self.sb.clear();
         self.sb_overflow = false;

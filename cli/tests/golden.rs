@@ -35,7 +35,8 @@ fn fake() -> FakeBackend {
             rport: 80,
             proto: acm::Proto::Tcp,
             state: "EST".into(),
-            age_s: 12,
+            idle_s: 12,
+            expires_s: 288,
         }],
         latency: vec![LatencyRow {
             primitive: "add".into(),

@@ -103,14 +103,36 @@ pub struct TelnetConfig {
     pub listen: SocketAddr,
     /// Idle timeout of a logged-in session, seconds (0 = never).
     pub idle_timeout_s: u64,
-    /// Most concurrent sessions.
+    /// Most concurrent sessions (over every listener).
     pub max_sessions: usize,
+    /// More listeners, each optionally bound to an interface: typically port 23 on the
+    /// appliance's port addresses, reached through the exception path
+    /// (`[[telnet.extra]] address = "10.0.0.1:23"`, `interface = "acmt0"`, the port's tap).
+    pub extra: Vec<ExtraListen>,
 }
 
 impl Default for TelnetConfig {
     fn default() -> Self {
-        TelnetConfig { listen: "127.0.0.1:2323".parse().expect("literal"), idle_timeout_s: 900, max_sessions: 64 }
+        TelnetConfig {
+            listen: "127.0.0.1:2323".parse().expect("literal"),
+            idle_timeout_s: 900,
+            max_sessions: 64,
+            extra: Vec::new(),
+        }
     }
+}
+
+/// `[[telnet.extra]]`: one more telnet listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraListen {
+    /// Address and port, e.g. a port address and 23. It need not exist yet: the listener is
+    /// bound once it can be (a dataplane makes its taps when it starts).
+    pub address: SocketAddr,
+    /// Accept only through this interface, and answer through it (SO_BINDTODEVICE): the
+    /// port's tap. Needed when another interface of the host has the same subnet. When the
+    /// interface goes away or is made anew (a restarted dataplane), the listener is bound again.
+    pub interface: Option<String>,
 }
 
 /// `[api]`.
@@ -432,5 +454,29 @@ driver = "dataplane"
         assert!(e.contains("user"), "{e}");
         let e = Config::parse("[cm]\nadd_state = \"maybe\"\n", "f").unwrap_err().to_string();
         assert!(e.contains("cm.add_state"), "{e}");
+    }
+
+    #[test]
+    fn extra_telnet_listeners() {
+        let text = r#"
+[[telnet.extra]]
+address = "10.0.0.1:23"
+interface = "acmt0"
+[[telnet.extra]]
+address = "192.0.2.9:2323"
+[[switch]]
+name = "local"
+driver = "fake"
+"#;
+        let c = Config::parse(text, "t").unwrap();
+        assert_eq!(
+            c.telnet.extra,
+            [
+                ExtraListen { address: "10.0.0.1:23".parse().unwrap(), interface: Some("acmt0".into()) },
+                ExtraListen { address: "192.0.2.9:2323".parse().unwrap(), interface: None },
+            ]
+        );
+        let e = Config::parse("[[telnet.extra]]\naddress = \"10.0.0.1:23\"\niface = \"x\"\n", "f").unwrap_err();
+        assert!(e.to_string().contains("iface"), "{e}");
     }
 }

@@ -8,6 +8,7 @@
 //! | [`config`] | the controlplane's TOML config file (users, listen addresses, switch profiles) |
 //! | [`api`] | the local Unix-socket API (`acmctl`, tests) |
 //! | [`telnet`] | the telnet server of the ServerIron CLI, and the CLI backend over the CM |
+//! | [`telnet_listen`] | extra telnet listeners: port 23 on the appliance's port addresses (exception path) |
 //! | [`drivers`] | switch drivers: the local dataplane (switch API) and ServerIron-CLI devices over telnet |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,3 +24,4 @@ pub mod health;
 pub mod latency;
 pub mod rolling;
 pub mod telnet;
+pub mod telnet_listen;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use acm::Primitive;
-use cli::{Backend, BackendError, Connection, LatencyRow, ServerSettings, SessionRow, SlbConfig, TrafficCounters};
+use cli::{Backend, BackendError, Connection, LatencyRow, ServerSettings, SessionTable, SlbConfig, TrafficCounters};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -22,6 +22,9 @@ use crate::cm::{Cm, CmError, Origin};
 /// How long a CLI command waits for switch acknowledgements before answering (the change stays
 /// in the cache either way).
 pub const CLI_ACK_WAIT: Duration = Duration::from_secs(3);
+
+/// The most flows `show server sessions` lists (the total is always shown).
+pub const CLI_SESSIONS_LIMIT: u32 = 1000;
 
 /// The CLI's view of the appliance: the CM.
 pub struct CmBackend {
@@ -82,8 +85,8 @@ impl Backend for CmBackend {
         self.cm.traffic_blocking()
     }
 
-    fn sessions(&mut self) -> Vec<SessionRow> {
-        Vec::new()
+    fn sessions(&mut self) -> SessionTable {
+        self.cm.sessions_blocking(CLI_SESSIONS_LIMIT)
     }
 
     fn latency(&mut self) -> Vec<LatencyRow> {
@@ -224,6 +227,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<CliShared>, settings: Serv
         let open = shared.open.load(Ordering::Relaxed) as usize;
         if open >= max_sessions {
             tracing::warn!(%peer, "telnet: refused, {open} sessions open");
+            settings.counters.count(cli::TelnetEvent::Refused);
             let mut sock = sock;
             let _ = sock.write_all(b"\r\nToo many sessions; try again later.\r\n").await;
             continue;

@@ -177,10 +177,11 @@ fn controlplane_in_the_lab() {
     let lab = Lab::up_unique().expect("lab up");
     let dp_sock = lab.state_dir().join("dp.sock");
     let mut dp = start_dataplane(&lab, &dp_bin, &dp_sock);
+    // Telnet also on port 23 of port 0's address, through the exception path (the port's tap).
     let files = write_config(
         lab.state_dir(),
         &format!("[[switch]]\nname = \"local\"\ndriver = \"dataplane\"\nsocket = \"{}\"\n", dp_sock.display()),
-        "",
+        &format!("[[telnet.extra]]\naddress = \"10.0.0.1:23\"\ninterface = \"{}t0\"\n", lab.prefix()),
     );
     let mut cp = start_controlplane(&files);
     let s = files.socket.clone();
@@ -225,14 +226,13 @@ fn controlplane_in_the_lab() {
     // 4. The dataplane restarts and forgets everything; the CM's sync gives its bindings back.
     dp.stop();
     drop(dp);
-    let dp2 = start_dataplane(&lab, &dp_bin, &dp_sock);
+    let mut dp2 = start_dataplane(&lab, &dp_bin, &dp_sock);
     wait_until("the sync re-adds rs1 and rs2 to the restarted dataplane", Duration::from_secs(15), || {
         let l = dp_list(&dp_sock);
         l.iter().filter(|b| b.state == BindingState::Active).count() == 2
     });
     wait_until("the VIP answers after the dataplane restart", Duration::from_secs(15), || body_of(&lab).is_ok());
     assert!(dp_list(&dp_sock).iter().all(|b| b.key.real.rip.to_string() != "10.0.1.13"), "drained rs3 came back");
-    let _keep = dp2;
 
     eprintln!("lab step 5");
     // 5. The telnet CLI with the real telnet client. Start from a VIP with no bindings so the
@@ -265,5 +265,67 @@ fn controlplane_in_the_lab() {
     assert!(rc.contains("server real rs4 10.0.1.14"), "{rc}");
     assert_eq!(state_of(&list_json(&s), "10.0.1.11"), Some(BindingState::Active));
     assert_eq!(body_of(&lab).as_deref(), Ok("rs1"));
+
+    eprintln!("lab step 7");
+    // 7. Telnet from the client's network to the appliance's port address, port 23 (exception
+    //    path): a live download shows in `show server sessions`, the session in `show telnet`.
+    let mut dl = lab
+        .spawn_in(Role::Client, "curl", &["-s", "--limit-rate", "1M", "-o", "/dev/null", "http://10.0.0.100/big.bin"])
+        .unwrap();
+    let mut flow = None;
+    wait_until("the download is in the dataplane's flow table", Duration::from_secs(10), || {
+        let mut c = dataplane::api::client::Client::connect(&dp_sock).unwrap();
+        flow = c.sessions(None, 100).unwrap().sessions.into_iter().find(|f| f.state.abbrev() == "EST");
+        flow.is_some()
+    });
+    let flow = flow.unwrap();
+    let (code, out) = expect(&port_telnet_script(&lab));
+    assert_eq!(code, 0, "telnet to 10.0.0.1:23 from the client's netns failed:\n{out}");
+    let row = out
+        .lines()
+        .find(|l| l.contains(&flow.client.to_string()))
+        .unwrap_or_else(|| panic!("show server sessions lacks {}:\n{out}", flow.client));
+    assert!(row.starts_with("TCP") && row.contains("10.0.0.100:80") && row.contains("10.0.1.11:80"), "{row}");
+    assert!(row.contains(" EST "), "{row}");
+    assert!(out.contains("Telnet server") && out.contains("Bad IAC"), "show telnet:\n{out}");
+    let _ = dl.kill();
+    let _ = dl.wait();
+    // A restarted dataplane makes its taps anew: the listener follows.
+    dp2.stop();
+    drop(dp2);
+    let _dp3 = start_dataplane(&lab, &dp_bin, &dp_sock);
+    wait_until("telnet on 10.0.0.1:23 answers after the dataplane restart", Duration::from_secs(20), || {
+        let (code, out) = expect(&port_telnet_script(&lab));
+        code == 0 && out.contains("Telnet server")
+    });
     let _ = lab.run_in(Role::Client, "true", &[]);
+}
+
+/// Logs in over telnet from netns client to the port address 10.0.0.1, port 23, and shows the
+/// flow table and the telnet counters.
+fn port_telnet_script(lab: &Lab) -> String {
+    format!(
+        r#"
+set timeout 10
+log_user 1
+spawn ip netns exec {p}-client telnet 10.0.0.1 23
+expect {{
+  "Login Name:" {{}}
+  timeout {{ exit 2 }}
+}}
+send "admin\r"
+expect "Password:"
+send "acm-lab\r"
+expect "ServerIron>"
+send "skip-page-display\r"
+expect "ServerIron>"
+send "show server sessions\r"
+expect "ServerIron>"
+send "show telnet\r"
+expect "ServerIron>"
+send "exit\r"
+expect eof
+"#,
+        p = lab.prefix()
+    )
 }

@@ -26,6 +26,7 @@ pub enum Cmd {
     ShowRunningConfig,
     ShowVersion,
     ShowStatistics,
+    ShowTelnet,
     ShowHistory,
     Hostname,
     NoHostname,
@@ -145,6 +146,7 @@ pub(super) fn kw_help(kw: &str) -> &'static str {
         "version" => "Software version",
         "statistics" => "Statistics",
         "history" => "Command history",
+        "telnet" => "Telnet server: sessions, logins and bad input",
         "hostname" => "Set the system name",
         "no" => "Negate a command or set its defaults",
         "force-delete" => "Removals end existing connections at once",
@@ -173,6 +175,7 @@ const SHOW: &[(&str, Cmd)] = &[
     ("show acm latency", Cmd::ShowAcmLatency),
     ("show version", Cmd::ShowVersion),
     ("show statistics", Cmd::ShowStatistics),
+    ("show telnet", Cmd::ShowTelnet),
     ("show history", Cmd::ShowHistory),
 ];
 

@@ -107,6 +107,10 @@ async fn run(cfg: Config) -> Result<()> {
         .await
         .with_context(|| format!("telnet listen address {}", cfg.telnet.listen))?;
     tracing::info!("telnet on {}", cfg.telnet.listen);
+    // Port 23 on the appliance's port addresses (exception path), and any other listener.
+    for l in &cfg.telnet.extra {
+        controlplane::telnet_listen::spawn(l.clone(), shared.clone(), settings.clone(), cfg.telnet.max_sessions);
+    }
     tokio::spawn(telnet::serve(listener, shared.clone(), settings, cfg.telnet.max_sessions));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -517,6 +517,32 @@ impl Cm {
         t
     }
 
+    /// Up to `limit` live flows of every switch that can list them (blocking), for
+    /// `show server sessions`. A switch that fails is named in the note.
+    pub fn sessions_blocking(&self, limit: u32) -> cli::SessionTable {
+        let mut t = cli::SessionTable::default();
+        let mut notes = Vec::new();
+        for sw in &self.inner.switches {
+            let (tx, rx) = oneshot::channel();
+            if !sw.send(Job::Sessions { limit, reply: tx }) {
+                continue;
+            }
+            match rx.blocking_recv() {
+                Ok(Ok(Some(x))) => {
+                    t.rows.extend(x.rows);
+                    t.total += x.total;
+                    notes.extend(x.note.map(|n| format!("{}: {n}", sw.name)));
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => notes.push(format!("{}: {e}", sw.name)),
+                Err(_) => notes.push(format!("{}: no answer", sw.name)),
+            }
+        }
+        t.rows.truncate(limit as usize);
+        t.note = (!notes.is_empty()).then(|| notes.join("; "));
+        t
+    }
+
     /// The switches: name, description, up.
     pub fn switches(&self) -> Vec<(String, String, bool)> {
         self.inner

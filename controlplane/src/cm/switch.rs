@@ -56,6 +56,11 @@ pub trait SwitchDriver: Send + 'static {
     fn traffic(&mut self) -> Option<cli::TrafficCounters> {
         None
     }
+    /// Up to `limit` live flows, when the switch can list them (`show server sessions`);
+    /// `Ok(None)` when it cannot.
+    fn sessions(&mut self, _limit: u32) -> Result<Option<cli::SessionTable>, DriverError> {
+        Ok(None)
+    }
     /// One line describing the driver (for `show version` and logs).
     fn describe(&self) -> String;
 }
@@ -93,6 +98,7 @@ pub(crate) enum Job {
     Apply { op: Primitive, reply: oneshot::Sender<Reply> },
     List { reply: oneshot::Sender<Result<SwitchView, DriverError>> },
     Traffic { reply: oneshot::Sender<Option<cli::TrafficCounters>> },
+    Sessions { limit: u32, reply: oneshot::Sender<Result<Option<cli::SessionTable>, DriverError>> },
 }
 
 /// Health of a switch as the CM saw it last.
@@ -146,6 +152,9 @@ impl SwitchHandle {
                         }
                         Job::Traffic { reply } => {
                             let _ = reply.send(driver.traffic());
+                        }
+                        Job::Sessions { limit, reply } => {
+                            let _ = reply.send(driver.sessions(limit));
                         }
                     }
                 }

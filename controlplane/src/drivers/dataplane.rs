@@ -94,6 +94,30 @@ impl SwitchDriver for DataplaneDriver {
         Some(t)
     }
 
+    fn sessions(&mut self, limit: u32) -> Result<Option<cli::SessionTable>, DriverError> {
+        let s = self.call(|c| c.sessions(None, limit))?;
+        let rows = s
+            .sessions
+            .iter()
+            .map(|f| cli::SessionRow {
+                client: *f.client.ip(),
+                client_port: f.client.port(),
+                vip: *f.vip.ip(),
+                vport: f.vip.port(),
+                real: *f.real.ip(),
+                rport: f.real.port(),
+                proto: f.proto,
+                state: f.state.abbrev().to_string(),
+                idle_s: f.idle_ms / 1000,
+                expires_s: f.expires_ms.div_ceil(1000),
+            })
+            .collect();
+        let note = (s.answered < s.workers).then(|| {
+            format!("{} of {} workers did not answer; their flows are missing", s.workers - s.answered, s.workers)
+        });
+        Ok(Some(cli::SessionTable { rows, total: s.total, note }))
+    }
+
     fn describe(&self) -> String {
         format!("dataplane switch API at {}", self.socket.display())
     }
