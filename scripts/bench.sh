@@ -247,6 +247,6 @@ cp "$RUN"/runs/*.json "$OUT/" 2>/dev/null || true
 
 if [ "$QUICK" != 1 ] && [ "${BENCH_MICRO:-1}" = 1 ]; then
   log "criterion micro-benchmarks (dataplane; short)"
-  (cd "$ROOT" && cargo bench -p dataplane --bench packet --bench lb -- --warm-up-time 0.5 --measurement-time 1 2>&1 | grep -E 'time:|^[a-z_/]+ ' | head -60) || true
+  (cd "$ROOT" && cargo bench -p dataplane --bench packet --bench lb --bench worker -- --warm-up-time 0.5 --measurement-time 1 2>&1 | grep -E 'time:|^[A-Za-z0-9_]+/' | grep -v '%' | head -80) || true
 fi
 log "bench: done in $(( $(date +%s) - T0 )) s: $OUT/report.md"
