@@ -47,7 +47,9 @@
 //! In a table much larger than the CPU caches a lookup waits for two memory accesses in turn
 //! (index bucket, then flow record). Call [`FlowTable::prefetch`] with the keys of a whole
 //! received burst first: the misses of the burst then overlap, and the lookups that follow hit
-//! the cache (≈ 3× faster per packet at 1M flows), or use [`FlowTable::lookup_burst`].
+//! the cache (≈ 3× faster per packet at 1M flows), or use [`FlowTable::lookup_burst`]. The
+//! worker spreads it over the burst instead: [`FlowTable::prefetch_bucket`] for each frame as
+//! it is parsed, [`FlowTable::prefetch_record`] a few frames ahead of the one processed.
 //!
 //! # Memory per flow
 //!
@@ -61,6 +63,9 @@
 //! * a free list of 4 bytes per flow.
 //!
 //! So ~100 bytes per flow: 1M flows ≈ 100 MiB per worker (`FlowTable::memory_bytes` tells).
+//! The dataplane asks for the records and the index on 2 MB hugepages
+//! ([`FlowTable::with_placement`], heap fallback, logged): a table this size on 4 KB pages
+//! misses the TLB on nearly every lookup.
 
 pub mod flows;
 pub mod key;
