@@ -8,7 +8,8 @@
 # the controlplane (the Connection Manager; config controlplane.toml, log controlplane.log)
 # pinned to the management core, which installs the lab's VIP 10.0.0.100:80 -> rs1..rs3 by
 # replaying its startup-config, and waits until a request through the VIP is answered.
-#   ACM_TELNET_LISTEN  telnet address of the CLI (default 127.0.0.1:2323)
+#   ACM_TELNET_LISTEN  telnet address of the CLI (default 127.0.0.1:2323); the CLI also listens on
+#   port 23 of both port addresses, through the exception path (the ports' taps).
 set -euo pipefail
 
 P=${ACM_LAB_PREFIX:-acm}
@@ -85,6 +86,16 @@ password_hash = "$HASH"
 [telnet]
 listen = "$TELNET"
 
+# Port 23 on the appliance's port addresses, through the exception path: bound to each port's tap
+# (other labs' taps may hold the same subnets), bound again when a restarted dataplane makes it anew.
+[[telnet.extra]]
+address = "${PORT0_ADDR%/*}:23"
+interface = "${P}t0"
+
+[[telnet.extra]]
+address = "${PORT1_ADDR%/*}:23"
+interface = "${P}t1"
+
 [api]
 socket = "$CP_SOCK"
 
@@ -147,6 +158,7 @@ The appliance forwards. VIP $VIP:$VPORT -> rs1..rs3 (${RS_ADDRS// /, }).
   ip netns exec $CLIENT_NS curl -o /dev/null http://$VIP/big.bin
   ip netns exec $CLIENT_NS ping -c 3 $VIP
   telnet ${TELNET%:*} ${TELNET##*:}        # ServerIron CLI: admin / acm-lab, enable: acm-lab
+  ip netns exec $CLIENT_NS telnet ${PORT0_ADDR%/*} 23   # the same CLI on the port address (exception path)
   export ACM_CONTROLPLANE_SOCKET=$CP_SOCK
   $BIN/acmctl list                        # the CM's binding cache (add --json for machines)
   $BIN/acmctl remove $VIP:$VPORT 10.0.1.12:80   # drain rs2 (add puts it back)
@@ -154,5 +166,6 @@ The appliance forwards. VIP $VIP:$VPORT -> rs1..rs3 (${RS_ADDRS// /, }).
   $BIN/acmctl cli 'show server bind'            # any CLI command
   $BIN/acmctl latency                     # config latency per primitive and switch
   $BIN/dpctl -s $SOCK stats               # dataplane: ports, services, drops by reason
+  $BIN/dpctl -s $SOCK sessions            # dataplane: live flows (CLI: show server sessions)
 Logs: $STATE/dataplane.log $STATE/controlplane.log     Stop everything: make stop
 MSG

@@ -10,6 +10,8 @@
 //! - [`generation`], [`control`], [`switch`]: forwarding state published to workers as
 //!   immutable generations, the ACM primitives applied to it, acknowledgements.
 //! - [`api`]: the switch API (protocol, server, client) the control plane speaks.
+//! - [`sessions`]: the live-flow listing (the API's Sessions request), asked of each worker
+//!   between bursts.
 //! - [`config`]: `appliance.toml`.
 //!
 //! The `dataplane` binary (feature `dpdk`) wraps this in DPDK ports, lcores and taps.

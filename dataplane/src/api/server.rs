@@ -150,7 +150,7 @@ fn reply_error(stream: &mut UnixStream, id: u64, err: ApiError) -> Result<(), Fr
 mod tests {
     use super::*;
     use crate::api::frame::read_frame;
-    use crate::api::{RequestBody, ResponseBody, Sessions};
+    use crate::api::{RequestBody, ResponseBody};
 
     struct Echo;
     impl Handler for Echo {
@@ -177,7 +177,7 @@ mod tests {
         // A version-1 client keeps working; version 2 has Sessions.
         assert_eq!(ask(1, RequestBody::Ping), Ok(ResponseBody::Pong { generation: 0 }));
         assert_eq!(ask(API_VERSION, RequestBody::Ping), Ok(ResponseBody::Pong { generation: 0 }));
-        assert_eq!(ask(2, sessions()), Ok(ResponseBody::Sessions(Box::new(Sessions::default()))));
+        assert_eq!(ask(2, sessions()), Ok(ResponseBody::Sessions(Box::default())));
         // Sessions claimed as version 1 and unknown versions are refused by number.
         assert_eq!(ask(1, sessions()), Err(ApiError::Version { got: 1 }));
         assert_eq!(ask(0, RequestBody::Ping), Err(ApiError::Version { got: 0 }));
