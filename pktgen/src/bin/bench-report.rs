@@ -306,15 +306,21 @@ fn main() -> Result<()> {
     for (k, s) in runs.iter().filter(|(k, s)| k.starts_with("dp-") && s.disruption.is_none()) {
         let io_key = k.replacen("dp-", "io-", 1);
         let io = get(&io_key).map_or(limit, |i| i.forward.mpps);
+        // A run at a fixed rate below the limit (churn) has no ratio to it.
+        let (io, ratio) = if s.rate_pps > 0.0 {
+            ("—".to_string(), "—".to_string())
+        } else {
+            (format!("{io:.3}"), format!("{:.2}", if io > 0.0 { s.forward.mpps / io } else { 0.0 }))
+        };
         let _ = writeln!(
             md,
-            "| {k}{} | {} | {} | {:.3} | {:.3} | {:.2} | {:.1} | {:.1} | {} | {} |",
+            "| {k}{} | {} | {} | {:.3} | {} | {} | {:.1} | {:.1} | {} | {} |",
             if s.rate_pps > 0.0 { format!(" (offered {:.2} Mpps)", s.rate_pps / 1e6) } else { String::new() },
             s.frame_size,
             s.flows,
             s.forward.mpps,
             io,
-            if io > 0.0 { s.forward.mpps / io } else { 0.0 },
+            ratio,
             s.forward.latency_us.p50,
             s.forward.latency_us.p99,
             s.forward.lost,
