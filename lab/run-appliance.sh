@@ -6,8 +6,9 @@
 #   ACM_BIN_DIR  where the release binaries are
 # Writes $ACM_LAB_STATE/appliance.toml, starts the dataplane (log: dataplane.log), then
 # the controlplane (the Connection Manager; config controlplane.toml, log controlplane.log)
-# pinned to the management core, which installs the lab's VIP 10.0.0.100:80 -> rs1..rs3 by
-# replaying its startup-config, and waits until a request through the VIP is answered.
+# pinned to the management core and run under restartd (a kill -SEGV of the controlplane keeps
+# telnet sessions, API clients and the binding cache), which installs the lab's VIP
+# 10.0.0.100:80 -> rs1..rs3 by replaying its startup-config, and waits until a request through the VIP is answered.
 #   ACM_TELNET_LISTEN  telnet address of the CLI (default 127.0.0.1:2323); the CLI also listens on
 #   port 23 of both port addresses, through the exception path (the ports' taps).
 set -euo pipefail
@@ -23,6 +24,7 @@ die() { echo "run-appliance: error: $*" >&2; exit 1; }
 . "$STATE/ports.env"
 [ -x "$BIN/dataplane" ] || die "$BIN/dataplane not built (make build)"
 [ -x "$BIN/controlplane" ] || die "$BIN/controlplane not built (make build)"
+[ -x "$BIN/restartd" ] || die "$BIN/restartd not built (make build)"
 TELNET=${ACM_TELNET_LISTEN:-127.0.0.1:2323}
 
 SOCK=$STATE/dataplane.sock
@@ -135,9 +137,17 @@ if [ ! -s "$STARTUP" ]; then
 fi
 PIN=()
 if command -v taskset > /dev/null; then PIN=(taskset -c "${ACM_MGMT_CPU:-0}"); fi
-"${PIN[@]}" "$BIN/controlplane" --config "$CP_CFG" > "$STATE/controlplane.log" 2>&1 &
+# Under restartd (same release dir): it keeps the controlplane's sockets and sessions and
+# starts the next generation when it crashes; the controlplane keeps its cache in a state
+# region. The pid file line "RD restartd CHILD_PIDFILE" tells make stop to stop the
+# controlplane first (a clean exit ends restartd too).
+RD_SOCK=$STATE/restartd.sock
+CP_PIDFILE=$STATE/controlplane.pid
+rm -f "$CP_PIDFILE"
+"${PIN[@]}" "$BIN/restartd" --control "$RD_SOCK" --name controlplane -- \
+  "$BIN/controlplane" --config "$CP_CFG" --pid-file "$CP_PIDFILE" > "$STATE/controlplane.log" 2>&1 &
 CP=$!
-echo "$CP controlplane" >> "$PIDFILE"
+echo "$CP restartd $CP_PIDFILE" >> "$PIDFILE"
 for _ in $(seq 100); do
   [ -S "$CP_SOCK" ] && "$BIN/acmctl" -s "$CP_SOCK" status > /dev/null 2>&1 && break
   ps -o stat= -p "$CP" > /dev/null 2>&1 || { tail -n 20 "$STATE/controlplane.log" >&2; die "the controlplane exited (log: $STATE/controlplane.log)"; }
@@ -166,6 +176,8 @@ The appliance forwards. VIP $VIP:$VPORT -> rs1..rs3 (${RS_ADDRS// /, }).
   $BIN/acmctl cli 'show server bind'            # any CLI command
   $BIN/acmctl latency                     # config latency per primitive and switch
   $BIN/dpctl -s $SOCK stats               # dataplane: ports, services, drops by reason
+  $BIN/restartctl --control $RD_SOCK status   # controlplane under restartd: generation, pid, kept channels
+  kill -SEGV \$(cat $CP_PIDFILE)             # crash it: telnet sessions, acmctl and forwarding carry on
   $BIN/dpctl -s $SOCK sessions            # dataplane: live flows (CLI: show server sessions)
 Logs: $STATE/dataplane.log $STATE/controlplane.log     Stop everything: make stop
 MSG

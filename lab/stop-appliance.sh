@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop the processes listed (one pid a line) in an appliance pid file, then
 # remove it: SIGTERM, up to 10 s of grace, then SIGKILL. No pid file: nothing to do.
+# A process run under restartd is stopped through its own pid file (see below).
 #
 #   lab/stop-appliance.sh /run/acm-lab/acm/appliance.pid
 set -euo pipefail
@@ -10,6 +11,16 @@ PIDFILE=${1:?usage: lab/stop-appliance.sh PIDFILE}
 
 # kill -0 is not enough: a zombie (not reaped by an init that ignores orphans) passes it.
 alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$st" ] && [ "${st:0:1}" != Z ]; }
+
+# A supervisor line "PID restartd CHILD_PIDFILE": stop the supervised process first. It exits
+# 0, which restartd does not restart, and restartd then ends by itself; its state (kept
+# sockets, the state region) goes with it.
+while read -r pid name child _; do
+  [[ $pid =~ ^[0-9]+$ ]] && [ "$name" = restartd ] && alive "$pid" || continue
+  cpid=$(cat "$child" 2>/dev/null || true)
+  [[ $cpid =~ ^[0-9]+$ ]] && alive "$cpid" && kill -TERM "$cpid" 2>/dev/null || true
+  for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+done < "$PIDFILE"
 
 pids=()
 while read -r pid _; do

@@ -9,6 +9,7 @@
 //! | [`api`] | the local Unix-socket API (`acmctl`, tests) |
 //! | [`telnet`] | the telnet server of the ServerIron CLI, and the CLI backend over the CM |
 //! | [`telnet_listen`] | extra telnet listeners: port 23 on the appliance's port addresses (exception path) |
+//! | [`zlr`] | zero-loss restart under `restartd`: kept channels, the cache and running-config in a state region, telnet session continuity |
 //! | [`drivers`] | switch drivers: the local dataplane (switch API) and ServerIron-CLI devices over telnet |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,3 +26,4 @@ pub mod latency;
 pub mod rolling;
 pub mod telnet;
 pub mod telnet_listen;
+pub mod zlr;

@@ -6,7 +6,7 @@
 //! another's keystrokes. The running configuration ([`SlbConfig`]) is shared by every session
 //! and by `acmctl cli`; it is locked only while a logged-in session executes input.
 
-use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use acm::Primitive;
 use cli::{Backend, BackendError, Connection, LatencyRow, ServerSettings, SessionTable, SlbConfig, TrafficCounters};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::cm::{Cm, CmError, Origin};
+use crate::zlr::{self, session::Recorded};
 
 /// How long a CLI command waits for switch acknowledgements before answering (the change stays
 /// in the cache either way).
@@ -147,6 +148,8 @@ pub struct CliShared {
     pub open: AtomicU64,
     /// A copy of the configuration as of the last command (for keystrokes and logins).
     snapshot: Mutex<SlbConfig>,
+    /// Called with the configuration after every command ([`CliShared::on_config_change`]).
+    on_config: std::sync::OnceLock<Box<dyn Fn(&SlbConfig) + Send + Sync>>,
 }
 
 impl CliShared {
@@ -159,15 +162,40 @@ impl CliShared {
             sessions: AtomicU64::new(0),
             open: AtomicU64::new(0),
             snapshot: Mutex::new(SlbConfig::default()),
+            on_config: std::sync::OnceLock::new(),
         })
     }
 
-    fn snapshot(&self) -> SlbConfig {
+    pub(crate) fn snapshot(&self) -> SlbConfig {
         self.snapshot.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn set_snapshot(&self, cfg: &SlbConfig) {
+    pub(crate) fn set_snapshot(&self, cfg: &SlbConfig) {
         *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = cfg.clone();
+        if let Some(hook) = self.on_config.get() {
+            hook(cfg);
+        }
+    }
+
+    /// Calls `hook` with the running configuration after every command (the control plane
+    /// keeps it in its state region with it, [`crate::zlr`]). Set once.
+    pub fn on_config_change(&self, hook: Box<dyn Fn(&SlbConfig) + Send + Sync>) {
+        if self.on_config.set(hook).is_err() {
+            tracing::warn!("running-config hook set twice; keeping the first");
+        }
+    }
+
+    /// Replaces the running configuration with `text` (a running-config kept by the previous
+    /// generation), without any primitive: the binding cache is restored separately.
+    pub fn restore_config(&self, text: &str) -> Vec<String> {
+        let mut cfg = SlbConfig::default();
+        let errors = cli::replay(text, &mut cfg, &mut cli::FakeBackend::default())
+            .into_iter()
+            .map(|e| format!("kept running-config line {}: {:?}: {}", e.line, e.text, e.message))
+            .collect();
+        *self.config() = cfg.clone();
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
+        errors
     }
 
     /// Locks the running configuration.
@@ -213,6 +241,43 @@ impl CliShared {
     }
 }
 
+/// Runs client input through a connection on the blocking pool (password hashing and switch
+/// acknowledgements may take a while), recording the result when the session is recorded.
+/// Returns the connection, the output and the recorded session back.
+async fn process(
+    shared: &Arc<CliShared>,
+    conn: Connection,
+    n: u64,
+    input: Vec<u8>,
+    mut rec: Option<Recorded>,
+) -> std::io::Result<(Connection, Vec<u8>, Option<Recorded>)> {
+    let sh = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = conn;
+        let mut backend = CmBackend::new(sh.cm.clone(), Origin::Cli { session: n }, sh.startup.clone());
+        // Only a line (Enter) executes a command; keystrokes, logins (password hashing) and
+        // paging run on a snapshot, so they never wait for another session's command (which
+        // may be waiting for a slow switch).
+        let executes = input.iter().any(|b| *b == b'\r' || *b == b'\n');
+        let now = Instant::now();
+        let out = if conn.logged_in() && executes {
+            let mut cfg = sh.config();
+            let out = conn.on_input(&input, now, &mut cfg, &mut backend);
+            sh.set_snapshot(&cfg);
+            out
+        } else {
+            let mut scratch = sh.snapshot();
+            conn.on_input(&input, now, &mut scratch, &mut backend)
+        };
+        if let Some(r) = rec.as_mut() {
+            r.commit(input.len(), &conn.image(now), &out).map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        Ok((conn, out, rec))
+    })
+    .await
+    .map_err(|e| std::io::Error::other(format!("session task: {e}")))?
+}
+
 /// Serves telnet on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, shared: Arc<CliShared>, settings: ServerSettings, max_sessions: usize) {
     loop {
@@ -234,11 +299,26 @@ pub async fn serve(listener: TcpListener, shared: Arc<CliShared>, settings: Serv
         }
         let shared = shared.clone();
         let settings = settings.clone();
+        shared.open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            shared.open.fetch_add(1, Ordering::Relaxed);
             let n = shared.sessions.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::info!(%peer, session = n, "telnet session opened");
-            if let Err(e) = session(sock, peer, n, shared.clone(), settings).await {
+            let _ = sock.set_nodelay(true);
+            let now = Instant::now();
+            let mut conn = Connection::new(settings, now);
+            let hello = conn.start(now);
+            // Under restartd: recorded, kept, input held (see crate::zlr::session).
+            let rec = match zlr::get() {
+                Some(z) => match Recorded::open(z, sock.as_fd(), n, &conn.image(now), &hello) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::error!(%peer, session = n, "telnet session not recorded (it will not survive a restart): {e}");
+                        None
+                    }
+                },
+                None => None,
+            };
+            if let Err(e) = session(sock, n, shared.clone(), conn, hello, rec).await {
                 tracing::info!(%peer, session = n, "telnet session: {e}");
             }
             tracing::info!(%peer, session = n, "telnet session closed");
@@ -247,17 +327,98 @@ pub async fn serve(listener: TcpListener, shared: Arc<CliShared>, settings: Serv
     }
 }
 
+/// Takes over the telnet sessions of the previous generation (kept channels `telnet:ID` and
+/// their records) and serves them on; sessions that cannot continue are closed cleanly.
+pub fn resume_sessions(z: &'static zlr::Zlr, shared: &Arc<CliShared>, settings: &ServerSettings) {
+    let mut records = if z.start() == zlr::Start::Recover { Recorded::records(z) } else { Vec::new() };
+    let used: Vec<u32> = records.iter().map(|(slot, _)| *slot).collect();
+    Recorded::init_slots(z, &used);
+    let mut resumed = 0;
+    for (name, fd) in z.adopt_prefixed("telnet:") {
+        let Some(id) = name.strip_prefix("telnet:").and_then(|s| s.parse::<u64>().ok()) else {
+            zlr::discard_input(fd.as_fd());
+            z.release(&name);
+            continue;
+        };
+        let keep = fd.try_clone();
+        match Recorded::resume(z, id, fd, settings, &mut records) {
+            Ok((rec, conn, owed)) => {
+                let sock = keep.map_err(|e| e.to_string()).and_then(|fd| {
+                    let std = std::net::TcpStream::from(fd);
+                    std.set_nonblocking(true).map_err(|e| e.to_string())?;
+                    TcpStream::from_std(std).map_err(|e| e.to_string())
+                });
+                let sock = match sock {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("telnet session {id}: cannot resume ({e}); closing it");
+                        drop(rec);
+                        continue;
+                    }
+                };
+                resumed += 1;
+                let n = rec.number();
+                let shared = shared.clone();
+                shared.open.fetch_add(1, Ordering::Relaxed);
+                shared.sessions.fetch_max(n, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    tracing::info!(session = n, "telnet session resumed");
+                    if let Err(e) = session(sock, n, shared.clone(), conn, owed, Some(rec)).await {
+                        tracing::info!(session = n, "telnet session: {e}");
+                    }
+                    tracing::info!(session = n, "telnet session closed");
+                    shared.open.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Err(e) => {
+                tracing::warn!("telnet session {id}: cannot resume ({e}); closing it");
+                if let Ok(k) = keep {
+                    zlr::discard_input(k.as_fd());
+                }
+                z.release(&name);
+            }
+        }
+    }
+    for (slot, r) in records {
+        tracing::info!("telnet session {} was closed by the previous generation; clearing its record", r.id);
+        let _ = z.region().write(zlr::layout::T_SESSION, slot, &zlr::layout::SessionRec::default());
+        Recorded::free_slot(slot);
+    }
+    if z.start() == zlr::Start::Recover {
+        tracing::info!("resumed {resumed} telnet session(s)");
+    }
+}
+
+/// Reads input: held (hread) when the session is recorded, consumed otherwise.
+async fn read_input(sock: &TcpStream, rec: &mut Option<Recorded>, buf: &mut [u8]) -> std::io::Result<usize> {
+    let Some(r) = rec.as_mut() else {
+        loop {
+            sock.readable().await?;
+            match sock.try_read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    };
+    loop {
+        sock.readable().await?;
+        match sock.try_io(tokio::io::Interest::READABLE, || r.read(buf)) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One session, from its first output (the hello, or what a crash held back) on.
 async fn session(
     mut sock: TcpStream,
-    _peer: SocketAddr,
     n: u64,
     shared: Arc<CliShared>,
-    settings: ServerSettings,
+    mut conn: Connection,
+    first: Vec<u8>,
+    mut rec: Option<Recorded>,
 ) -> std::io::Result<()> {
-    let _ = sock.set_nodelay(true);
-    let mut conn = Connection::new(settings, Instant::now());
-    let hello = conn.start(Instant::now());
-    sock.write_all(&hello).await?;
+    sock.write_all(&first).await?;
     let mut buf = vec![0u8; 4096];
     loop {
         let deadline = conn.next_deadline();
@@ -268,42 +429,27 @@ async fn session(
             }
         };
         tokio::select! {
-            r = sock.read(&mut buf) => {
+            r = read_input(&sock, &mut rec, &mut buf) => {
                 let len = r?;
                 if len == 0 {
                     return Ok(());
                 }
-                let input = buf[..len].to_vec();
-                let sh = shared.clone();
-                let (c, out) = tokio::task::spawn_blocking(move || {
-                    let mut conn = conn;
-                    let mut backend = CmBackend::new(sh.cm.clone(), Origin::Cli { session: n }, sh.startup.clone());
-                    // Only a line (Enter) executes a command; keystrokes, logins (password
-                    // hashing) and paging run on a snapshot, so they never wait for another
-                    // session's command (which may be waiting for a slow switch).
-                    let executes = input.iter().any(|b| *b == b'\r' || *b == b'\n');
-                    let out = if conn.logged_in() && executes {
-                        let mut cfg = sh.config();
-                        let out = conn.on_input(&input, Instant::now(), &mut cfg, &mut backend);
-                        sh.set_snapshot(&cfg);
-                        out
-                    } else {
-                        let mut scratch = sh.snapshot();
-                        conn.on_input(&input, Instant::now(), &mut scratch, &mut backend)
-                    };
-                    (conn, out)
-                })
-                .await
-                .map_err(|e| std::io::Error::other(format!("session task: {e}")))?;
+                let (c, out, r) = process(&shared, conn, n, buf[..len].to_vec(), rec).await?;
                 conn = c;
+                rec = r;
                 sock.write_all(&out).await?;
             }
             _ = sleep => {
-                let out = conn.on_timer(Instant::now());
+                let now = Instant::now();
+                let out = conn.on_timer(now);
+                if let Some(r) = rec.as_mut() {
+                    r.commit(0, &conn.image(now), &out).map_err(|e| std::io::Error::other(e.to_string()))?;
+                }
                 sock.write_all(&out).await?;
             }
         }
         if conn.is_closed() {
+            drop(rec.take()); // release before close: the client sees FIN
             let _ = sock.shutdown().await;
             return Ok(());
         }

@@ -38,13 +38,44 @@ impl ApiServer {
         Arc::new(ApiServer { shared, malformed: AtomicU64::new(0) })
     }
 
-    /// Serves until the task is dropped.
+    /// Under restartd: takes over the previous generation's API connections (`api:ID`) and
+    /// answers what they asked and did not get answered. Call before [`ApiServer::serve`], on
+    /// the runtime.
+    pub fn resume_connections(self: &Arc<Self>) {
+        if let Some(z) = crate::zlr::get() {
+            for (name, fd) in z.adopt_prefixed("api:") {
+                let id = name.strip_prefix("api:").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                match Kept::resume(z, id, fd) {
+                    Ok((kept, s)) => {
+                        tracing::info!("api connection {id} resumed");
+                        let me = self.clone();
+                        tokio::spawn(async move { me.connection(s, Some(kept)).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!("api connection {name}: cannot resume ({e}); closing it");
+                        z.release(&name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serves until the task is dropped. Under restartd every connection is kept (`api:ID`)
+    /// and its requests are read with hread and deleted only once answered, so a client
+    /// mid-request when the control plane crashes gets its answer from the next generation.
     pub async fn serve(self: Arc<Self>, listener: UnixListener) {
         loop {
             match listener.accept().await {
                 Ok((s, _)) => {
+                    let kept = crate::zlr::get().and_then(|z| match Kept::open(z, &s) {
+                        Ok(k) => Some(k),
+                        Err(e) => {
+                            tracing::error!("api connection not kept (it will not survive a restart): {e}");
+                            None
+                        }
+                    });
                     let me = self.clone();
-                    tokio::spawn(async move { me.connection(s).await });
+                    tokio::spawn(async move { me.connection(s, kept).await });
                 }
                 Err(e) => {
                     tracing::warn!("api accept: {e}");
@@ -54,24 +85,51 @@ impl ApiServer {
         }
     }
 
-    async fn connection(&self, mut s: UnixStream) {
-        let peer = s.peer_cred().map(|c| format!("pid {:?} uid {}", c.pid(), c.uid())).unwrap_or_else(|_| "?".into());
-        loop {
-            let mut len = [0u8; 4];
-            if s.read_exact(&mut len).await.is_err() {
-                return; // closed
+    /// Reads until `buf` holds `want` bytes; false at end of stream.
+    async fn fill(s: &mut UnixStream, kept: &mut Option<Kept>, buf: &mut Vec<u8>, want: usize) -> bool {
+        let mut tmp = [0u8; 8192];
+        while buf.len() < want {
+            let r = match kept.as_mut() {
+                None => s.read(&mut tmp).await,
+                Some(k) => loop {
+                    if s.readable().await.is_err() {
+                        return false;
+                    }
+                    match s.try_io(tokio::io::Interest::READABLE, || k.read(&mut tmp)) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        other => break other,
+                    }
+                },
+            };
+            match r {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
             }
-            let len = u32::from_be_bytes(len) as usize;
+        }
+        true
+    }
+
+    async fn connection(&self, mut s: UnixStream, mut kept: Option<Kept>) {
+        let peer = s.peer_cred().map(|c| format!("pid {:?} uid {}", c.pid(), c.uid())).unwrap_or_else(|_| "?".into());
+        let mut buf = Vec::new();
+        loop {
+            if !Self::fill(&mut s, &mut kept, &mut buf, 4).await {
+                if !buf.is_empty() {
+                    self.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer, "api: connection closed mid-frame");
+                }
+                return; // closed (dropping `kept` releases the channel first)
+            }
+            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
             let (resp, fatal) = if len > MAX_FRAME {
                 (self.bad(&peer, 0, format!("frame of {len} bytes (most {MAX_FRAME})")), true)
             } else {
-                let mut body = vec![0u8; len];
-                if s.read_exact(&mut body).await.is_err() {
+                if !Self::fill(&mut s, &mut kept, &mut buf, 4 + len).await {
                     self.malformed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(peer, "api: connection closed mid-frame");
                     return;
                 }
-                match serde_json::from_slice::<Request>(&body) {
+                match serde_json::from_slice::<Request>(&buf[4..4 + len]) {
                     Err(e) => (self.bad(&peer, 0, e.to_string()), true),
                     Ok(r) if r.version != API_VERSION => {
                         self.malformed.fetch_add(1, Ordering::Relaxed);
@@ -88,6 +146,16 @@ impl ApiServer {
             if s.write_all(&frame).await.is_err() || fatal {
                 return;
             }
+            // Answered: the request leaves the socket (a crash before this line answers it
+            // again in the next generation).
+            let used = (4 + len).min(buf.len());
+            if let Some(k) = kept.as_mut() {
+                if let Err(e) = k.delete(used) {
+                    tracing::warn!(peer, "api: hread delete: {e}");
+                    return;
+                }
+            }
+            buf.drain(..used);
         }
     }
 
@@ -132,5 +200,62 @@ impl ApiServer {
                 api_malformed: self.malformed.load(Ordering::Relaxed),
             })),
         }
+    }
+}
+
+/// A kept API connection (under restartd): held input, released on drop.
+struct Kept {
+    z: &'static crate::zlr::Zlr,
+    id: u64,
+    fd: std::os::fd::OwnedFd,
+    reader: restart::HoldingReader,
+}
+
+impl Kept {
+    fn open(z: &'static crate::zlr::Zlr, s: &UnixStream) -> Result<Kept, restart::HreadError> {
+        use std::os::fd::AsFd;
+        let reader = restart::HoldingReader::open(s.as_fd(), restart::HreadMode::PeekOff, None)?;
+        let id = z.next_id();
+        z.keep(&format!("api:{id}"), s.as_fd());
+        Ok(Kept { z, id, fd: s.as_fd().try_clone_to_owned()?, reader })
+    }
+
+    fn resume(
+        z: &'static crate::zlr::Zlr,
+        id: u64,
+        fd: std::os::fd::OwnedFd,
+    ) -> Result<(Kept, UnixStream), restart::HreadError> {
+        use std::os::fd::AsFd;
+        // Everything not deleted is a request not answered yet: read it again.
+        let reader = restart::HoldingReader::resume(fd.as_fd(), restart::HreadMode::PeekOff, None, 0)?;
+        let std = std::os::unix::net::UnixStream::from(fd.try_clone()?);
+        std.set_nonblocking(true)?;
+        Ok((Kept { z, id, fd, reader }, UnixStream::from_std(std)?))
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::fd::AsFd;
+        self.reader.read(self.fd.as_fd(), buf).map_err(|e| match e {
+            restart::HreadError::Io(e) => e,
+            other => std::io::Error::other(other.to_string()),
+        })
+    }
+
+    fn delete(&mut self, n: usize) -> Result<u64, restart::HreadError> {
+        use std::os::fd::AsFd;
+        self.reader.delete(self.fd.as_fd(), n as u64)
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        use std::os::fd::AsFd;
+        // Unread bytes at close reset the peer: delete what is held, then release before close.
+        let held = self.reader.held();
+        if held > 0 {
+            let _ = self.reader.delete(self.fd.as_fd(), held);
+        }
+        crate::zlr::discard_input(self.fd.as_fd());
+        self.z.release(&format!("api:{}", self.id));
     }
 }

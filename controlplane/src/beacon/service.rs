@@ -315,6 +315,17 @@ pub fn spawn_from_tables(
 
 fn socket(cfg: &BeaconConfig) -> std::io::Result<(tokio::net::UdpSocket, Vec<(Ipv4Addr, Interface)>)> {
     use socket2::{Domain, Protocol, Socket, Type};
+    let ifaces =
+        if cfg.interfaces.is_empty() { vec![Interface::Addr(Ipv4Addr::UNSPECIFIED)] } else { cfg.interfaces.clone() };
+    let joins: Vec<_> = cfg.groups.iter().flat_map(|g| ifaces.iter().map(move |i| (*g, i.clone()))).collect();
+    // Under restartd: the previous generation's socket, with the datagrams that arrived while
+    // no generation ran still queued (group memberships stay; re-joining is EADDRINUSE).
+    if let Some(fd) = crate::zlr::get().and_then(|z| z.adopt("beacon")) {
+        let std = std::net::UdpSocket::from(fd);
+        std.set_nonblocking(true)?;
+        tracing::info!("beacon socket taken over from the previous generation");
+        return Ok((tokio::net::UdpSocket::from_std(std)?, joins));
+    }
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.port).into())?;
@@ -325,10 +336,10 @@ fn socket(cfg: &BeaconConfig) -> std::io::Result<(tokio::net::UdpSocket, Vec<(Ip
         let _ = s.set_multicast_if_v4(ifa);
     }
     s.set_nonblocking(true)?;
+    if let Some(z) = crate::zlr::get() {
+        z.keep("beacon", std::os::fd::AsFd::as_fd(&s));
+    }
     let std: std::net::UdpSocket = s.into();
-    let ifaces =
-        if cfg.interfaces.is_empty() { vec![Interface::Addr(Ipv4Addr::UNSPECIFIED)] } else { cfg.interfaces.clone() };
-    let joins = cfg.groups.iter().flat_map(|g| ifaces.iter().map(move |i| (*g, i.clone()))).collect();
     Ok((tokio::net::UdpSocket::from_std(std)?, joins))
 }
 

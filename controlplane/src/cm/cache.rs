@@ -30,7 +30,7 @@ use acm::{
 use super::CmError;
 
 /// What the switches were last told about a binding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Pushed {
     /// Bound and active with these parameters.
     Active(BindingParams),
@@ -68,7 +68,7 @@ impl Default for CachePolicy {
 }
 
 /// One cached binding.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Weight and source NAT.
     pub params: BindingParams,
@@ -427,6 +427,46 @@ impl Cache {
             }
         }
         ops
+    }
+}
+
+/// The cache's contents as plain data (bindings, drop fractions, generation), for the state
+/// region that carries it across a control plane restart ([`crate::zlr`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CacheImage {
+    /// Every binding with its entry.
+    pub bindings: Vec<(BindingKey, Entry)>,
+    /// Drop fractions set.
+    pub drops: Vec<(ServiceKey, DropFraction)>,
+    /// The generation counter.
+    pub generation: u64,
+}
+
+impl Cache {
+    /// The contents as plain data.
+    pub fn image(&self) -> CacheImage {
+        CacheImage {
+            bindings: self.bindings.iter().map(|(k, e)| (*k, e.clone())).collect(),
+            drops: self.drops.iter().map(|(s, f)| (*s, *f)).collect(),
+            generation: self.generation,
+        }
+    }
+
+    /// Every binding with its entry, in key order.
+    pub fn entries(&self) -> impl Iterator<Item = (&BindingKey, &Entry)> {
+        self.bindings.iter()
+    }
+
+    /// Every drop fraction set.
+    pub fn drop_entries(&self) -> impl Iterator<Item = (&ServiceKey, &DropFraction)> {
+        self.drops.iter()
+    }
+
+    /// Replaces the contents with an image (policy and classes stay this process's).
+    pub fn restore(&mut self, img: CacheImage) {
+        self.bindings = img.bindings.into_iter().collect();
+        self.drops = img.drops.into_iter().collect();
+        self.generation = img.generation;
     }
 }
 

@@ -211,6 +211,38 @@ struct Inner {
     sync_now: Notify,
     /// Sync rounds skipped in a row because the cache moved while a List was on its way.
     sync_skips: AtomicU64,
+    /// Called with the cache after every change, under its lock ([`Cm::on_change`]).
+    on_change: std::sync::OnceLock<Box<dyn Fn(&Cache) + Send + Sync>>,
+}
+
+/// The locked cache; when it is released after a change, the [`Cm::on_change`] hook sees it.
+struct CacheGuard<'a> {
+    guard: MutexGuard<'a, Cache>,
+    generation: u64,
+    hook: Option<&'a (dyn Fn(&Cache) + Send + Sync)>,
+}
+
+impl std::ops::Deref for CacheGuard<'_> {
+    type Target = Cache;
+    fn deref(&self) -> &Cache {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for CacheGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Cache {
+        &mut self.guard
+    }
+}
+
+impl Drop for CacheGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(hook) = self.hook {
+            if self.guard.generation() != self.generation {
+                hook(&self.guard);
+            }
+        }
+    }
 }
 
 /// The Connection Manager. Clone freely: clones share one cache.
@@ -255,12 +287,43 @@ impl Cm {
                 options,
                 sync_now: Notify::new(),
                 sync_skips: AtomicU64::new(0),
+                on_change: std::sync::OnceLock::new(),
             }),
         }
     }
 
-    fn cache(&self) -> MutexGuard<'_, Cache> {
-        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
+    fn cache(&self) -> CacheGuard<'_> {
+        let guard = self.inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = guard.generation();
+        CacheGuard { guard, generation, hook: self.inner.on_change.get().map(|b| &**b) }
+    }
+
+    /// Calls `hook` with the cache after every change (under the cache's lock, so the calls see
+    /// the changes in order). Set once; the control plane keeps the cache in its state region
+    /// with it ([`crate::zlr`]).
+    pub fn on_change(&self, hook: Box<dyn Fn(&Cache) + Send + Sync>) {
+        if self.inner.on_change.set(hook).is_err() {
+            tracing::warn!("cache change hook set twice; keeping the first");
+        }
+    }
+
+    /// Calls the [`Cm::on_change`] hook with the cache as it is now.
+    pub fn touch_cache(&self) {
+        let c = self.cache();
+        if let Some(hook) = c.hook {
+            hook(&c.guard);
+        }
+    }
+
+    /// The cache's contents as plain data.
+    pub fn cache_image(&self) -> cache::CacheImage {
+        self.cache().image()
+    }
+
+    /// Replaces the cache's contents (a restarted control plane taking over its predecessor's
+    /// cache: nothing to relearn).
+    pub fn restore_cache(&self, img: cache::CacheImage) {
+        self.cache().restore(img);
     }
 
     /// Runs one primitive: cache, switches, measurement. The one code path of every door.

@@ -73,6 +73,12 @@ impl Checker {
         Checker { t, health: Health::Unknown, passes: 0, fails: 0, held_until: None, last_reason: None }
     }
 
+    /// An endpoint taken over from a previous control plane generation: its health, and how
+    /// much longer a report holds it down (counts start from zero).
+    pub fn restored(t: Thresholds, health: Health, held_until: Option<Instant>) -> Checker {
+        Checker { t, health, passes: 0, fails: 0, held_until, last_reason: None }
+    }
+
     /// Current health.
     pub fn health(&self) -> Health {
         self.health

@@ -224,11 +224,89 @@ struct Runner {
     failed_by_us: HashSet<BindingKey>,
 }
 
-/// Starts the checker on the current tokio runtime.
+/// What the checker keeps across a control plane restart ([`crate::zlr`]): which bindings it
+/// failed (only those it revives) and the endpoints that are not Up, with their hold-down, so
+/// a new generation neither flaps a Down server back in on one pass nor leaves a binding it
+/// failed Failed forever.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HealthImage {
+    /// Bindings this checker took out.
+    pub failed_by_us: Vec<BindingKey>,
+    /// Endpoints with their health and the milliseconds of hold-down left.
+    pub endpoints: Vec<(RealServer, Health, Option<u64>)>,
+}
+
+impl Runner {
+    fn image(&self, now: Instant) -> HealthImage {
+        let mut failed_by_us: Vec<BindingKey> = self.failed_by_us.iter().copied().collect();
+        failed_by_us.sort();
+        let mut endpoints: Vec<(RealServer, Health, Option<u64>)> = self
+            .checkers
+            .iter()
+            .map(|(r, c)| {
+                let held = c.held_until().map(|u| u.saturating_duration_since(now).as_millis() as u64);
+                (*r, c.health(), held.filter(|ms| *ms > 0))
+            })
+            .collect();
+        endpoints.sort_by_key(|e| e.0);
+        HealthImage { failed_by_us, endpoints }
+    }
+
+    fn restore(&mut self, img: HealthImage, now: Instant) {
+        self.failed_by_us = img.failed_by_us.into_iter().collect();
+        for (real, health, held) in img.endpoints {
+            let until = held.map(|ms| now + Duration::from_millis(ms));
+            self.checkers.insert(real, Checker::restored(self.cfg.thresholds, health, until));
+        }
+    }
+
+    /// Saves the image when it changed (hold-downs count down on their own: not a change).
+    fn save(&self, last: &mut Option<HealthImage>) {
+        let Some(z) = crate::zlr::get() else { return };
+        let mut img = self.image(Instant::now());
+        let key = |i: &HealthImage| {
+            (
+                i.failed_by_us.clone(),
+                i.endpoints.iter().map(|(r, h, held)| (*r, *h, held.is_some())).collect::<Vec<_>>(),
+            )
+        };
+        if last.as_ref().is_some_and(|l| key(l) == key(&img)) {
+            return;
+        }
+        if let Err(e) = serde_json::to_vec(&img).map_err(|e| e.to_string()).and_then(|b| {
+            crate::zlr::blob::write(z.region(), crate::zlr::blob::BLOB_HEALTH, &b).map_err(|e| e.to_string())
+        }) {
+            tracing::error!("state region: health state not saved: {e}");
+        }
+        img.endpoints.iter_mut().for_each(|e| e.2 = e.2.map(|_| 1));
+        *last = Some(img);
+    }
+}
+
+/// Starts the checker on the current tokio runtime. Under restartd, a restarted generation
+/// takes over the previous one's health state ([`HealthImage`]).
 pub fn spawn(cm: Cm, cfg: HealthConfig) -> (HealthHandle, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut r = Runner { cm, cfg, checkers: HashMap::new(), failed_by_us: HashSet::new() };
+    if let Some(z) = crate::zlr::get().filter(|z| z.start() == crate::zlr::Start::Recover) {
+        match crate::zlr::blob::read(z.region(), crate::zlr::blob::BLOB_HEALTH) {
+            Ok(Some(b)) => match serde_json::from_slice::<HealthImage>(&b) {
+                Ok(img) => {
+                    tracing::info!(
+                        "health: took over {} endpoint(s) and {} binding(s) failed by health checks",
+                        img.endpoints.len(),
+                        img.failed_by_us.len()
+                    );
+                    r.restore(img, Instant::now());
+                }
+                Err(e) => tracing::error!("state region: kept health state does not decode ({e}); starting fresh"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::error!("state region: kept health state unusable ({e}); starting fresh"),
+        }
+    }
     let task = tokio::spawn(async move {
+        let mut last = None;
         let mut tick = tokio::time::interval(r.cfg.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -239,6 +317,7 @@ pub fn spawn(cm: Cm, cfg: HealthConfig) -> (HealthHandle, JoinHandle<()>) {
                     None => return,
                 },
             }
+            r.save(&mut last);
         }
     });
     (HealthHandle { tx }, task)

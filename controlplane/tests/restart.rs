@@ -1,0 +1,354 @@
+//! The control plane under `restartd`, crashed with SIGSEGV (process level, fake switch):
+//! a telnet session in config mode with a half-typed line continues on the same TCP
+//! connection, the line is neither lost nor echoed twice, the cache is the same, restartd
+//! counts generation 2; and a corrupted state region means a loud cold start, not a crash loop.
+//!
+//! Needs the `restartd` and `restartctl` binaries beside the controlplane's (`make test` builds
+//! the workspace): without them the test is skipped on a laptop and FAILS under CI=true. The
+//! state region lives in the test's temp dir (`RESTART_SHM_DIR`, hugetlbfs off), so nothing is
+//! left in /dev/hugepages.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{acmctl_ok, wait_until, write_config, CpFiles, Proc};
+
+const FAKE: &str = "[[switch]]\nname = \"fake\"\ndriver = \"fake\"\n";
+
+const STARTUP: &str = "server real rs1 10.0.1.11\n port http\nserver real rs2 10.0.1.12\n port http\n\
+server virtual www 10.0.0.100\n port http\n bind http rs1 http rs2 http\n";
+
+fn bin(name: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_BIN_EXE_controlplane")).with_file_name(name);
+    p.exists().then_some(p)
+}
+
+/// The restart binaries, or a skip (a failure under CI=true).
+fn restart_bins() -> Option<(PathBuf, PathBuf)> {
+    match (bin("restartd"), bin("restartctl")) {
+        (Some(d), Some(c)) => Some((d, c)),
+        _ => {
+            labtest::skip("restartd/restartctl not built beside the controlplane (cargo build --release -p restart)");
+            None
+        }
+    }
+}
+
+/// Reads until `needle` shows up; returns everything read. Fails on EOF or a reset.
+fn read_until(s: &mut TcpStream, got: &mut Vec<u8>, needle: &str, timeout: Duration) -> String {
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let end = Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(got).into_owned();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(Instant::now() < end, "no {needle:?} within {timeout:?}; got {text:?}");
+        match s.read(&mut buf) {
+            Ok(0) => panic!("telnet connection closed; got {text:?}"),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("telnet connection error (reset?): {e}; got {text:?}"),
+        }
+    }
+}
+
+/// Sends `line`, reads until `needle`; returns what came back for it.
+fn cmd(s: &mut TcpStream, line: &[u8], needle: &str) -> String {
+    s.write_all(line).unwrap();
+    let mut got = Vec::new();
+    read_until(s, &mut got, needle, Duration::from_secs(20))
+}
+
+struct Supervised {
+    rd: Proc,
+    ctl: PathBuf,
+    restartctl: PathBuf,
+}
+
+impl Supervised {
+    fn status(&self) -> serde_json::Value {
+        let out = Command::new(&self.restartctl)
+            .args(["--control", self.ctl.to_str().unwrap(), "status", "--json"])
+            .output()
+            .expect("restartctl");
+        assert!(out.status.success(), "restartctl status: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    fn find(v: &serde_json::Value, key: &str) -> Option<serde_json::Value> {
+        match v {
+            serde_json::Value::Object(m) => m.get(key).cloned().or_else(|| m.values().find_map(|x| Self::find(x, key))),
+            serde_json::Value::Array(a) => a.iter().find_map(|x| Self::find(x, key)),
+            _ => None,
+        }
+    }
+
+    /// The running generation's pid (`None` between generations).
+    fn try_pid(&self) -> Option<u32> {
+        Self::find(&self.status(), "pid").and_then(|p| p.as_u64()).map(|p| p as u32)
+    }
+
+    fn pid(&self) -> u32 {
+        self.try_pid().expect("a running generation")
+    }
+
+    fn generation(&self) -> u64 {
+        let st = self.status();
+        Self::find(&st, "generation").and_then(|p| p.as_u64()).unwrap_or_else(|| panic!("no generation in {st}"))
+    }
+
+    /// Clean stop: SIGTERM to the controlplane (exit 0: not restarted), then restartd ends.
+    fn stop(&mut self) {
+        if let Some(pid) = self.try_pid() {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.rd.alive() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn start(f: &CpFiles, restartd: &Path, restartctl: &Path) -> Supervised {
+    start_with(f, restartd, restartctl, &[])
+}
+
+fn start_with(f: &CpFiles, restartd: &Path, restartctl: &Path, extra: &[&str]) -> Supervised {
+    let ctl = f.dir.join("restartd.sock");
+    let log = f.dir.join("restartd.log");
+    let child = Command::new(restartd)
+        .args(["--control", ctl.to_str().unwrap()])
+        .args(extra)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_controlplane"))
+        .args(["--config", f.config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env("RESTART_HUGETLBFS", f.dir.join("no-hugetlbfs"))
+        .env("RESTART_SHM_DIR", &f.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start restartd");
+    let rd = Proc { child, log, name: "restartd" };
+    let s = Supervised { rd, ctl, restartctl: restartctl.to_path_buf() };
+    wait_until("the controlplane API answers", Duration::from_secs(30), || api_up(&f.socket));
+    s
+}
+
+fn api_up(sock: &Path) -> bool {
+    controlplane::api::client::Client::connect(sock).and_then(|mut c| c.status()).is_ok()
+}
+
+fn list_json(sock: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(&acmctl_ok(sock, &["list", "--json"])).unwrap();
+    // Counters come from the switch's syncs; the bindings and their states are what must match.
+    if let Some(a) = v.as_array_mut() {
+        for b in a {
+            if let Some(m) = b.as_object_mut() {
+                m.remove("counters");
+            }
+        }
+    }
+    v
+}
+
+fn segv(pid: u32) {
+    assert!(Command::new("kill").args(["-SEGV", &pid.to_string()]).status().unwrap().success());
+}
+
+fn login_to_config(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut got = Vec::new();
+    read_until(&mut s, &mut got, "Login Name:", Duration::from_secs(10));
+    cmd(&mut s, b"admin\r\n", "Password:");
+    cmd(&mut s, b"acm-lab\r\n", "ServerIron>");
+    cmd(&mut s, b"enable\r\n", "Password:");
+    cmd(&mut s, b"acm-lab\r\n", "ServerIron#");
+    cmd(&mut s, b"configure terminal\r\n", "ServerIron(config)#");
+    cmd(&mut s, b"server real rs9 10.0.1.19\r\n", "ServerIron(config-rs-rs9)#");
+    s
+}
+
+#[test]
+fn sigsegv_keeps_the_telnet_session_its_half_typed_line_and_the_cache() {
+    let Some((restartd, restartctl)) = restart_bins() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_config(dir.path(), FAKE, "");
+    std::fs::write(&f.startup, STARTUP).unwrap();
+    let mut sup = start(&f, &restartd, &restartctl);
+    acmctl_ok(&f.socket, &["add", "10.0.0.100:80", "10.0.1.13:80"]);
+    assert_eq!(sup.generation(), 1);
+
+    let mut s = login_to_config(f.telnet);
+    // Half a line: echoed, not executed.
+    let echo = cmd(&mut s, b"port ht", "port ht");
+    assert!(!echo.contains('#'), "{echo:?}");
+    let before = list_json(&f.socket);
+    assert_eq!(before.as_array().map(|a| a.len()), Some(3), "{before}");
+
+    let pid = sup.pid();
+    let t0 = Instant::now();
+    segv(pid);
+    wait_until("a new generation", Duration::from_secs(20), || sup.try_pid().is_some_and(|p| p != pid));
+    wait_until("the API answers again", Duration::from_secs(20), || api_up(&f.socket));
+    eprintln!("SIGSEGV -> API answering again: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    assert_eq!(sup.generation(), 2);
+
+    // The rest of the line and Enter: the command runs in the real server's mode; nothing of
+    // the half line comes back a second time.
+    let out = cmd(&mut s, b"tp\r\n", "ServerIron(config-rs-rs9)#");
+    assert!(out.starts_with("tp"), "only the new keystrokes are echoed: {out:?}");
+    assert!(!out.contains("port ht") && !out.contains("Invalid"), "{out:?}");
+    cmd(&mut s, b"end\r\n", "ServerIron#");
+    let cfg = acmctl_ok(&f.socket, &["cli", "show running-config"]);
+    assert!(cfg.contains("server real rs9 10.0.1.19") && cfg.contains("server real rs1"), "{cfg}");
+    let rs9 = &cfg[cfg.find("server real rs9").unwrap()..];
+    assert!(rs9.lines().nth(1).is_some_and(|l| l.contains("port http")), "{cfg}");
+
+    // No binding lost, none invented.
+    assert_eq!(list_json(&f.socket), before);
+    // Still the same, after a few syncs of the new generation (it had nothing to relearn).
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(list_json(&f.socket), before);
+
+    // Twice more, mid-line each time: the session keeps going.
+    for round in 0..2 {
+        cmd(&mut s, b"show ver", "show ver");
+        let pid = sup.pid();
+        segv(pid);
+        wait_until("a new generation", Duration::from_secs(20), || sup.try_pid().is_some_and(|p| p != pid));
+        let out = cmd(&mut s, b"sion\r\n", "ServerIron#");
+        assert!(out.starts_with("sion") && out.contains("controlplane"), "round {round}: {out:?}");
+    }
+    assert_eq!(sup.generation(), 4);
+    assert_eq!(list_json(&f.socket), before);
+
+    // A clean logout closes with FIN (read returns 0), not a reset.
+    s.write_all(b"exit\r\nexit\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => panic!("logout: {e}"),
+        }
+    }
+    sup.stop();
+    assert!(!sup.rd.alive(), "restartd still running after the controlplane stopped:\n{}", sup.rd.log_tail());
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("zlr-state-"))
+        .collect();
+    assert!(left.is_empty(), "state region left after a clean stop: {left:?}");
+}
+
+#[test]
+fn a_corrupted_state_region_is_a_loud_cold_start() {
+    let Some((restartd, restartctl)) = restart_bins() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_config(dir.path(), FAKE, "");
+    std::fs::write(&f.startup, STARTUP).unwrap();
+    let mut sup = start(&f, &restartd, &restartctl);
+    let mut s = login_to_config(f.telnet);
+    let region = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("zlr-state-"))
+        .expect("state region in the temp dir");
+    // Garbage over the header.
+    let mut bytes = std::fs::read(&region).unwrap();
+    bytes[..64].fill(0x5a);
+    std::fs::write(&region, &bytes).unwrap();
+
+    let pid = sup.pid();
+    segv(pid);
+    wait_until("a new generation", Duration::from_secs(20), || sup.try_pid().is_some_and(|p| p != pid));
+    wait_until("the API answers again", Duration::from_secs(20), || api_up(&f.socket));
+    assert_eq!(sup.generation(), 2);
+    // Cold start: the startup-config's bindings, from the replay.
+    let list = list_json(&f.socket);
+    assert_eq!(list.as_array().map(|a| a.len()), Some(2), "{list}");
+    let log = std::fs::read_to_string(&sup.rd.log).unwrap();
+    assert!(log.contains("STATE REGION UNUSABLE"), "{log}");
+    // The old session could not continue: closed cleanly (FIN), not reset.
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => panic!("expected a clean close, got {e}"),
+        }
+    }
+    // And it stays up (no crash loop): still generation 2 a moment later.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sup.generation(), 2);
+    sup.stop();
+}
+
+/// Dead or a zombie (restartd reaps it).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(st) => st.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// The restart time: `kill -SEGV` of the controlplane → its API answers again (a status
+/// request on a new connection), over 40 crashes with a cache of 200 bindings. Measured, not
+/// asserted (the machine is shared):
+/// `cargo test --release -p controlplane --test restart -- --ignored --nocapture restart_time`
+#[test]
+#[ignore]
+fn restart_time() {
+    let Some((restartd, restartctl)) = restart_bins() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_config(dir.path(), FAKE, "");
+    std::fs::write(&f.startup, STARTUP).unwrap();
+    // --fault-window 0: repeated faults are not backed off (only for measuring).
+    let mut sup = start_with(&f, &restartd, &restartctl, &["--fault-window", "0"]);
+    for i in 0..200u32 {
+        let rip = format!("10.1.{}.{}:80", i / 250, 1 + i % 250);
+        acmctl_ok(&f.socket, &["add", "10.0.0.200:80", &rip]);
+    }
+    let _telnet = login_to_config(f.telnet);
+    let before = list_json(&f.socket);
+    let mut ms = Vec::new();
+    for _ in 0..40 {
+        let pid = sup.pid();
+        let t0 = Instant::now();
+        segv(pid);
+        while !gone(pid) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        while !api_up(&f.socket) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        wait_until("restartd names the new generation", Duration::from_secs(10), || {
+            sup.try_pid().is_some_and(|p| p != pid)
+        });
+    }
+    assert_eq!(list_json(&f.socket), before);
+    ms.sort_by(f64::total_cmp);
+    let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+    eprintln!(
+        "restart time (kill -SEGV -> API answers), {} crashes, 202 bindings, 1 telnet session: p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        ms.len(),
+        q(0.5),
+        q(0.9),
+        q(1.0)
+    );
+    sup.stop();
+}
