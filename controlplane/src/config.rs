@@ -271,6 +271,7 @@ pub struct Config {
 /// `[[port]]`): skipped here, checked by the dataplane. Every other unknown key is an error.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // [timeouts] and [[port]] are deserialized to be accepted, never read here
 pub struct DataplaneTables {
     dataplane: Option<toml::Value>,
     timeouts: Option<toml::Value>,

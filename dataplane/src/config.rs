@@ -67,6 +67,7 @@ pub struct ApplianceConfig {
 /// caught by the controlplane, and every other unknown key is an error here).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // deserialized to be accepted, never read here
 pub struct ControlplaneTables {
     enable_secret: Option<toml::Value>,
     startup_config: Option<toml::Value>,
