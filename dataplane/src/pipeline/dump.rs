@@ -35,7 +35,9 @@ impl Worker {
                 state: match f.tcp {
                     TcpState::SynSent => SessionState::Syn,
                     TcpState::Established => SessionState::Established,
-                    TcpState::Closing => SessionState::Closing,
+                    TcpState::FinClient | TcpState::FinServer | TcpState::FinBoth | TcpState::Closed => {
+                        SessionState::Closing
+                    }
                     TcpState::Reset => SessionState::Reset,
                     TcpState::Udp => SessionState::Udp,
                 },

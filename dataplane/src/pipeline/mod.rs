@@ -145,12 +145,33 @@ pub enum TcpState {
     SynSent,
     /// Traffic both ways (or an unknown flow picked up mid-stream).
     Established,
-    /// A FIN was seen.
-    Closing,
-    /// A RST was seen.
+    /// The client sent a FIN.
+    FinClient,
+    /// The server sent a FIN.
+    FinServer,
+    /// Both sent a FIN; the last one is not acknowledged yet.
+    FinBoth,
+    /// Closed both ways and acknowledged. Kept until its timeout for late segments, but no
+    /// longer an active connection: a draining binding does not wait for it.
+    Closed,
+    /// A RST was seen (over, like `Closed`).
     Reset,
     /// Not TCP.
     Udp,
+}
+
+impl TcpState {
+    /// The connection is over (closed or reset): it no longer counts as active.
+    #[inline]
+    pub fn is_over(self) -> bool {
+        matches!(self, TcpState::Closed | TcpState::Reset)
+    }
+
+    /// Some FIN was seen (closing or closed).
+    #[inline]
+    pub fn is_closing(self) -> bool {
+        matches!(self, TcpState::FinClient | TcpState::FinServer | TcpState::FinBoth | TcpState::Closed)
+    }
 }
 
 /// What a worker remembers about one flow, beside its two keys.
@@ -364,7 +385,7 @@ impl Worker {
                     return;
                 }
                 purge_dead.push(id);
-                if f.tcp == TcpState::Udp || f.tcp == TcpState::Reset {
+                if f.tcp == TcpState::Udp || f.tcp.is_over() {
                     return;
                 }
                 let Some(port) = gen.ports.get(f.client_port() as usize) else { return };
@@ -600,11 +621,14 @@ impl Worker {
         let timeouts = self.cfg.timeouts;
         let mut found = None;
         let mut dead = None;
+        let mut over = false;
         if let Some(e) = self.flows.lookup_entry(&key, now) {
             if e.direction == Direction::Forward {
                 if slot_alive(&gen.bindings, e.value) {
+                    let before = e.value.tcp;
                     client_touch(e.value, tcp);
                     *e.expires_at = now + timeout_for(&timeouts, e.value.tcp);
+                    over = !before.is_over() && e.value.tcp.is_over();
                     found = Some(Hit { f: *e.value, fwd: e.keys[0], rev: e.keys[1] });
                 } else {
                     dead = Some(e.id);
@@ -613,6 +637,11 @@ impl Worker {
         }
         if let Some(id) = dead {
             return self.reset_flow(gen, id, in_port, frame, p);
+        }
+        if over {
+            if let Some(h) = &found {
+                connection_over(&self.counters, &gen.bindings, &h.f);
+            }
         }
         let Hit { f, rev, .. } = match found {
             Some(h) => h,
@@ -903,14 +932,17 @@ impl Worker {
         let timeouts = self.cfg.timeouts;
         let mut found = None;
         let mut dead = None;
+        let mut over = false;
         match self.flows.lookup_entry(key, now) {
             Some(e) if e.direction == Direction::Reverse => {
                 if slot_alive(&gen.bindings, e.value) {
+                    let before = e.value.tcp;
                     e.value.tcp = match tcp {
                         Some(flags) => next_tcp_state(e.value.tcp, flags, true),
                         None => TcpState::Udp,
                     };
                     *e.expires_at = now + timeout_for(&timeouts, e.value.tcp);
+                    over = !before.is_over() && e.value.tcp.is_over();
                     found = Some(Hit { f: *e.value, fwd: e.keys[0], rev: e.keys[1] });
                 } else {
                     dead = Some(e.id);
@@ -924,6 +956,11 @@ impl Worker {
                 forget(counters, snat, &gen.bindings, &f);
             }
             return self.drop(DropReason::ForceRemoved);
+        }
+        if over {
+            if let Some(h) = &found {
+                connection_over(&self.counters, &gen.bindings, &h.f);
+            }
         }
         let Some(Hit { f, fwd, .. }) = found else { return self.drop(DropReason::NoFlow) };
         // Back to the client, where it came from. The forward key is client → VIP.
@@ -953,7 +990,7 @@ fn timeout_for(t: &TimeoutsNs, s: TcpState) -> u64 {
     match s {
         TcpState::SynSent => t.tcp_syn,
         TcpState::Established => t.tcp_established,
-        TcpState::Closing => t.tcp_closing,
+        TcpState::FinClient | TcpState::FinServer | TcpState::FinBoth | TcpState::Closed => t.tcp_closing,
         TcpState::Reset => t.tcp_reset,
         TcpState::Udp => t.udp,
     }
@@ -985,10 +1022,18 @@ fn slot_alive(bindings: &SlotTable, f: &FlowState) -> bool {
     })
 }
 
-/// Bookkeeping when a flow leaves the table.
-fn forget(counters: &WorkerCounters, snat: &mut SnatPorts, bindings: &SlotTable, f: &FlowState) {
+/// A connection just closed or was reset: it stops counting as active for its binding and
+/// service (a drain can finish), though its record stays for late segments.
+fn connection_over(counters: &WorkerCounters, bindings: &SlotTable, f: &FlowState) {
     drop_gauge(&counters.bindings[f.binding as usize].active_flows, 1);
     drop_gauge(&counters.services[service_of(bindings, f)].active_flows, 1);
+}
+
+/// Bookkeeping when a flow leaves the table.
+fn forget(counters: &WorkerCounters, snat: &mut SnatPorts, bindings: &SlotTable, f: &FlowState) {
+    if !f.tcp.is_over() {
+        connection_over(counters, bindings, f);
+    }
     drop_gauge(&counters.flows, 1);
     if f.snat_port != 0 {
         snat.release(f.snat_port);
@@ -1009,19 +1054,32 @@ fn is_subnet_broadcast(gen: &Generation, in_port: u16, dst: Ipv4Addr) -> bool {
 
 /// The next TCP state after a segment with `flags` (from the server when `from_server`).
 pub fn next_tcp_state(cur: TcpState, flags: TcpFlags, from_server: bool) -> TcpState {
+    use TcpState::*;
     if flags.contains(TcpFlags::RST) {
-        return TcpState::Reset;
+        return Reset;
     }
-    if cur == TcpState::Reset {
-        return TcpState::Reset;
-    }
-    if flags.contains(TcpFlags::FIN) || cur == TcpState::Closing {
-        return TcpState::Closing;
-    }
+    let fin = flags.contains(TcpFlags::FIN);
     match cur {
-        TcpState::SynSent if from_server || !flags.contains(TcpFlags::SYN) => TcpState::Established,
-        TcpState::SynSent => TcpState::SynSent,
-        _ => TcpState::Established,
+        Udp => Udp,
+        Reset => Reset,
+        Closed => Closed,
+        // The acknowledgement of the second FIN ends the connection.
+        FinBoth if !fin && flags.contains(TcpFlags::ACK) => Closed,
+        FinBoth => FinBoth,
+        FinClient if fin && from_server => FinBoth,
+        FinClient => FinClient,
+        FinServer if fin && !from_server => FinBoth,
+        FinServer => FinServer,
+        SynSent | Established if fin => {
+            if from_server {
+                FinServer
+            } else {
+                FinClient
+            }
+        }
+        SynSent if from_server || !flags.contains(TcpFlags::SYN) => Established,
+        SynSent => SynSent,
+        Established => Established,
     }
 }
 

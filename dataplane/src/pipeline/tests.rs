@@ -229,15 +229,56 @@ fn remove_drains_existing_flows_keep_going_new_ones_avoid_it() {
     };
     let d = draining(&r).unwrap();
     assert_eq!((d.state, d.counters.active_flows), (acm::BindingState::Draining, 1));
-    // Flow ends (FIN both ways, then the closing timeout) → reaped → gone.
+    // The connection closes (FIN, FIN, last ACK): the drain is over at once, without waiting
+    // for the closing timeout; the record stays for late segments.
+    let flows = |r: &Rig, slot: u32| crate::counters::read(&r.worker.counters().bindings[slot as usize].active_flows);
     let mut fin = client_tcp(5555, TcpFlags::FIN | TcpFlags::ACK, 6, 6, b"");
     r.run(0, &mut fin);
-    r.now += 11 * SEC;
-    r.worker.maintain(&r.gen.clone(), r.now, 4096);
-    let flows = |slot: u32| crate::counters::read(&r.worker.counters().bindings[slot as usize].active_flows);
-    assert_eq!(r.control.reap(flows), crate::control::Outcome::Changed);
+    let mut fin2 = server_tcp(s, (CLIENT, 5555), TcpFlags::FIN | TcpFlags::ACK, 6, 7);
+    assert!(matches!(r.run(1, &mut fin2), Verdict::Forward { port: 0, .. }));
+    assert_eq!(draining(&r).unwrap().counters.active_flows, 1, "the last FIN is not acknowledged yet");
+    let mut last_ack = client_tcp(5555, TcpFlags::ACK, 7, 7, b"");
+    assert!(matches!(r.run(0, &mut last_ack), Verdict::Forward { .. }));
+    assert_eq!(draining(&r).unwrap().counters.active_flows, 0);
+    assert_eq!(r.worker.flow_count(), 201, "the closed flow's record stays until its timeout");
+    let counters = r.worker.counters().clone();
+    let gauge = |slot: u32| crate::counters::read(&counters.bindings[slot as usize].active_flows);
+    assert_eq!(r.control.reap(gauge), crate::control::Outcome::Changed);
     r.republish();
     assert!(draining(&r).is_none());
+    // When the record expires, no gauge goes below zero.
+    r.now += 11 * SEC;
+    r.worker.maintain(&r.gen.clone(), r.now, 1 << 20);
+    for i in 0..64 {
+        assert!(flows(&r, i) < 1 << 40, "gauge of slot {i} underflowed");
+    }
+}
+
+#[test]
+fn tcp_close_states() {
+    use super::next_tcp_state as n;
+    use TcpState::*;
+    let (fin, ack, rst, syn) = (TcpFlags::FIN | TcpFlags::ACK, TcpFlags::ACK, TcpFlags::RST, TcpFlags::SYN);
+    assert_eq!(n(SynSent, syn, false), SynSent);
+    assert_eq!(n(SynSent, syn | ack, true), Established);
+    // Client closes first.
+    assert_eq!(n(Established, fin, false), FinClient);
+    assert_eq!(n(FinClient, ack, true), FinClient);
+    assert_eq!(n(FinClient, fin, false), FinClient, "a retransmitted FIN");
+    assert_eq!(n(FinClient, fin, true), FinBoth);
+    assert_eq!(n(FinBoth, fin, false), FinBoth, "FINs, no final ACK yet");
+    assert_eq!(n(FinBoth, ack, false), Closed);
+    // Server closes first.
+    assert_eq!(n(Established, fin, true), FinServer);
+    assert_eq!(n(FinServer, fin, false), FinBoth);
+    assert_eq!(n(FinBoth, ack, true), Closed);
+    // Closed and reset are final; RST wins everywhere.
+    assert_eq!(n(Closed, syn, false), Closed);
+    for s in [SynSent, Established, FinClient, FinServer, FinBoth, Closed] {
+        assert_eq!(n(s, rst, true), Reset);
+    }
+    assert_eq!(n(Reset, ack, false), Reset);
+    assert!(Closed.is_over() && Reset.is_over() && !FinBoth.is_over());
 }
 
 #[test]
