@@ -1,7 +1,8 @@
 //! ServerIron-CLI devices over telnet — a Foundry ServerIron, or another appliance of ours —
 //! driven the way COMICS drove Foundry switches: log in, `enable`, `configure terminal`, issue
 //! `server real` / `port` / `server virtual` / `bind` / `no bind` commands, and read the
-//! bindings back from `show server bind`.
+//! bindings back from `show server bind` (and the flows from `show server sessions`, in this
+//! appliance's format).
 //!
 //! Names: the device's own names are reused (learned from `show running-config`); a real server
 //! or VIP the device does not know yet is created as `acm-A-B-C-D`. Weight and source NAT are
@@ -376,6 +377,50 @@ impl ServerIronDriver {
     }
 }
 
+/// Parses `show server sessions` as this appliance prints it: `Sessions: N` (or
+/// `Sessions: N (M shown)`), then rows `PROTO CLIENT:PORT VIP:PORT REAL:PORT STATE IDLE LEFT`.
+/// Lines in any other shape are skipped (a device with another format gives no rows).
+pub fn parse_show_sessions(text: &str) -> cli::SessionTable {
+    let mut t = cli::SessionTable::default();
+    let addr = |w: &str| -> Option<(Ipv4Addr, u16)> {
+        let (ip, port) = w.rsplit_once(':')?;
+        Some((ip.parse().ok()?, port.parse().ok()?))
+    };
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("Sessions:") {
+            t.total = rest.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            continue;
+        }
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let [proto, client, vip, real, state, idle, left] = w[..] else { continue };
+        let proto = match proto {
+            "TCP" => Proto::Tcp,
+            "UDP" => Proto::Udp,
+            _ => continue,
+        };
+        let (Some(c), Some(v), Some(r), Ok(idle_s), Ok(expires_s)) =
+            (addr(client), addr(vip), addr(real), idle.parse(), left.parse())
+        else {
+            continue;
+        };
+        t.rows.push(cli::SessionRow {
+            client: c.0,
+            client_port: c.1,
+            vip: v.0,
+            vport: v.1,
+            real: r.0,
+            rport: r.1,
+            proto,
+            state: state.to_string(),
+            idle_s,
+            expires_s,
+        });
+    }
+    t.total = t.total.max(t.rows.len() as u64);
+    t
+}
+
 /// Parses `show server bind` into bindings (ACT → Active, GDN → Draining, TST/FAL/DIS as such;
 /// UNB and `(none)` are not bindings).
 pub fn parse_show_bind(text: &str) -> Vec<BindingInfo> {
@@ -448,6 +493,13 @@ impl SwitchDriver for ServerIronDriver {
             }
         }
         Ok(SwitchView { bindings, drops: None })
+    }
+
+    fn sessions(&mut self, limit: u32) -> Result<Option<cli::SessionTable>, DriverError> {
+        let out = self.run(&["show server sessions".to_string()])?;
+        let mut t = parse_show_sessions(&out);
+        t.rows.truncate(limit as usize);
+        Ok(Some(t))
     }
 
     fn describe(&self) -> String {

@@ -161,3 +161,31 @@ fn parses_show_server_bind() {
     assert_eq!(b[0].key.service.vport, 80);
     assert!(parse_show_bind("garbage\n-------> x: y, z (ACT)\n").is_empty());
 }
+
+#[test]
+fn reads_the_session_table_of_our_own_cli() {
+    let dev = device();
+    let row = |port: u16, state: &str| cli::SessionRow {
+        client: "10.0.0.2".parse().unwrap(),
+        client_port: port,
+        vip: "10.0.0.100".parse().unwrap(),
+        vport: 80,
+        real: "10.0.1.11".parse().unwrap(),
+        rport: 8080,
+        proto: acm::Proto::Tcp,
+        state: state.into(),
+        idle_s: 3,
+        expires_s: 297,
+    };
+    let rows = vec![row(40000, "EST"), row(40001, "FIN")];
+    dev.backend.lock().unwrap().sessions = rows.clone();
+    let mut d = driver(dev.port);
+    let t = d.sessions(100).unwrap().unwrap();
+    assert_eq!((t.rows, t.total), (rows.clone(), 2));
+    let t = d.sessions(1).unwrap().unwrap();
+    assert_eq!((t.rows.len(), t.total), (1, 2));
+    let t = parse_show_sessions(
+        "Sessions: 7 (1 shown)\nProto Client VIP\nUDP 10.0.0.2:53 10.0.0.100:53 10.0.1.11:53 UDP 0 30\n",
+    );
+    assert_eq!((t.rows.len(), t.total, t.rows[0].proto), (1, 7, acm::Proto::Udp));
+}
