@@ -1,7 +1,7 @@
 //! The control plane under `restartd`, crashed with SIGSEGV (process level, fake switch):
 //! a telnet session in config mode with a half-typed line continues on the same TCP
 //! connection, the line is neither lost nor echoed twice, the cache is the same, restartd
-//! counts generation 2; and a corrupted state region means a loud cold start, not a crash loop.
+//! counts generation 2, API clients mid-request get their answer; and a corrupted state region means a loud cold start, not a crash loop.
 //!
 //! Needs the `restartd` and `restartctl` binaries beside the controlplane's (`make test` builds
 //! the workspace): without them the test is skipped on a laptop and FAILS under CI=true. The
@@ -12,6 +12,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -194,13 +195,37 @@ fn sigsegv_keeps_the_telnet_session_its_half_typed_line_and_the_cache() {
     let before = list_json(&f.socket);
     assert_eq!(before.as_array().map(|a| a.len()), Some(3), "{before}");
 
+    // An API client mid-request: half a frame sent before the crash, the rest after.
+    let req = serde_json::to_vec(&controlplane::api::Request {
+        id: 77,
+        version: controlplane::api::API_VERSION,
+        body: controlplane::api::RequestBody::List,
+    })
+    .unwrap();
+    let mut frame = (req.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&req);
+    let mut api = UnixStream::connect(&f.socket).unwrap();
+    api.write_all(&frame[..frame.len() / 2]).unwrap();
+    // And one connected before the crash whose whole request arrives while no generation runs.
+    let mut api2 = UnixStream::connect(&f.socket).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+
     let pid = sup.pid();
     let t0 = Instant::now();
     segv(pid);
+    api2.write_all(&frame).unwrap();
     wait_until("a new generation", Duration::from_secs(20), || sup.try_pid().is_some_and(|p| p != pid));
     wait_until("the API answers again", Duration::from_secs(20), || api_up(&f.socket));
     eprintln!("SIGSEGV -> API answering again: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
     assert_eq!(sup.generation(), 2);
+    api.write_all(&frame[frame.len() / 2..]).unwrap();
+    for (n, c) in [(1, &mut api), (2, &mut api2)] {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let body = controlplane::api::client::read_frame(c).unwrap_or_else(|e| panic!("API client {n}: {e}"));
+        let resp: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(resp["id"], 77, "API client {n}: {resp}");
+        assert!(resp.to_string().contains("10.0.1.13"), "API client {n}: {resp}");
+    }
 
     // The rest of the line and Enter: the command runs in the real server's mode; nothing of
     // the half line comes back a second time.
@@ -229,6 +254,14 @@ fn sigsegv_keeps_the_telnet_session_its_half_typed_line_and_the_cache() {
         assert!(out.starts_with("sion") && out.contains("controlplane"), "round {round}: {out:?}");
     }
     assert_eq!(sup.generation(), 4);
+    assert_eq!(list_json(&f.socket), before);
+    // A planned restart (quiesce) hands over the same way.
+    cmd(&mut s, b"show ver", "show ver");
+    let out = Command::new(&sup.restartctl).args(["--control", sup.ctl.to_str().unwrap(), "restart"]).output().unwrap();
+    assert!(out.status.success(), "restartctl restart: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd(&mut s, b"sion\r\n", "ServerIron#");
+    assert!(out.starts_with("sion") && out.contains("controlplane"), "{out:?}");
+    assert_eq!(sup.generation(), 5);
     assert_eq!(list_json(&f.socket), before);
 
     // A clean logout closes with FIN (read returns 0), not a reset.
