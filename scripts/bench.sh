@@ -66,6 +66,8 @@ cleanup() {
   stop_dut
   mkdir -p "$OUT/logs" && cp "$RUN"/*.log "$RUN"/runs/*.log "$OUT/logs/" 2>/dev/null || true
   rm -rf "$RUN"
+  # The EAL runtime dirs of this run's processes (hugepage files are unlinked already).
+  rm -rf "/var/run/dpdk/bench-io-$ID" "/var/run/dpdk/bench-dp-$ID" "/var/run/dpdk/bench-pg-$ID"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
