@@ -134,6 +134,9 @@ pub fn save_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()
     std::fs::rename(&tmp, path)
 }
 
+/// What [`CliShared::on_config_change`] installs.
+pub type ConfigHook = Box<dyn Fn(&SlbConfig) + Send + Sync>;
+
 /// What every session shares.
 pub struct CliShared {
     /// The running configuration.
@@ -149,7 +152,7 @@ pub struct CliShared {
     /// A copy of the configuration as of the last command (for keystrokes and logins).
     snapshot: Mutex<SlbConfig>,
     /// Called with the configuration after every command ([`CliShared::on_config_change`]).
-    on_config: std::sync::OnceLock<Box<dyn Fn(&SlbConfig) + Send + Sync>>,
+    on_config: std::sync::OnceLock<ConfigHook>,
 }
 
 impl CliShared {
@@ -179,7 +182,7 @@ impl CliShared {
 
     /// Calls `hook` with the running configuration after every command (the control plane
     /// keeps it in its state region with it, [`crate::zlr`]). Set once.
-    pub fn on_config_change(&self, hook: Box<dyn Fn(&SlbConfig) + Send + Sync>) {
+    pub fn on_config_change(&self, hook: ConfigHook) {
         if self.on_config.set(hook).is_err() {
             tracing::warn!("running-config hook set twice; keeping the first");
         }

@@ -212,8 +212,11 @@ struct Inner {
     /// Sync rounds skipped in a row because the cache moved while a List was on its way.
     sync_skips: AtomicU64,
     /// Called with the cache after every change, under its lock ([`Cm::on_change`]).
-    on_change: std::sync::OnceLock<Box<dyn Fn(&Cache) + Send + Sync>>,
+    on_change: std::sync::OnceLock<CacheHook>,
 }
+
+/// What [`Cm::on_change`] installs.
+pub type CacheHook = Box<dyn Fn(&Cache) + Send + Sync>;
 
 /// The locked cache; when it is released after a change, the [`Cm::on_change`] hook sees it.
 struct CacheGuard<'a> {
@@ -301,7 +304,7 @@ impl Cm {
     /// Calls `hook` with the cache after every change (under the cache's lock, so the calls see
     /// the changes in order). Set once; the control plane keeps the cache in its state region
     /// with it ([`crate::zlr`]).
-    pub fn on_change(&self, hook: Box<dyn Fn(&Cache) + Send + Sync>) {
+    pub fn on_change(&self, hook: CacheHook) {
         if self.inner.on_change.set(hook).is_err() {
             tracing::warn!("cache change hook set twice; keeping the first");
         }

@@ -1,7 +1,6 @@
 //! The binding cache in the state region, one record per binding: a change of the cache
-//! rewrites only the records of the bindings (and drop fractions) that changed, so keeping the
-//! cache costs a few hundred nanoseconds per primitive whatever the number of bindings (an
-//! in-memory comparison finds them). Each record is crash-atomic on its own, and a primitive
+//! rewrites only the records of the bindings (and drop fractions) that changed, found by an
+//! in-memory comparison with the last saved copy (no serialization of the whole cache). Each record is crash-atomic on its own, and a primitive
 //! changes one binding or one drop fraction, so a crash leaves every binding as it was before
 //! or after its last change.
 

@@ -234,6 +234,20 @@ mod tests {
         });
     }
 
+    proptest::proptest! {
+        /// Whatever bytes a slot holds, decoding is an answer or an error, never a panic.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048), fill in proptest::prelude::any::<u8>()) {
+            let mut slot = vec![fill; SessionRec::SIZE];
+            slot[..bytes.len()].copy_from_slice(&bytes);
+            let _ = SessionRec::decode(&mut Reader::new(&slot));
+            let _ = BlobCtl::decode(&mut Reader::new(&bytes));
+            let _ = super::super::bindings::BindingRec::decode(&mut Reader::new(&bytes));
+            let _ = super::super::bindings::DropRec::decode(&mut Reader::new(&bytes));
+            let _ = Global::decode(&mut Reader::new(&bytes));
+        }
+    }
+
     #[test]
     fn bad_records_are_errors() {
         let mut buf = vec![0u8; BlobCtl::SIZE];
