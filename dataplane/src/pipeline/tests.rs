@@ -641,4 +641,12 @@ fn sweep_is_paced_by_time() {
     assert_eq!(r.worker.sweep_budget(1_000_000), 131);
     assert_eq!(r.worker.sweep_budget(SWEEP_PERIOD_NS), SWEEP_MAX);
     assert_eq!(r.worker.sweep_budget(u64::MAX), SWEEP_MAX);
+    // A table more than half full is swept faster: 3/4 full goes 1 + 256·7/512 = 4x.
+    let mut r = Rig::with(&[1], 1024, 0, 1, false);
+    for p in 0..768u16 {
+        let mut f = client_tcp(20000 + p, TcpFlags::SYN, 1, 0, &[]);
+        assert!(matches!(r.run(0, &mut f), Verdict::Forward { .. }));
+    }
+    assert_eq!(r.worker.flow_count(), 768);
+    assert_eq!(r.worker.sweep_budget(1_000_000), 524);
 }
