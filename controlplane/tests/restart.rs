@@ -1,7 +1,8 @@
 //! The control plane under `restartd`, crashed with SIGSEGV (process level, fake switch):
 //! a telnet session in config mode with a half-typed line continues on the same TCP
 //! connection, the line is neither lost nor echoed twice, the cache is the same, restartd
-//! counts generation 2, API clients mid-request get their answer; and a corrupted state region means a loud cold start, not a crash loop.
+//! counts generation 2, API clients mid-request get their answer, a planned restart and an
+//! online upgrade hand over the same way; and a corrupted state region means a loud cold start, not a crash loop.
 //!
 //! Needs the `restartd` and `restartctl` binaries beside the controlplane's (`make test` builds
 //! the workspace): without them the test is skipped on a laptop and FAILS under CI=true. The
@@ -263,6 +264,17 @@ fn sigsegv_keeps_the_telnet_session_its_half_typed_line_and_the_cache() {
     assert!(out.starts_with("sion") && out.contains("controlplane"), "{out:?}");
     assert_eq!(sup.generation(), 5);
     assert_eq!(list_json(&f.socket), before);
+    // An online upgrade (here to the same build: restartd checks the declared layout first).
+    cmd(&mut s, b"show ver", "show ver");
+    let out = Command::new(&sup.restartctl)
+        .args(["--control", sup.ctl.to_str().unwrap(), "upgrade", env!("CARGO_BIN_EXE_controlplane")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "restartctl upgrade: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd(&mut s, b"sion\r\n", "ServerIron#");
+    assert!(out.starts_with("sion") && out.contains("controlplane"), "{out:?}");
+    assert_eq!(sup.generation(), 6);
+    assert_eq!(list_json(&f.socket), before);
 
     // A clean logout closes with FIN (read returns 0), not a reset.
     s.write_all(b"exit\r\nexit\r\n").unwrap();
@@ -327,6 +339,26 @@ fn a_corrupted_state_region_is_a_loud_cold_start() {
     // And it stays up (no crash loop): still generation 2 a moment later.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(sup.generation(), 2);
+
+    // A region of another layout version (as an incompatible upgrade would leave): refused,
+    // not misread; cold start again.
+    let name = region.file_name().unwrap().to_string_lossy().trim_start_matches("zlr-state-").to_string();
+    let opts =
+        restart::region::RegionOptions { hugetlbfs: dir.path().join("no-hugetlbfs"), shm: dir.path().to_path_buf() };
+    let mut other = controlplane::zlr::layout::layout(64);
+    other.version += 1;
+    drop(restart::region::Region::create(&name, &other, &opts).unwrap());
+    let pid = sup.pid();
+    segv(pid);
+    wait_until("a new generation", Duration::from_secs(20), || sup.try_pid().is_some_and(|p| p != pid));
+    wait_until("the API answers again", Duration::from_secs(20), || api_up(&f.socket));
+    assert_eq!(sup.generation(), 3);
+    let log = std::fs::read_to_string(&sup.rd.log).unwrap();
+    assert!(log.contains("incompatible layout"), "{log}");
+    assert_eq!(log.matches("STATE REGION UNUSABLE").count(), 2, "{log}");
+    assert_eq!(list_json(&f.socket).as_array().map(|a| a.len()), Some(2));
+    // The cold start wrote a fresh region of this version.
+    assert!(restart::region::Region::open(&name, &controlplane::zlr::layout::layout(64), &opts).is_ok());
     sup.stop();
 }
 

@@ -44,6 +44,11 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    // `restartctl upgrade NEW_BINARY` asks the new binary for its state layout first.
+    restart::service::answer_layout_query(&restart::proto::LayoutInfo {
+        name: zlr::layout::LAYOUT_NAME.into(),
+        version: zlr::layout::LAYOUT_VERSION,
+    });
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
