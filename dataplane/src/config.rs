@@ -107,6 +107,10 @@ pub struct DataplaneSection {
     pub descriptors: u16,
     /// Source ports used for source NAT, inclusive range.
     pub snat_ports: [u16; 2],
+    /// Nice value of the worker lcores' threads (-20..=19). A poll-mode worker needs its core;
+    /// where the core is not isolated (`isolcpus`), -19 keeps other threads from taking it for
+    /// scheduler slices (lost packets, late config acks). Needs CAP_SYS_NICE (else a warning).
+    pub worker_nice: i32,
     /// Extra EAL arguments (e.g. `--file-prefix=acm`, `--in-memory`).
     pub eal_args: Vec<String>,
 }
@@ -124,6 +128,7 @@ impl Default for DataplaneSection {
             mbufs: 16383,
             descriptors: 1024,
             snat_ports: [10000, 32767],
+            worker_nice: -19,
             eal_args: Vec::new(),
         }
     }
@@ -318,6 +323,9 @@ impl ApplianceConfig {
         }
         if !d.descriptors.is_power_of_two() || d.descriptors < 64 {
             return err("dataplane.descriptors", format!("{} must be a power of two >= 64", d.descriptors));
+        }
+        if !(-20..=19).contains(&d.worker_nice) {
+            return err("dataplane.worker_nice", format!("{} is outside -20..19", d.worker_nice));
         }
         let [lo, hi] = d.snat_ports;
         if lo < 1024 || hi < lo {

@@ -46,6 +46,24 @@ pub fn current_lcore() -> Option<u32> {
     (id != dpdk_sys::LCORE_ID_ANY).then_some(id)
 }
 
+/// Sets the scheduling priority (nice value, -20..=19) of the calling thread only.
+///
+/// A poll-mode worker never sleeps; on a machine where its core is not isolated (`isolcpus`),
+/// a negative nice value keeps other runnable threads from taking the core for a scheduler
+/// slice at a time. Lowering below 0 needs CAP_SYS_NICE; the error is returned, not fatal.
+pub fn set_thread_nice(nice: i32) -> std::io::Result<()> {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority with PRIO_PROCESS and a thread id changes only that thread's nice
+    // value (Linux semantics); no memory is passed.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 type Job = Box<dyn FnOnce() -> i32 + Send + 'static>;
 
 /// Entry point on the worker lcore: runs the boxed closure, catching any

@@ -74,7 +74,7 @@ pub mod testing;
 pub use burst::{Burst, Drain, DEFAULT_BURST};
 pub use eal::{CleanupError, Eal, EalArgs, EalError, PortLookupError, PLUGIN_DIR};
 pub use errno::Errno;
-pub use lcore::{current_lcore, LaunchError, LCORE_PANICKED};
+pub use lcore::{current_lcore, set_thread_nice, LaunchError, LCORE_PANICKED};
 pub use mbuf::{Mbuf, MbufError};
 pub use mempool::{AllocError, Mempool, MempoolError, SocketId};
 pub use port::{

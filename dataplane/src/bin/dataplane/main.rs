@@ -225,8 +225,18 @@ fn run(args: Args) -> Result<()> {
             link_up.clone(),
         )?;
         let stop = stop.clone();
-        eal.launch(lcore, move || worker::run(core, io, end, stop))
-            .with_context(|| format!("launching worker on lcore {lcore}"))?;
+        let nice = d.worker_nice;
+        eal.launch(lcore, move || {
+            if let Err(e) = dpdk::set_thread_nice(nice) {
+                tracing::warn!(
+                    lcore,
+                    nice,
+                    "cannot set the worker's nice value: {e} (other threads may take its core)"
+                );
+            }
+            worker::run(core, io, end, stop)
+        })
+        .with_context(|| format!("launching worker on lcore {lcore}"))?;
         tracing::info!(lcore, flows = d.flow_capacity, %flow_memory, "worker started");
     }
 
