@@ -21,36 +21,9 @@ use labtest::{Lab, Role};
 const KEY: &str = "lab-secret";
 const GROUP: &str = "239.255.77.77";
 
-fn dataplane_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ACM_DATAPLANE_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.parent()?.join("dataplane"); // target/<profile>/deps/x -> target/<profile>
-    p.is_file().then_some(p)
-}
-
 fn start_dataplane(lab: &Lab, bin: &Path, sock: &Path) -> Proc {
-    let p = lab.prefix();
-    let cfg = lab.state_dir().join("appliance.toml");
-    let text = format!(
-        "[dataplane]\nmain_lcore = 0\nworker_lcores = [1]\napi_socket = \"{sock}\"\nflow_capacity = 65536\nmbufs = 8191\n\
-         eal_args = [\"--file-prefix={p}-dp\"]\n\n[timeouts]\ntcp_syn = 3\ntcp_closing = 1\ntcp_reset = 0.5\n\n\
-         [[port]]\nname = \"client\"\ndevice = \"net_af_packet0,iface={p0}\"\naddress = \"10.0.0.1/24\"\ntap = \"{p}t0\"\n\n\
-         [[port]]\nname = \"servers\"\ndevice = \"net_af_packet1,iface={p1}\"\naddress = \"10.0.1.1/24\"\ntap = \"{p}t1\"\n",
-        sock = sock.display(),
-        p0 = lab.port0_iface(),
-        p1 = lab.port1_iface(),
-    );
-    std::fs::write(&cfg, text).unwrap();
-    let log = lab.state_dir().join("dataplane.log");
-    let child = Command::new(bin)
-        .args(["--config", cfg.to_str().unwrap(), "--log", "info"])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(lab.state_dir().join("dataplane.err")).unwrap())
-        .spawn()
-        .expect("start the dataplane");
+    let (child, log) =
+        labtest::spawn_dataplane(lab, bin, sock, "[timeouts]\ntcp_syn = 3\ntcp_closing = 1\ntcp_reset = 0.5\n");
     let dp = Proc { child, log, name: "dataplane" };
     if let Err(e) = controlplane::drivers::dataplane::wait_ready(sock, Duration::from_secs(60)) {
         panic!("dataplane did not come up: {e}\n{}", dp.log_tail());
@@ -201,7 +174,7 @@ fn beacons_health_election_and_rolling_restart_in_the_lab() {
     if !labtest::require_dpdk_prereqs() {
         return;
     }
-    let Some(dp_bin) = dataplane_bin() else {
+    let Some(dp_bin) = labtest::dataplane_bin() else {
         labtest::skip("the dataplane binary is not built (make build)");
         return;
     };

@@ -9,66 +9,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use acm::{BindingInfo, BindingState};
 use common::*;
 use labtest::{Lab, Role};
 
-/// The dataplane binary: `ACM_DATAPLANE_BIN`, or beside this test's target directory.
-fn dataplane_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ACM_DATAPLANE_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?; // target/<profile>/deps/x -> target/<profile>
-    let p = dir.join("dataplane");
-    p.is_file().then_some(p)
-}
-
 fn start_dataplane(lab: &Lab, bin: &Path, sock: &Path) -> Proc {
-    let p = lab.prefix();
-    let cfg = lab.state_dir().join("appliance.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[dataplane]
-main_lcore = 0
-worker_lcores = [1]
-api_socket = "{sock}"
-flow_capacity = 65536
-mbufs = 8191
-eal_args = ["--file-prefix={p}-dp"]
-
-[[port]]
-name = "client"
-device = "net_af_packet0,iface={p0}"
-address = "10.0.0.1/24"
-tap = "{p}t0"
-
-[[port]]
-name = "servers"
-device = "net_af_packet1,iface={p1}"
-address = "10.0.1.1/24"
-tap = "{p}t1"
-"#,
-            sock = sock.display(),
-            p0 = lab.port0_iface(),
-            p1 = lab.port1_iface(),
-        ),
-    )
-    .unwrap();
-    let log = lab.state_dir().join("dataplane.log");
-    let child = Command::new(bin)
-        .args(["--config", cfg.to_str().unwrap(), "--log", "info"])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(lab.state_dir().join("dataplane.err")).unwrap())
-        .spawn()
-        .expect("start the dataplane");
+    let (child, log) = labtest::spawn_dataplane(lab, bin, sock, "");
     let dp = Proc { child, log, name: "dataplane" };
     if let Err(e) = controlplane::drivers::dataplane::wait_ready(sock, Duration::from_secs(60)) {
         panic!("dataplane did not come up: {e}\n{}", dp.log_tail());
@@ -170,7 +119,7 @@ fn controlplane_in_the_lab() {
             return;
         }
     }
-    let Some(dp_bin) = dataplane_bin() else {
+    let Some(dp_bin) = labtest::dataplane_bin() else {
         labtest::skip("dataplane binary not built next to this test (cargo build --release --workspace)");
         return;
     };

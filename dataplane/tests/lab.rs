@@ -7,7 +7,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use acm::{BindingKey, BindingParams, DropFraction, ServiceKey};
@@ -42,51 +42,8 @@ impl Dataplane {
 }
 
 fn start_dataplane(lab: &Lab, sock: &Path) -> Dataplane {
-    let p = lab.prefix();
-    let cfg = lab.state_dir().join("appliance.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[dataplane]
-main_lcore = 0
-worker_lcores = [1]
-api_socket = "{sock}"
-flow_capacity = 65536
-mbufs = 8191
-eal_args = ["--file-prefix={p}-dp"]
-
-[timeouts]
-tcp_syn = 3
-tcp_closing = 1
-tcp_reset = 0.5
-
-[[port]]
-name = "client"
-device = "net_af_packet0,iface={p0}"
-address = "10.0.0.1/24"
-tap = "{p}t0"
-
-[[port]]
-name = "servers"
-device = "net_af_packet1,iface={p1}"
-address = "10.0.1.1/24"
-tap = "{p}t1"
-"#,
-            sock = sock.display(),
-            p0 = lab.port0_iface(),
-            p1 = lab.port1_iface(),
-        ),
-    )
-    .unwrap();
-    let log = lab.state_dir().join("dataplane.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_dataplane"))
-        .args(["--config", cfg.to_str().unwrap(), "--log", "info"])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(lab.state_dir().join("dataplane.err")).unwrap())
-        .spawn()
-        .expect("start the dataplane");
+    let timeouts = "[timeouts]\ntcp_syn = 3\ntcp_closing = 1\ntcp_reset = 0.5\n";
+    let (child, log) = labtest::spawn_dataplane(lab, Path::new(env!("CARGO_BIN_EXE_dataplane")), sock, timeouts);
     Dataplane { child, log }
 }
 

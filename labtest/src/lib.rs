@@ -639,6 +639,63 @@ impl Drop for Lab {
     }
 }
 
+/// The dataplane binary for the lab tests of other crates: `ACM_DATAPLANE_BIN`, or the
+/// `dataplane` beside the running test in its target directory (`make test` builds it).
+pub fn dataplane_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ACM_DATAPLANE_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("dataplane"); // target/<profile>/deps/x -> target/<profile>
+    p.is_file().then_some(p)
+}
+
+/// Writes `appliance.toml` in the lab's state directory for a dataplane on the lab's two ports
+/// (one worker on lcore 1, 65,536 flows, its own EAL file prefix, switch API at `sock`), with
+/// `extra` TOML appended (e.g. a `[timeouts]` table), and starts `bin` on it: stdout to
+/// `dataplane.log`, stderr to `dataplane.err` there. Returns the child and the log's path.
+pub fn spawn_dataplane(lab: &Lab, bin: &Path, sock: &Path, extra: &str) -> (Child, PathBuf) {
+    let p = lab.prefix();
+    let cfg = lab.state_dir().join("appliance.toml");
+    let text = format!(
+        r#"[dataplane]
+main_lcore = 0
+worker_lcores = [1]
+api_socket = "{sock}"
+flow_capacity = 65536
+mbufs = 8191
+eal_args = ["--file-prefix={p}-dp", "--huge-unlink"]
+
+[[port]]
+name = "client"
+device = "net_af_packet0,iface={p0}"
+address = "10.0.0.1/24"
+tap = "{p}t0"
+
+[[port]]
+name = "servers"
+device = "net_af_packet1,iface={p1}"
+address = "10.0.1.1/24"
+tap = "{p}t1"
+
+{extra}
+"#,
+        sock = sock.display(),
+        p0 = lab.port0_iface(),
+        p1 = lab.port1_iface(),
+    );
+    std::fs::write(&cfg, text).expect("write appliance.toml");
+    let log = lab.state_dir().join("dataplane.log");
+    let child = Command::new(bin)
+        .args(["--config", cfg.to_str().expect("utf-8 path"), "--log", "info"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("dataplane.log"))
+        .stderr(std::fs::File::create(lab.state_dir().join("dataplane.err")).expect("dataplane.err"))
+        .spawn()
+        .expect("start the dataplane");
+    (child, log)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
