@@ -59,7 +59,7 @@ flow_capacity = 1048576
 # The largest Maglev table; each service's table is sized to its real servers (>= 100 entries
 # each, so 503 for the lab's three) and grows up to this.
 maglev_table_size = ${ACM_MAGLEV_TABLE_SIZE:-65537}
-eal_args = ["--file-prefix=$P-dataplane"]
+eal_args = ["--file-prefix=$P-dataplane", "--huge-unlink"]
 
 [[port]]
 name = "client"
