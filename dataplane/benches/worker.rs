@@ -71,7 +71,7 @@ impl Rig {
             control.apply(&Primitive::Add { key, params: BindingParams::default() }).unwrap();
             control.learn_neighbor(rip, [2, 0x5e, 0, 0, 0, i]);
         }
-        let gen = control.publish();
+        let gen = control.settle();
         let cfg = WorkerConfig {
             index: 0,
             workers: 1,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use acm::{BindingKey, BindingParams, ServiceKey};
 
 use crate::config::PortAddr;
-use crate::lb::maglev::Maglev;
+use crate::lb::maglev::{Interim, Maglev};
 
 /// A MAC address.
 pub type Mac = [u8; 6];
@@ -45,12 +45,27 @@ pub struct ServiceEntry {
     pub key: ServiceKey,
     /// Its slot (index of its counters).
     pub id: u32,
-    /// Maglev table over its active bindings; values are binding slot ids.
+    /// The last Maglev table built for its bindings; values are binding slot ids.
     pub maglev: Maglev,
+    /// The correction of `maglev` for bindings that joined or left since it was built; `None`
+    /// when `maglev` is exact. See [`Interim`].
+    pub interim: Option<Box<Interim>>,
     /// New flows whose random draw is below this are dropped (see `DropFraction::threshold_u32`).
     pub drop_threshold: u64,
     /// Active bindings in the table.
     pub active: u32,
+}
+
+impl ServiceEntry {
+    /// The binding slot for a new flow with this hash ([`crate::lb::flow_hash`]), or `None`
+    /// when the service has no live binding.
+    #[inline]
+    pub fn pick(&self, hash: u64) -> Option<u32> {
+        match &self.interim {
+            None => self.maglev.lookup(hash),
+            Some(i) => i.lookup(&self.maglev, hash),
+        }
+    }
 }
 
 /// What a binding slot is doing.

@@ -5,6 +5,11 @@
 //! answers the switch API, and does housekeeping: neighbours learned by workers, reaping
 //! drained bindings, ARP for unresolved next hops and gratuitous ARP for new VIPs (handed to
 //! the main lcore, which owns the management tx queues).
+//!
+//! A change is acknowledged once the workers forward with it, through an interim correction
+//! of the service's Maglev table (see [`crate::control`]). The builder thread
+//! ([`Switch::run_builder`]) then builds the exact tables without holding the lock and
+//! publishes them; [`MaglevStats`] tells how long that took.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -18,10 +23,11 @@ use crossbeam::queue::ArrayQueue;
 
 use crate::api::server::Handler;
 use crate::api::{
-    ApiError, PortStats, Request, RequestBody, Response, ResponseBody, ServiceStats, Stats, Timing, WorkerStats,
+    ApiError, MaglevStats, PortStats, Request, RequestBody, Response, ResponseBody, ServiceStats, Stats, Timing,
+    WorkerStats,
 };
 use crate::clock::now_ns;
-use crate::control::{Control, Outcome};
+use crate::control::{BuildJob, Control, Outcome};
 use crate::counters::{read, DropReason, WorkerCounters};
 use crate::generation::{Generation, Mac};
 use crate::sessions::{sessions_link, SessionsEnd, SessionsLink, SESSIONS_TIMEOUT};
@@ -109,6 +115,9 @@ struct Inner {
     retired: Vec<Arc<Generation>>,
     announced_vips: BTreeSet<Ipv4Addr>,
     arp_sent: HashMap<Ipv4Addr, Instant>,
+    /// When the oldest change not yet in an exact Maglev table was published.
+    unbuilt_since_ns: Option<u64>,
+    maglev: MaglevStats,
 }
 
 /// The switch. Shared by the API connection threads and the housekeeping thread.
@@ -118,23 +127,31 @@ pub struct Switch {
     host: Sender<HostCmd>,
     port_stats: PortStatsFn,
     n_ports: u16,
+    /// Wakes the builder thread (capacity 1: one wake-up covers every change before it).
+    build_tx: Sender<()>,
+    build_rx: Receiver<()>,
 }
 
 impl Switch {
     /// A switch over `control` driving `workers`; host work goes to `host`.
     pub fn new(control: Control, workers: Vec<WorkerLink>, host: Sender<HostCmd>, port_stats: PortStatsFn) -> Switch {
         let n_ports = control.current().ports.len() as u16;
+        let (build_tx, build_rx) = crossbeam::channel::bounded(1);
         let sw = Switch {
             inner: Mutex::new(Inner {
                 control,
                 retired: Vec::new(),
                 announced_vips: BTreeSet::new(),
                 arp_sent: HashMap::new(),
+                unbuilt_since_ns: None,
+                maglev: MaglevStats::default(),
             }),
             workers,
             host,
             port_stats,
             n_ports,
+            build_tx,
+            build_rx,
         };
         // Hand generation 0 to the workers so they can start.
         let g = sw.lock().control.current().clone();
@@ -166,6 +183,11 @@ impl Switch {
             }
         }
         inner.retired.push(gen.clone());
+        if inner.control.needs_build() {
+            inner.unbuilt_since_ns.get_or_insert(published);
+            // Full means a wake-up is already pending, which covers this change too.
+            let _ = self.build_tx.try_send(());
+        }
         self.wait_acks(gen.number)?;
         // Free generations nobody else holds any more, here rather than on a worker: a worker
         // never drops the last reference because `retired` keeps one until then.
@@ -258,6 +280,78 @@ impl Switch {
         }
     }
 
+    /// Builds the exact Maglev tables of services changed since their last build, without
+    /// holding the lock, and publishes them. Returns whether anything was built.
+    pub fn build_round(&self) -> bool {
+        // The jobs cover every change published so far; later ones start a new wait.
+        let (jobs, covered_since) = {
+            let mut inner = self.lock();
+            let jobs = inner.control.build_jobs();
+            let since = inner.unbuilt_since_ns.take();
+            if jobs.is_empty() && inner.control.needs_build() {
+                inner.unbuilt_since_ns = since;
+            }
+            (jobs, since)
+        };
+        if jobs.is_empty() {
+            return false;
+        }
+        let (tables, entries) = (jobs.len() as u64, jobs.iter().map(BuildJob::table_size).sum::<usize>());
+        let t0 = now_ns();
+        let built: Vec<_> = jobs.into_iter().map(BuildJob::run).collect();
+        let build_ns = now_ns().saturating_sub(t0);
+        let mut inner = self.lock();
+        let mut changed = false;
+        for b in built {
+            changed |= inner.control.install(b) == Outcome::Changed;
+        }
+        if changed {
+            if let Err(e) = self.publish_and_wait(&mut inner) {
+                tracing::warn!("publishing built Maglev tables: {e}");
+                return true;
+            }
+        }
+        let now = now_ns();
+        let m = &mut inner.maglev;
+        m.rounds += 1;
+        m.tables_built += tables;
+        m.build_us_last = build_ns / 1000;
+        m.build_us_max = m.build_us_max.max(m.build_us_last);
+        m.build_us_total += build_ns / 1000;
+        tracing::debug!(tables, entries, us = build_ns / 1000, "Maglev tables built");
+        if let Some(since) = covered_since {
+            let us = now.saturating_sub(since) / 1000;
+            m.converge_us_last = us;
+            m.converge_us_max = m.converge_us_max.max(us);
+            m.converge_us_total += us;
+        }
+        true
+    }
+
+    /// Runs [`Switch::build_round`] whenever a change leaves a table to build, at most once per
+    /// `min_interval` (changes arriving meanwhile share the next round), until `stop` is set.
+    pub fn run_builder(self: &Arc<Self>, min_interval: Duration, stop: Arc<std::sync::atomic::AtomicBool>) {
+        let mut last: Option<Instant> = None;
+        while !stop.load(Ordering::Acquire) {
+            match self.build_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(()) => {}
+                Err(crossbeam::channel::RecvTimeoutError::Timeout) => {
+                    if !self.lock().control.needs_build() {
+                        continue;
+                    }
+                }
+                Err(crossbeam::channel::RecvTimeoutError::Disconnected) => return,
+            }
+            if let Some(t) = last {
+                if let Some(wait) = min_interval.checked_sub(t.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            last = Some(Instant::now());
+            self.build_round();
+        }
+    }
+
     /// Applies one primitive; the answer comes after every worker forwards with it.
     pub fn primitive(&self, p: &Primitive, received_ns: u64) -> (Result<ResponseBody, ApiError>, Timing) {
         let mut inner = self.lock();
@@ -336,7 +430,17 @@ impl Switch {
                 bursts: read(&w.counters.bursts),
             })
             .collect();
-        Stats { generation: inner.control.current().number, uptime_ns: now_ns(), ports, services, drops, workers }
+        let mut maglev = inner.maglev.clone();
+        maglev.pending = inner.control.needs_build();
+        Stats {
+            generation: inner.control.current().number,
+            uptime_ns: now_ns(),
+            ports,
+            services,
+            drops,
+            workers,
+            maglev,
+        }
     }
 }
 
@@ -365,3 +469,7 @@ impl Handler for Switch {
         Response { id: req.id, result, timing }
     }
 }
+
+#[cfg(test)]
+#[path = "switch_tests.rs"]
+mod tests;

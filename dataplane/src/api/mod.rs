@@ -179,6 +179,34 @@ pub struct Stats {
     pub drops: BTreeMap<String, u64>,
     /// Per worker.
     pub workers: Vec<WorkerStats>,
+    /// Maglev table builds (off the path of changes).
+    #[serde(default)]
+    pub maglev: MaglevStats,
+}
+
+/// How the exact Maglev tables follow changes. A change takes effect when it is acknowledged
+/// (through an interim correction); its service's exact table is built after.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MaglevStats {
+    /// Build rounds (each builds every table due, and publishes once).
+    pub rounds: u64,
+    /// Tables built.
+    pub tables_built: u64,
+    /// Time the last round spent building, µs.
+    pub build_us_last: u64,
+    /// Longest round, µs.
+    pub build_us_max: u64,
+    /// Total build time, µs.
+    pub build_us_total: u64,
+    /// From the oldest change a round covered to the publication of its exact tables, for the
+    /// last round, µs: how long a change waited for its exact table, at most.
+    pub converge_us_last: u64,
+    /// The longest such time, µs.
+    pub converge_us_max: u64,
+    /// Their sum over all rounds, µs (divide by `rounds` for the mean).
+    pub converge_us_total: u64,
+    /// Whether some table is not exact right now.
+    pub pending: bool,
 }
 
 impl Stats {

@@ -182,6 +182,17 @@ fn run(a: Args) -> Result<()> {
                         w.lcore, w.generation, w.flows, w.flow_capacity, w.packets, w.bursts
                     );
                 }
+                let m = &s.maglev;
+                println!(
+                    "maglev tables {}  rounds {}  build last {} us max {} us  exact {} us after a change (max {} us){}",
+                    m.tables_built,
+                    m.rounds,
+                    m.build_us_last,
+                    m.build_us_max,
+                    m.converge_us_last,
+                    m.converge_us_max,
+                    if m.pending { "  building" } else { "" }
+                );
                 let drops: Vec<String> =
                     s.drops.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k}={n}")).collect();
                 println!("drops: {}", if drops.is_empty() { "none".into() } else { drops.join(" ") });

@@ -247,24 +247,53 @@ fn adaptive_size_grows_at_once_and_shrinks_with_hysteresis() {
     for s in SIZE_STEPS {
         assert!(is_prime(s), "{s}");
     }
-    // 3 backends: 300 entries wanted → 503; a fresh service starts there.
-    assert_eq!(adaptive_size(3, 0, 65537), 503);
-    // Grows as soon as the table is too small.
-    assert_eq!(adaptive_size(6, 503, 65537), 1009);
-    // Shrinks only when four times too large.
-    assert_eq!(adaptive_size(5, 1009, 65537), 1009);
-    assert_eq!(adaptive_size(1, 1009, 65537), 1009);
-    assert_eq!(adaptive_size(9, 4019, 65537), 4019);
-    assert_eq!(adaptive_size(2, 4019, 65537), 251);
-    // Removing one backend of 100 keeps the size (disruption stays minimal).
-    let s = adaptive_size(100, 0, 65537);
-    assert_eq!(s, 16067);
-    assert_eq!(adaptive_size(99, s, 65537), s);
-    // The configured size caps it.
+    // 3 backends: 9000 entries wanted → 16067; a fresh service starts there.
+    assert_eq!(adaptive_size(3, 0, 65537), 16067);
+    // Grows as soon as the table is too small; 32141 is within 4× of the cap: the cap.
+    assert_eq!(adaptive_size(6, 16067, 65537), 65537);
+    // Shrinks only when more than eight times too large.
+    assert_eq!(adaptive_size(5, 65537, 65537), 65537);
+    assert_eq!(adaptive_size(3, 65537, 65537), 65537);
+    assert_eq!(adaptive_size(2, 65537, 65537), 8039);
+    assert_eq!(adaptive_size(1, 8039, 65537), 8039);
+    // 10 backends: the cap; removing one keeps the size (disruption stays minimal).
+    let s = adaptive_size(10, 0, 65537);
+    assert_eq!(s, 65537);
+    assert_eq!(adaptive_size(9, s, 65537), s);
+    assert_eq!(adaptive_size(100, 0, 65537), 65537);
     assert_eq!(adaptive_size(1000, 0, 65537), 65537);
     assert_eq!(adaptive_size(100, 0, 4099), 4099);
     // A lowered cap is obeyed at once.
-    assert_eq!(adaptive_size(3, 16067, 4099), 503);
+    assert_eq!(adaptive_size(1, 16067, 4099), 4099);
+    assert_eq!(adaptive_size(1, 65537, 100_003), 4019);
+}
+
+#[test]
+fn adaptive_sizes_keep_removal_disruption_within_one_percent_of_ideal() {
+    use super::adaptive_size;
+    // Mean over several random backend sets: removing one of N moves at most 1/N + 1%.
+    let mut seed = 0x5eed_1234_abcd_0001u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for n in [2usize, 3, 5, 10, 20, 50] {
+        let m = adaptive_size(n, 0, DEFAULT_TABLE_SIZE);
+        assert_eq!(adaptive_size(n - 1, m, DEFAULT_TABLE_SIZE), m, "removing one keeps the size");
+        let trials = 4;
+        let mut sum = 0.0;
+        for _ in 0..trials {
+            let b: Vec<Backend> = (0..n as u32).map(|id| Backend { id, key: rnd(), weight: 1 }).collect();
+            let gone = (rnd() % n as u64) as u32;
+            let rest: Vec<Backend> = b.iter().copied().filter(|x| x.id != gone).collect();
+            sum += disruption(&Maglev::build(&b, m).unwrap(), &Maglev::build(&rest, m).unwrap());
+        }
+        let mean = sum / f64::from(trials);
+        let bound = 1.0 / n as f64 + 0.01;
+        assert!(mean <= bound, "N={n} M={m}: mean disruption {mean:.4} > {bound:.4}");
+    }
 }
 
 #[test]
@@ -277,5 +306,143 @@ fn adaptive_size_always_builds() {
         let backends: Vec<Backend> =
             (0..n as u32).map(|i| Backend { id: i, key: u64::from(i) * 7919, weight: 1 }).collect();
         Maglev::build(&backends, cur).unwrap();
+    }
+}
+
+/// Places `flows` hashes with `pick` and counts them per id.
+fn placed(flows: u64, pick: impl Fn(u64) -> Option<u32>) -> std::collections::BTreeMap<u32, u64> {
+    let mut m = std::collections::BTreeMap::new();
+    for i in 0..flows {
+        let h = mix64(i ^ 0x0123_4567_89ab_cdef);
+        *m.entry(pick(h).expect("a live backend")).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn interim_is_none_when_the_table_is_exact() {
+    let b = equal(5);
+    assert_eq!(Interim::between(&b, &b), None);
+    // A weight change keeps the members: no correction (a build will follow).
+    let mut w = b.clone();
+    w[2].weight = 7;
+    assert_eq!(Interim::between(&b, &w), None);
+    // Order does not matter.
+    let mut r = b.clone();
+    r.reverse();
+    assert_eq!(Interim::between(&b, &r), None);
+}
+
+#[test]
+fn interim_drain_moves_only_the_drained_backends_flows() {
+    let b = equal(10);
+    let table = Maglev::build(&b, 32141).unwrap();
+    let rest: Vec<Backend> = b.iter().copied().filter(|x| x.id != 4).collect();
+    let i = Interim::between(&b, &rest).unwrap();
+    assert_eq!(i.gone(), &[4]);
+    assert!(i.added().is_empty());
+    let flows = 200_000;
+    let mut moved = 0;
+    for k in 0..flows {
+        let h = mix64(k ^ 0x0123_4567_89ab_cdef);
+        let (before, now) = (table.lookup(h).unwrap(), i.lookup(&table, h).unwrap());
+        assert_ne!(now, 4, "a drained backend gets no new flow");
+        if before != now {
+            assert_eq!(before, 4, "only the drained backend's flows move");
+            moved += 1;
+        }
+    }
+    // Exactly its share moved (minimal disruption), spread evenly over the other nine.
+    let share = moved as f64 / flows as f64;
+    assert!((share - 0.1).abs() < 0.01, "{share}");
+    let counts = placed(flows, |h| i.lookup(&table, h));
+    for (&id, &c) in &counts {
+        assert!((c as f64 / flows as f64 - 1.0 / 9.0).abs() < 0.01, "id {id}: {c}");
+    }
+}
+
+#[test]
+fn interim_add_gives_the_newcomer_its_share_at_once() {
+    let b = equal(4);
+    let table = Maglev::build(&b[..3], 16067).unwrap();
+    let i = Interim::between(&b[..3], &b).unwrap();
+    assert_eq!(i.added(), &[3]);
+    let flows = 200_000;
+    let counts = placed(flows, |h| i.lookup(&table, h));
+    for id in 0..4 {
+        let share = counts[&id] as f64 / flows as f64;
+        assert!((share - 0.25).abs() < 0.01, "id {id}: {share}");
+    }
+    // Flows that stay with an old backend stay with the same one.
+    for k in 0..10_000u64 {
+        let h = mix64(k);
+        let now = i.lookup(&table, h).unwrap();
+        if now != 3 {
+            assert_eq!(Some(now), table.lookup(h));
+        }
+    }
+}
+
+#[test]
+fn interim_of_an_empty_table_and_of_no_backend() {
+    let b = equal(3);
+    let empty = Maglev::build(&[], 4019).unwrap();
+    let i = Interim::between(&[], &b).unwrap();
+    let counts = placed(30_000, |h| i.lookup(&empty, h));
+    assert_eq!(counts.len(), 3);
+    // Every backend gone: no backend for any flow.
+    let table = Maglev::build(&b, 4019).unwrap();
+    let none = Interim::between(&b, &[]).unwrap();
+    assert_eq!(none.lookup(&table, 12345), None);
+    // Weight 0 counts as gone.
+    let mut z = b.clone();
+    z[0].weight = 0;
+    let i = Interim::between(&b, &z).unwrap();
+    assert_eq!(i.gone(), &[0]);
+    assert!(!placed(30_000, |h| i.lookup(&table, h)).contains_key(&0));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Whatever joined or left (including a slot id reused for another server), an interim
+    /// places every flow on a live backend, and only there.
+    #[test]
+    fn prop_interim_places_only_on_live_backends(
+        old in proptest::collection::vec((0u32..24, 0u64..4, 0u32..3), 0..12),
+        new in proptest::collection::vec((0u32..24, 0u64..4, 0u32..3), 0..12),
+        hashes in proptest::collection::vec(any::<u64>(), 64),
+    ) {
+        let mk = |v: &[(u32, u64, u32)]| {
+            let mut seen = std::collections::BTreeSet::new();
+            v.iter().filter(|(id, _, _)| seen.insert(*id))
+                .map(|&(id, key, weight)| Backend { id, key: key * 1_000_003 + 17, weight })
+                .collect::<Vec<_>>()
+        };
+        let (old, new) = (mk(&old), mk(&new));
+        let table = Maglev::build(&old, 251).unwrap();
+        let live: std::collections::BTreeSet<(u32, u64)> =
+            new.iter().filter(|b| b.weight > 0).map(|b| (b.id, b.key)).collect();
+        let live_ids: std::collections::BTreeSet<u32> = live.iter().map(|m| m.0).collect();
+        match Interim::between(&old, &new) {
+            None => {
+                let was: std::collections::BTreeSet<(u32, u64)> =
+                    old.iter().filter(|b| b.weight > 0).map(|b| (b.id, b.key)).collect();
+                prop_assert_eq!(was, live);
+            }
+            Some(i) => {
+                for h in hashes {
+                    match i.lookup(&table, h) {
+                        None => prop_assert!(live.is_empty()),
+                        Some(id) => {
+                            prop_assert!(live_ids.contains(&id));
+                            // A reused id whose server changed is never reached through the old table.
+                            if i.gone().contains(&id) {
+                                prop_assert!(i.added().contains(&id));
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -4,8 +4,9 @@
 //! `expires_at`), nothing here allocates on the packet path, and nothing locks.
 //!
 //! * [`maglev`] — weighted Maglev lookup tables ([`Maglev::build`], [`Maglev::lookup`]). A table is
-//!   immutable; the control side builds a new one for every change of a service's backend set and
-//!   publishes it with the new generation. [`flow_hash`] is the hash to look it up with.
+//!   immutable; a change of a service's backend set takes effect at once through an [`Interim`]
+//!   correction of the last table, and the exact table for the new set is built off the change's
+//!   path and published after it. [`flow_hash`] is the hash to look it up with.
 //! * [`flows`] — [`FlowTable`], one per worker: a fixed-capacity slab of flow records indexed by
 //!   both the forward key (client → VIP, as received) and the reverse key (as the real server's
 //!   reply will be received), with expiry deadlines, incremental sweeping and no allocation after
@@ -75,4 +76,4 @@ pub use flows::{
     client_hash, flow_hash, Direction, FlowEntry, FlowId, FlowKey, FlowTable, InsertError, KeyHash, FLOW_HASH_SEED,
     MAX_CAPACITY,
 };
-pub use maglev::{disruption, is_prime, Backend, Maglev, MaglevError, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE};
+pub use maglev::{disruption, is_prime, Backend, Interim, Maglev, MaglevError, DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE};

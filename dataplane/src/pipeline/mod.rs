@@ -740,7 +740,7 @@ impl Worker {
             bump(&self.counters.services[svc.id as usize].admission_drops, 1);
             return Err(self.drop(DropReason::Admission));
         }
-        let Some(bid) = svc.maglev.lookup(flow_hash(key)) else {
+        let Some(bid) = svc.pick(flow_hash(key)) else {
             bump(&self.counters.services[svc.id as usize].no_backend_drops, 1);
             return Err(self.drop(DropReason::NoBackend));
         };

@@ -249,6 +249,17 @@ fn run(args: Args) -> Result<()> {
             .name("housekeeping".into())
             .spawn(move || sw.run_housekeeping(Duration::from_millis(5), stop))?
     };
+    // Exact Maglev tables, built after the changes they follow are acknowledged. Below the
+    // API threads in priority: a build never delays an acknowledgement.
+    let builder = {
+        let (sw, stop) = (switch.clone(), stop.clone());
+        std::thread::Builder::new().name("maglev-build".into()).spawn(move || {
+            if let Err(e) = dpdk::set_thread_nice(10) {
+                tracing::debug!("cannot lower the Maglev builder's priority: {e}");
+            }
+            sw.run_builder(Duration::from_millis(2), stop)
+        })?
+    };
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
@@ -265,6 +276,7 @@ fn run(args: Args) -> Result<()> {
     tracing::info!("stopping");
     drop(server);
     let _ = hk.join();
+    let _ = builder.join();
     for (lcore, rc) in eal.wait_all() {
         if rc != 0 {
             tracing::warn!(lcore, rc, "worker ended with an error");

@@ -29,6 +29,22 @@ pub fn stats(sock: &Path) -> Result<Stats> {
     Ok(connect(sock)?.stats()?)
 }
 
+/// Waits until every Maglev table of the device is exact (no change waiting for its build);
+/// returns the milliseconds waited. Polls the counters; fails after `timeout`.
+pub fn wait_exact_maglev(sock: &Path, timeout: Duration) -> Result<f64> {
+    let start = Instant::now();
+    let mut client = connect(sock)?;
+    loop {
+        if !client.stats()?.maglev.pending {
+            return Ok(start.elapsed().as_secs_f64() * 1e3);
+        }
+        if start.elapsed() > timeout {
+            anyhow::bail!("the device's Maglev tables are still being built after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// The dataplane's counters over a phase: new flows and drops of our service, drops by
 /// reason, per-port rx/tx.
 pub fn stats_delta(before: &Stats, after: &Stats, service: &ServiceKey) -> serde_json::Value {
@@ -68,6 +84,24 @@ pub fn stats_delta(before: &Stats, after: &Stats, service: &ServiceKey) -> serde
         "drops": drops,
         "ports": ports,
         "worker_flows": after.workers.iter().map(|w| w.flows).collect::<Vec<_>>(),
+        "maglev": maglev_delta(&before.maglev, &after.maglev),
+    })
+}
+
+/// Exact Maglev builds over a phase: rounds and tables built, the longest build since the
+/// dataplane started, and how long changes waited for their exact table (mean over the
+/// phase's rounds, longest since start).
+fn maglev_delta(b: &dataplane::api::MaglevStats, a: &dataplane::api::MaglevStats) -> serde_json::Value {
+    let rounds = a.rounds.saturating_sub(b.rounds);
+    let waited = a.converge_us_total.saturating_sub(b.converge_us_total);
+    serde_json::json!({
+        "rounds": rounds,
+        "tables_built": a.tables_built.saturating_sub(b.tables_built),
+        "build_us_max": a.build_us_max,
+        "build_us_mean": if rounds > 0 { a.build_us_total.saturating_sub(b.build_us_total) as f64 / rounds as f64 } else { 0.0 },
+        "exact_after_us_mean": if rounds > 0 { waited as f64 / rounds as f64 } else { 0.0 },
+        "exact_after_us_max": a.converge_us_max,
+        "pending": a.pending,
     })
 }
 

@@ -421,6 +421,13 @@ fn run(args: Args) -> Result<bool> {
         ..Default::default()
     };
 
+    // Disruption compares two exact Maglev tables: the device places flows through an interim
+    // correction until the exact table of its last change is built, so wait for that.
+    if args.disruption_remove.is_some() {
+        let ms = api::wait_exact_maglev(args.api.as_deref().expect("checked"), Duration::from_secs(10))?;
+        eprintln!("pktgen: disruption: exact Maglev table in force after {ms:.1} ms");
+    }
+
     // Open the long-lived flows. For the new-connection pattern too: it also gets the
     // device to resolve the real servers' MACs before the measurement.
     {
@@ -438,6 +445,8 @@ fn run(args: Args) -> Result<bool> {
         let before: Vec<u16> = e.flow_server.clone();
         let key = api::binding(args.vip, args.vport, proto, servers[idx]);
         api::connect(&sock)?.remove(key).context("removing the real server")?;
+        let ms = api::wait_exact_maglev(&sock, Duration::from_secs(10))?;
+        eprintln!("pktgen: disruption: exact Maglev table without {} in force {ms:.1} ms after the remove", key.real);
         poll_for(&mut e, args.expiry_wait, &ctx);
         e.reset_opened();
         let again = open_flows(&mut e, args.setup_rounds, &ctx);
