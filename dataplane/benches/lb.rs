@@ -229,8 +229,9 @@ fn flows_on(c: &mut Criterion, group: &str, placement: Placement) {
     g.finish();
 }
 
-/// One config change end to end on the control side: apply + publish (Maglev rebuild of the
-/// service, the new generation), as every Add/Remove costs before the workers' ack.
+/// One config change end to end on the control side: apply + publish (the interim correction
+/// of the service's Maglev table, the new generation), as every Add/Remove costs before the
+/// workers' ack. The exact table is built after the ack (see `maglev_build`).
 fn control(c: &mut Criterion) {
     use dataplane::config::PortAddr;
     use dataplane::control::Control;
