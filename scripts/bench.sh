@@ -16,6 +16,11 @@
 #   BENCH_DUT_MAIN=0           main lcore of the device under test (management; idles)
 #   BENCH_DUT_WORKERS=1        forwarding cores of the device under test (comma list)
 #   BENCH_DURATION / BENCH_WARMUP   seconds per measurement (default 4 / 1; quick 3 / 1)
+#   BENCH_REPEAT=3             scenario 1 (established flows) is measured this many times, in
+#                              alternating pairs (reference, then dataplane); the report takes
+#                              the pair with the median ratio and lists every pair. Both rates
+#                              drift by tens of percent from one minute to the next on a
+#                              shared VM; a pair measured seconds apart shares the drift.
 #   BENCH_OUT=target/bench     where report.{json,md} and the plots go
 #   BENCH_MICRO=0              skip the criterion micro-benchmarks (full run only)
 #   BENCH_ONLY="est syn"       full run: only these scenarios (est syn sizes bidir churn disruption)
@@ -188,17 +193,25 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 want() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 io() { local name=$1; shift; start_testpmd; pg "$name" io 3 "$@"; stop_dut; }
 dp() { local name=$1 nrs=$2; shift 2; start_dataplane "$nrs"; pg "$name" nat "$nrs" "$@"; stop_dut; }
+# pair SCENARIO NSERVERS ARGS...: BENCH_REPEAT alternating measurements, io-SCENARIO.rN then
+# dp-SCENARIO.rN (bench-report folds them).
+REPEAT=${BENCH_REPEAT:-3}
+pair() {
+  local scen=$1 nrs=$2; shift 2
+  for r in $(seq 1 "$REPEAT"); do
+    io "io-$scen.r$r" "$@"
+    dp "dp-$scen.r$r" "$nrs" "$@"
+  done
+}
 
 if [ "$QUICK" = 1 ]; then
-  io io-est-100000 --flows 100000
-  dp dp-est-100000 3 --flows 100000
+  pair est-100000 3 --flows 100000
   dp dp-syn 3 --pattern syn
 else
   # Scenario 1 and its reference at every flow count.
   if want est; then
     for f in ${BENCH_EST_FLOWS:-1000 100000 1000000}; do
-      io "io-est-$f" --flows "$f"
-      dp "dp-est-$f" 3 --flows "$f"
+      pair "est-$f" 3 --flows "$f"
     done
   fi
   # Scenario 2: new connections.
@@ -229,7 +242,7 @@ else
   # generator on its own core would not stall; here the ring towards pktgen gets 4096 slots
   # (rsize=12, 1.9 ms at 2.15 Mpps) and pktgen reports its stalls.
   if want churn; then
-    CHURN_PPS=${BENCH_CHURN_PPS:-$(python3 -c "import json;print(int(json.load(open('$RUN/runs/dp-est-1000000.json'))['forward']['mpps']*0.5e6))" 2>/dev/null || echo 500000)}
+    CHURN_PPS=${BENCH_CHURN_PPS:-$(python3 -c "import json,glob,statistics;print(int(statistics.median(json.load(open(f))['forward']['mpps'] for f in glob.glob('$RUN/runs/dp-est-1000000*.json'))*0.5e6))" 2>/dev/null || echo 500000)}
     dp dp-churn 100 --flows 1000000 --rate "$CHURN_PPS" --churn-rate "${BENCH_CHURN_RATE:-1000}" --duration $((DUR + 4)) \
       --server-dev "$PG_DEV1,rsize=${BENCH_CHURN_RSIZE:-12}"
   fi

@@ -70,6 +70,55 @@ fn entry(dp: &Summary, io: Option<&Summary>, limit: f64) -> Value {
     })
 }
 
+/// One pair of a repeated measurement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pair {
+    io_mpps: f64,
+    dp_mpps: f64,
+    ratio: f64,
+}
+
+/// Splits `NAME.rN` into `(NAME, N)`.
+fn repeat_of(name: &str) -> Option<(&str, u32)> {
+    let (base, n) = name.rsplit_once(".r")?;
+    Some((base, n.parse().ok()?))
+}
+
+/// Folds repeated runs (`dp-X.rN` with `io-X.rN`, measured in that alternating order) into
+/// `dp-X` and `io-X`: the pair with the median ratio stands for the scenario (for an even
+/// count, the lower of the two middle ones). Returns every pair by scenario `X`, in run order.
+/// A repeat without its partner is left out.
+fn fold_repeats(runs: &mut BTreeMap<String, Summary>) -> BTreeMap<String, Vec<Pair>> {
+    let mut groups: BTreeMap<String, Vec<(u32, Summary, Summary)>> = BTreeMap::new();
+    let names: Vec<String> = runs.keys().filter(|k| repeat_of(k).is_some()).cloned().collect();
+    for k in &names {
+        let Some((base, n)) = repeat_of(k) else { continue };
+        let Some(scenario) = base.strip_prefix("dp-") else { continue };
+        let (Some(dp), Some(io)) = (runs.get(k), runs.get(&format!("io-{scenario}.r{n}"))) else { continue };
+        groups.entry(scenario.to_string()).or_default().push((n, dp.clone(), io.clone()));
+    }
+    for k in names {
+        runs.remove(&k);
+    }
+    let mut out = BTreeMap::new();
+    for (scenario, mut v) in groups {
+        v.sort_by_key(|(n, _, _)| *n);
+        let ratio = |dp: &Summary, io: &Summary| if io.forward.mpps > 0.0 { dp.forward.mpps / io.forward.mpps } else { 0.0 };
+        let pairs: Vec<Pair> = v
+            .iter()
+            .map(|(_, dp, io)| Pair { io_mpps: io.forward.mpps, dp_mpps: dp.forward.mpps, ratio: ratio(dp, io) })
+            .collect();
+        let mut order: Vec<usize> = (0..v.len()).collect();
+        order.sort_by(|&a, &b| pairs[a].ratio.total_cmp(&pairs[b].ratio));
+        let median = order[(v.len() - 1) / 2];
+        let (_, dp, io) = v.swap_remove(median);
+        runs.insert(format!("dp-{scenario}"), dp);
+        runs.insert(format!("io-{scenario}"), io);
+        out.insert(scenario, pairs);
+    }
+    out
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let mut runs: BTreeMap<String, Summary> = BTreeMap::new();
@@ -84,6 +133,7 @@ fn main() -> Result<()> {
             }
         }
     }
+    let repeats = fold_repeats(&mut runs);
     let get = |k: &str| runs.get(k);
     let limit = get("io-est-100000").map_or(0.0, |s| s.forward.mpps);
     let mut scen = serde_json::Map::new();
@@ -207,6 +257,9 @@ fn main() -> Result<()> {
         "io_limit_mpps": limit,
         "scenarios": scen,
         "targets": targets,
+        "repeats": repeats.iter().map(|(k, v)| (k.clone(), json!(v.iter().map(|p| json!({
+            "io_mpps": p.io_mpps, "mpps": p.dp_mpps, "ratio_to_io_limit": p.ratio,
+        })).collect::<Vec<_>>()))).collect::<serde_json::Map<_, _>>(),
         "runs": runs.iter().map(|(k, s)| (k.clone(), json!({
             "tx_mpps": s.forward.tx_mpps, "mpps": s.forward.mpps, "lost": s.forward.lost, "invalid": invalid(s),
             "latency_us": lat(s), "setup": s.setup, "new_conn_per_s": s.new_conn_per_s,
@@ -328,6 +381,17 @@ fn main() -> Result<()> {
             invalid(s)
         );
     }
+    if !repeats.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nRepeated scenarios were measured in alternating pairs (reference, then dataplane, each on a freshly started device); the table shows the pair with the median ratio, and every pair is listed here as ratio (dataplane / reference Mpps):\n"
+        );
+        for (k, v) in &repeats {
+            let pairs: Vec<String> =
+                v.iter().map(|p| format!("{:.2} ({:.2} / {:.2})", p.ratio, p.dp_mpps, p.io_mpps)).collect();
+            let _ = writeln!(md, "- {k}: {}", pairs.join(", "));
+        }
+    }
     if let Some(e) = report["scenarios"].get("new_connections") {
         let _ = writeln!(
             md,
@@ -377,4 +441,52 @@ fn main() -> Result<()> {
     std::fs::write(args.out.join("report.md"), &md)?;
     print!("{md}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(mpps: f64) -> Summary {
+        let mut s = Summary::default();
+        s.forward.mpps = mpps;
+        s
+    }
+
+    #[test]
+    fn repeats_fold_into_the_median_pair() {
+        let mut runs = BTreeMap::new();
+        // Ratios 0.5, 0.9, 0.7: the median pair is the third.
+        for (n, io, dp) in [(1, 10.0, 5.0), (2, 10.0, 9.0), (3, 12.0, 8.4)] {
+            runs.insert(format!("io-est-100000.r{n}"), run(io));
+            runs.insert(format!("dp-est-100000.r{n}"), run(dp));
+        }
+        // A repeat without its partner, and a plain run, are left as they are.
+        runs.insert("dp-syn.r1".into(), run(1.0));
+        runs.insert("dp-est-1000".into(), run(3.0));
+        let pairs = fold_repeats(&mut runs);
+        assert_eq!(pairs.len(), 1);
+        let p = &pairs["est-100000"];
+        assert_eq!(p.len(), 3);
+        assert!((p[0].ratio - 0.5).abs() < 1e-9 && (p[2].ratio - 0.7).abs() < 1e-9);
+        assert_eq!(runs["dp-est-100000"].forward.mpps, 8.4);
+        assert_eq!(runs["io-est-100000"].forward.mpps, 12.0);
+        assert!(runs.keys().all(|k| repeat_of(k).is_none()));
+        assert_eq!(runs["dp-est-1000"].forward.mpps, 3.0);
+        // Even count: the lower middle.
+        let mut runs = BTreeMap::new();
+        for (n, io, dp) in [(1, 10.0, 6.0), (2, 10.0, 8.0)] {
+            runs.insert(format!("io-x.r{n}"), run(io));
+            runs.insert(format!("dp-x.r{n}"), run(dp));
+        }
+        fold_repeats(&mut runs);
+        assert_eq!(runs["dp-x"].forward.mpps, 6.0);
+    }
+
+    #[test]
+    fn repeat_names() {
+        assert_eq!(repeat_of("dp-est-100000.r2"), Some(("dp-est-100000", 2)));
+        assert_eq!(repeat_of("dp-est-100000"), None);
+        assert_eq!(repeat_of("dp-x.rx"), None);
+    }
 }
