@@ -69,7 +69,8 @@ pub struct Built {
 impl BuildJob {
     /// Builds the table (pure: no access to the control tables).
     pub fn run(self) -> Built {
-        let maglev = Maglev::build(&self.backends, self.table_size).expect("sizes are prime and above the backend count");
+        let maglev =
+            Maglev::build(&self.backends, self.table_size).expect("sizes are prime and above the backend count");
         Built { service: self.service, sid: self.sid, backends: self.backends, maglev }
     }
 
@@ -429,7 +430,9 @@ impl Control {
             let backends = live_backends(&self.slots, &svc.slots);
             let active = backends.iter().filter(|b| b.weight > 0).count() as u32;
             let interim = Interim::between(&svc.built, &backends).map(Box::new);
-            if backends != svc.built || adaptive_size(backends.len(), svc.table_size, self.maglev_size) != svc.table_size {
+            if backends != svc.built
+                || adaptive_size(backends.len(), svc.table_size, self.maglev_size) != svc.table_size
+            {
                 self.unbuilt.insert(*key);
             } else {
                 self.unbuilt.remove(key);
@@ -807,7 +810,11 @@ mod tests {
         // All three slots in use: the freed one goes to a binding of another service.
         let other = BindingKey { service: "10.0.0.101:80".parse().unwrap(), real: "10.0.1.30:80".parse().unwrap() };
         c.apply(&Primitive::Add { key: other, params: BindingParams::default() }).unwrap();
-        c.apply(&Primitive::Add { key: BindingKey { real: "10.0.1.31:80".parse().unwrap(), ..other }, params: BindingParams::default() }).unwrap();
+        c.apply(&Primitive::Add {
+            key: BindingKey { real: "10.0.1.31:80".parse().unwrap(), ..other },
+            params: BindingParams::default(),
+        })
+        .unwrap();
         assert!(c.by_key.values().any(|&id| id == freed));
         let g = c.publish();
         let svc = g.service(vip100(), 80, 6).unwrap();

@@ -103,7 +103,8 @@ fn fold_repeats(runs: &mut BTreeMap<String, Summary>) -> BTreeMap<String, Vec<Pa
     let mut out = BTreeMap::new();
     for (scenario, mut v) in groups {
         v.sort_by_key(|(n, _, _)| *n);
-        let ratio = |dp: &Summary, io: &Summary| if io.forward.mpps > 0.0 { dp.forward.mpps / io.forward.mpps } else { 0.0 };
+        let ratio =
+            |dp: &Summary, io: &Summary| if io.forward.mpps > 0.0 { dp.forward.mpps / io.forward.mpps } else { 0.0 };
         let pairs: Vec<Pair> = v
             .iter()
             .map(|(_, dp, io)| Pair { io_mpps: io.forward.mpps, dp_mpps: dp.forward.mpps, ratio: ratio(dp, io) })
