@@ -123,9 +123,12 @@ impl Rig {
 fn established(c: &mut Criterion) {
     let mut g = c.benchmark_group("worker_established");
     g.throughput(Throughput::Elements(MAX_BURST as u64));
-    for (flows, placement) in
-        [(100_000u32, Placement::Hugepages), (1_000_000, Placement::Hugepages), (1_000_000, Placement::Heap)]
-    {
+    for (flows, placement) in [
+        (1_000u32, Placement::Hugepages),
+        (100_000, Placement::Hugepages),
+        (1_000_000, Placement::Hugepages),
+        (1_000_000, Placement::Heap),
+    ] {
         let mut rig = Rig::new(flows, placement);
         let on = rig.worker.flow_placement();
         eprintln!("worker_established/{flows}: flow table on {on}");
