@@ -65,7 +65,7 @@ fn blast(tx: &UdpSocket, to: SocketAddr, svc: &Services, datagrams: &[Vec<u8>]) 
             // Yield, not spin: on a small machine the receiver needs this core.
             std::thread::yield_now();
             waits += 1;
-            if waits % 4096 == 0 && start.elapsed() > Duration::from_secs(120) {
+            if waits.is_multiple_of(4096) && start.elapsed() > Duration::from_secs(120) {
                 panic!("the beacon service stopped receiving");
             }
         }

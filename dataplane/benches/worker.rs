@@ -109,7 +109,7 @@ impl Rig {
             }
         }
         self.loops += 1;
-        if self.loops % 8 == 0 {
+        if self.loops.is_multiple_of(8) {
             let budget = self.worker.sweep_budget(self.now - self.last_sweep);
             if budget > 0 {
                 self.last_sweep = self.now;

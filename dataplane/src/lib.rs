@@ -12,7 +12,7 @@
 //! - [`api`]: the switch API (protocol, server, client) the control plane speaks.
 //! - [`sessions`]: the live-flow listing (the API's Sessions request), asked of each worker
 //!   between bursts.
-//! - [`config`]: `appliance.toml`.
+//! - [`config`]: reading and checking `appliance.toml`.
 //!
 //! The `dataplane` binary (feature `dpdk`) wraps this in DPDK ports, lcores and taps.
 #![deny(unsafe_code)]

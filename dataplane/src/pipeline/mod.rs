@@ -574,16 +574,16 @@ impl Worker {
     ) -> Verdict {
         let dst = u32::from(ip.dst);
         if gen.is_vip(dst) {
-            return self.to_vip(gen, now, in_port, frame, p, ip);
+            return self.for_vip(gen, now, in_port, frame, p, ip);
         }
         if gen.port_with_addr(dst).is_some() {
-            return self.to_port_addr(gen, now, in_port, frame, p, ip);
+            return self.for_port_addr(gen, now, in_port, frame, p, ip);
         }
         if ip.dst.is_multicast() || ip.dst.is_broadcast() || is_subnet_broadcast(gen, in_port, ip.dst) {
             bump(&self.counters.ports[in_port as usize].to_host, 1);
             return Verdict::ToHost { port: in_port };
         }
-        self.from_server(gen, now, frame, p, ip)
+        self.server_side(gen, now, frame, p, ip)
     }
 
     fn echo_reply(&mut self, in_port: u16, frame: &mut [u8], p: &wire::Parsed) -> Verdict {
@@ -593,7 +593,7 @@ impl Worker {
         }
     }
 
-    fn to_vip(
+    fn for_vip(
         &mut self,
         gen: &Generation,
         now: u64,
@@ -845,7 +845,7 @@ impl Worker {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn to_port_addr(
+    fn for_port_addr(
         &mut self,
         gen: &Generation,
         now: u64,
@@ -900,7 +900,7 @@ impl Worker {
         Some(self.reverse(gen, now, &key, frame, p, ip, tcp))
     }
 
-    fn from_server(&mut self, gen: &Generation, now: u64, frame: &mut [u8], p: &wire::Parsed, ip: Ipv4Info) -> Verdict {
+    fn server_side(&mut self, gen: &Generation, now: u64, frame: &mut [u8], p: &wire::Parsed, ip: Ipv4Info) -> Verdict {
         if ip.is_fragment {
             return self.drop(DropReason::Fragment);
         }

@@ -178,7 +178,7 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
             emit(&mut core, &mut io);
         }
         flush(&mut io, &counters);
-        if loops % SWEEP_EVERY == 0 {
+        if loops.is_multiple_of(SWEEP_EVERY) {
             let budget = core.sweep_budget(now.saturating_sub(last_sweep));
             if budget > 0 {
                 last_sweep = now;
