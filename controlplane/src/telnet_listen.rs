@@ -13,8 +13,14 @@
 //! * The tap comes and goes with the dataplane. The listener is bound once the interface
 //!   exists (retrying every second), and bound again when the interface disappears or is made
 //!   anew (a new interface index): a socket bound to a vanished interface hears nothing.
+//!
+//! Under restartd the listener is a kept channel, `telnet-extra:ADDRESS@IFINDEX`, like the main
+//! one: a new generation adopts it ([`adopt`]) instead of binding anew, so a client connecting
+//! while the control plane restarts waits in the backlog instead of being refused. A kept
+//! listener whose interface has been made anew meanwhile is released and bound again.
 
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ExtraListen;
 use crate::telnet::{self, CliShared};
+use crate::zlr::Zlr;
 
 /// How often a missing interface is looked for, and a bound one checked.
 const RETRY: Duration = Duration::from_secs(1);
@@ -40,9 +47,80 @@ pub enum ListenError {
     Socket(#[from] io::Error),
 }
 
+/// A listener for one `[[telnet.extra]]` kept by a previous generation.
+#[derive(Debug)]
+pub struct Kept {
+    name: String,
+    index: u32,
+    fd: OwnedFd,
+}
+
+/// The kept-channel name of `l`'s listener without the interface index.
+fn kept_prefix(l: &ExtraListen) -> String {
+    format!("telnet-extra:{}@", l.address)
+}
+
+/// Takes the listener for `l` that the previous generation kept, if any. Call it before
+/// [`Zlr::release_leftovers`] (which closes whatever nobody took).
+pub fn adopt(z: Option<&'static Zlr>, l: &ExtraListen) -> Option<Kept> {
+    let z = z?;
+    let mut kept = None;
+    for (name, fd) in z.adopt_prefixed(&kept_prefix(l)) {
+        match name.rsplit_once('@').and_then(|(_, i)| i.parse::<u32>().ok()) {
+            Some(index) if kept.is_none() => kept = Some(Kept { name, index, fd }),
+            _ => z.release(&name),
+        }
+    }
+    kept
+}
+
+/// The index `l`'s interface has now (0 without an interface; `None` when it is missing).
+fn current_index(l: &ExtraListen) -> Option<u32> {
+    match &l.interface {
+        Some(name) => ifindex(name),
+        None => Some(0),
+    }
+}
+
+/// A listener for `l`: the kept one while its interface is still the one it was bound to,
+/// else a new one (kept under restartd). Returns it, its interface index and its kept name.
+fn listener(
+    l: &ExtraListen,
+    z: Option<&'static Zlr>,
+    kept: Option<Kept>,
+) -> Result<(TcpListener, u32, Option<String>), ListenError> {
+    if let Some(k) = kept {
+        if current_index(l) == Some(k.index) {
+            let std = std::net::TcpListener::from(k.fd);
+            std.set_nonblocking(true)?;
+            return Ok((TcpListener::from_std(std)?, k.index, Some(k.name)));
+        }
+        tracing::info!("telnet on {}: the kept listener's interface was made anew; binding again", l.address);
+        if let Some(z) = z {
+            z.release(&k.name);
+        }
+    }
+    let (listener, index) = bind(l)?;
+    let name = z.map(|z| {
+        let name = format!("{}{index}", kept_prefix(l));
+        z.keep(&name, listener.as_fd());
+        name
+    });
+    Ok((listener, index, name))
+}
+
 /// Serves telnet on `l` for as long as the returned task runs, sharing `shared`, `settings`
 /// (and so the `show telnet` counters) and the session limit with every other listener.
-pub fn spawn(l: ExtraListen, shared: Arc<CliShared>, settings: ServerSettings, max_sessions: usize) -> JoinHandle<()> {
+/// Under restartd (`z`) the listener is kept across restarts; `kept` is the one a previous
+/// generation left (see [`adopt`]).
+pub fn spawn(
+    l: ExtraListen,
+    shared: Arc<CliShared>,
+    settings: ServerSettings,
+    max_sessions: usize,
+    z: Option<&'static Zlr>,
+    mut kept: Option<Kept>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let what = match &l.interface {
             Some(i) => format!("{} on {i}", l.address),
@@ -50,17 +128,21 @@ pub fn spawn(l: ExtraListen, shared: Arc<CliShared>, settings: ServerSettings, m
         };
         let mut last_error = String::new();
         loop {
-            match bind(&l) {
-                Ok((listener, index)) => {
-                    tracing::info!("telnet on {what}");
+            let adopted = kept.is_some();
+            match listener(&l, z, kept.take()) {
+                Ok((listener, index, name)) => {
+                    tracing::info!("telnet on {what}{}", if adopted && name.is_some() { " (kept)" } else { "" });
                     last_error.clear();
                     let serving = tokio::spawn(telnet::serve(listener, shared.clone(), settings.clone(), max_sessions));
-                    let Some(name) = &l.interface else {
+                    let Some(interface) = &l.interface else {
                         let _ = serving.await;
                         return;
                     };
-                    while ifindex(name) == Some(index) {
+                    while ifindex(interface) == Some(index) {
                         tokio::time::sleep(RETRY).await;
+                    }
+                    if let (Some(z), Some(name)) = (z, &name) {
+                        z.release(name);
                     }
                     serving.abort();
                     tracing::warn!("telnet on {what}: the interface is gone or was made anew; listening again");

@@ -297,6 +297,69 @@ fn sigsegv_keeps_the_telnet_session_its_half_typed_line_and_the_cache() {
     assert!(left.is_empty(), "state region left after a clean stop: {left:?}");
 }
 
+/// A `[[telnet.extra]]` listener (port 23 on a port address, in the appliance) is kept by
+/// restartd like the main one: clients connecting while the control plane crashes and comes
+/// back wait in the backlog and get the banner; none is refused.
+#[test]
+fn an_extra_telnet_listener_is_kept_across_crashes() {
+    let Some((restartd, restartctl)) = restart_bins() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let f = write_config(dir.path(), FAKE, &format!("[[telnet.extra]]\naddress = \"127.0.0.1:{port}\"\n"));
+    std::fs::write(&f.startup, STARTUP).unwrap();
+    let mut sup = start(&f, &restartd, &restartctl);
+    wait_until("the extra listener accepts", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    // A client connecting over and over (bounded: 3,000 attempts or 60 s), through three crashes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut refused) = (0u32, Vec::new());
+            let end = Instant::now() + Duration::from_secs(60);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && ok < 3000 && Instant::now() < end {
+                match TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5)) {
+                    Ok(s) => {
+                        ok += 1;
+                        drop(s);
+                    }
+                    Err(e) => refused.push(e.to_string()),
+                }
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            (ok, refused)
+        })
+    };
+    for _ in 0..3 {
+        let pid = sup.pid();
+        segv(pid);
+        wait_until("restartd names the new generation", Duration::from_secs(10), || {
+            sup.try_pid().is_some_and(|p| p != pid)
+        });
+        wait_until("the API answers again", Duration::from_secs(10), || api_up(&f.socket));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A connection made now is served by the newest generation: it gets the banner.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut got = Vec::new();
+    read_until(&mut s, &mut got, "Login Name:", Duration::from_secs(10));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, refused) = client.join().unwrap();
+    assert!(ok > 0);
+    assert!(
+        refused.is_empty(),
+        "{} of {} connections failed across restarts: {:?}",
+        refused.len(),
+        ok as usize + refused.len(),
+        &refused[..refused.len().min(3)]
+    );
+    let log = std::fs::read_to_string(dir.path().join("restartd.log")).unwrap_or_default();
+    assert!(log.contains("(kept)"), "the new generations adopted the listener:\n{log}");
+    sup.stop();
+}
+
 #[test]
 fn a_corrupted_state_region_is_a_loud_cold_start() {
     let Some((restartd, restartctl)) = restart_bins() else { return };

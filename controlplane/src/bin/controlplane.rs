@@ -229,8 +229,17 @@ async fn run(cfg: Config, z: Option<&'static Zlr>, started: std::time::Instant) 
     };
     tracing::info!("telnet on {}", cfg.telnet.listen);
     // Port 23 on the appliance's port addresses (exception path), and any other listener.
+    // Kept listeners are adopted here, before the leftovers are released below.
     for l in &cfg.telnet.extra {
-        controlplane::telnet_listen::spawn(l.clone(), shared.clone(), settings.clone(), cfg.telnet.max_sessions);
+        let kept = controlplane::telnet_listen::adopt(z, l);
+        controlplane::telnet_listen::spawn(
+            l.clone(),
+            shared.clone(),
+            settings.clone(),
+            cfg.telnet.max_sessions,
+            z,
+            kept,
+        );
     }
     if let Some(z) = z {
         telnet::resume_sessions(z, &shared, &settings);

@@ -2,7 +2,8 @@
 //!
 //! Started by `restartd` (`RESTARTD_SOCK` set), the controlplane:
 //!
-//! * keeps its listening sockets (`telnet`, `api`, `beacon`) and every accepted telnet session
+//! * keeps its listening sockets (`telnet`, `api`, `beacon`, and `telnet-extra:ADDRESS@IFINDEX`
+//!   for each `[[telnet.extra]]`, see [`crate::telnet_listen`]) and every accepted telnet session
 //!   (`telnet:ID`) and API connection (`api:ID`) as kept channels, released just before a clean
 //!   close; a new generation adopts them instead of binding anew;
 //! * keeps the binding cache ([`bindings`]), the running-config and the health checker's state
