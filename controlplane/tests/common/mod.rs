@@ -1,6 +1,8 @@
 //! Shared by the controlplane's process tests: start a controlplane, run acmctl.
 #![allow(dead_code)]
 
+pub mod supervised;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
