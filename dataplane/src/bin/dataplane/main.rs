@@ -252,9 +252,9 @@ fn run(args: Args) -> Result<()> {
     // Exact Maglev tables, built after the changes they follow are acknowledged. Below the
     // API threads in priority: a build never delays an acknowledgement.
     let builder = {
-        let (sw, stop) = (switch.clone(), stop.clone());
+        let (sw, stop, nice) = (switch.clone(), stop.clone(), d.builder_nice);
         std::thread::Builder::new().name("maglev-build".into()).spawn(move || {
-            if let Err(e) = dpdk::set_thread_nice(10) {
+            if let Err(e) = dpdk::set_thread_nice(nice) {
                 tracing::debug!("cannot lower the Maglev builder's priority: {e}");
             }
             sw.run_builder(Duration::from_millis(2), stop)
