@@ -74,11 +74,6 @@ impl BuildJob {
         Built { service: self.service, sid: self.sid, backends: self.backends, maglev }
     }
 
-    /// The service it is for.
-    pub fn service(&self) -> ServiceKey {
-        self.service
-    }
-
     /// Its table size.
     pub fn table_size(&self) -> usize {
         self.table_size
@@ -88,6 +83,13 @@ impl BuildJob {
     pub fn backends(&self) -> usize {
         self.backends.len()
     }
+}
+
+/// The table size a build of `svc` for `backends` would use, when its published table is not
+/// exact for them (other backends or weights, or another size due); `None` when it is.
+fn build_due(svc: &ServiceState, backends: &[Backend], cap: usize) -> Option<usize> {
+    let size = adaptive_size(backends.len(), svc.table_size, cap);
+    (backends != svc.built.as_slice() || size != svc.table_size).then_some(size)
 }
 
 /// The active bindings among `ids`, as Maglev backends, in slot order.
@@ -369,11 +371,9 @@ impl Control {
                 continue;
             };
             let backends = live_backends(&self.slots, &svc.slots);
-            let table_size = adaptive_size(backends.len(), svc.table_size, self.maglev_size);
-            if backends == svc.built && table_size == svc.table_size {
-                exact.push(*key);
-            } else {
-                jobs.push(BuildJob { service: *key, sid: svc.id, backends, table_size });
+            match build_due(svc, &backends, self.maglev_size) {
+                Some(table_size) => jobs.push(BuildJob { service: *key, sid: svc.id, backends, table_size }),
+                None => exact.push(*key),
             }
         }
         for key in exact {
@@ -430,9 +430,7 @@ impl Control {
             let backends = live_backends(&self.slots, &svc.slots);
             let active = backends.iter().filter(|b| b.weight > 0).count() as u32;
             let interim = Interim::between(&svc.built, &backends).map(Box::new);
-            if backends != svc.built
-                || adaptive_size(backends.len(), svc.table_size, self.maglev_size) != svc.table_size
-            {
+            if build_due(svc, &backends, self.maglev_size).is_some() {
                 self.unbuilt.insert(*key);
             } else {
                 self.unbuilt.remove(key);
