@@ -171,6 +171,8 @@ pub struct WorkerCounters {
     pub bursts: AtomicU64,
     /// Flows in the table.
     pub flows: AtomicU64,
+    /// SYNs that reused the 5-tuple of a closed or dead flow and were placed as new connections.
+    pub reused_tuples: AtomicU64,
     /// Drops by [`DropReason`] index.
     pub drops: Box<[AtomicU64]>,
     /// Per binding slot.
@@ -189,6 +191,7 @@ impl WorkerCounters {
             packets: AtomicU64::new(0),
             bursts: AtomicU64::new(0),
             flows: AtomicU64::new(0),
+            reused_tuples: AtomicU64::new(0),
             drops: (0..DropReason::COUNT).map(|_| AtomicU64::new(0)).collect(),
             bindings: (0..max_bindings).map(|_| BindingCounters::default()).collect(),
             services: (0..max_services).map(|_| ServiceCounters::default()).collect(),

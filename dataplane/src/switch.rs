@@ -428,6 +428,7 @@ impl Switch {
                 flow_capacity: w.flow_capacity,
                 packets: read(&w.counters.packets),
                 bursts: read(&w.counters.bursts),
+                reused_tuples: read(&w.counters.reused_tuples),
             })
             .collect();
         let mut maglev = inner.maglev.clone();

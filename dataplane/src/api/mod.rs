@@ -291,6 +291,9 @@ pub struct WorkerStats {
     pub packets: u64,
     /// Non-empty rx bursts it processed.
     pub bursts: u64,
+    /// SYNs that reused the 5-tuple of a closed or dead flow (placed as new connections).
+    #[serde(default)]
+    pub reused_tuples: u64,
 }
 
 /// The answer to Sessions: live flows, as the workers saw them between two bursts.

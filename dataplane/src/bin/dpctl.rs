@@ -178,8 +178,8 @@ fn run(a: Args) -> Result<()> {
                 }
                 for w in &s.workers {
                     println!(
-                        "worker lcore {}  generation {}  flows {}/{}  packets {}  bursts {}",
-                        w.lcore, w.generation, w.flows, w.flow_capacity, w.packets, w.bursts
+                        "worker lcore {}  generation {}  flows {}/{}  packets {}  bursts {}  reused tuples {}",
+                        w.lcore, w.generation, w.flows, w.flow_capacity, w.packets, w.bursts, w.reused_tuples
                     );
                 }
                 let m = &s.maglev;

@@ -627,10 +627,15 @@ impl Worker {
         let timeouts = self.cfg.timeouts;
         let mut found = None;
         let mut dead = None;
+        let mut stale = None;
         let mut over = false;
         if let Some(e) = self.flows.lookup_entry(&key, now) {
             if e.direction == Direction::Forward {
-                if slot_alive(&gen.bindings, e.value) {
+                if tcp.is_some_and(|t| is_fresh_syn(t.flags)) && syn_starts_anew(&gen.bindings, e.value) {
+                    // The 5-tuple of a closed (or dead) flow, reused by a new connection:
+                    // the old record goes, the SYN is admitted and placed like any other.
+                    stale = Some(e.id);
+                } else if slot_alive(&gen.bindings, e.value) {
                     let before = e.value.tcp;
                     client_touch(e.value, tcp);
                     *e.expires_at = now + timeout_for(&timeouts, e.value.tcp);
@@ -643,6 +648,13 @@ impl Worker {
         }
         if let Some(id) = dead {
             return self.reset_flow(gen, id, in_port, frame, p);
+        }
+        if let Some(id) = stale {
+            let Self { flows, counters, snat, .. } = self;
+            if let Some(f) = flows.remove(id) {
+                forget(counters, snat, &gen.bindings, &f);
+            }
+            bump(&counters.reused_tuples, 1);
         }
         if over {
             if let Some(h) = &found {
@@ -1011,6 +1023,23 @@ fn client_touch(f: &mut FlowState, tcp: Option<wire::TcpInfo>) {
             f.client_ack = t.ack;
         }
     }
+}
+
+/// A SYN without ACK: the first segment of a connection.
+#[inline]
+fn is_fresh_syn(flags: TcpFlags) -> bool {
+    flags.contains(TcpFlags::SYN) && !flags.intersects(TcpFlags::ACK | TcpFlags::RST)
+}
+
+/// Whether a fresh SYN matching the forward key of `f` opens a new connection rather than
+/// retransmitting the one `f` records: the recorded connection is closing, closed or reset
+/// (a client reusing its port: NAT gateways and `Connection: close` clients do it within
+/// seconds), or its binding no longer forwards (drained away, force-removed, reused). A SYN
+/// for an established flow whose binding is alive stays with it: the server answers with a
+/// challenge ACK and the client's RST ends the old connection (RFC 5961 §4).
+#[inline]
+fn syn_starts_anew(bindings: &SlotTable, f: &FlowState) -> bool {
+    f.tcp.is_closing() || f.tcp.is_over() || !slot_alive(bindings, f)
 }
 
 /// The service slot of a flow's binding. A slot keeps its service until every flow of it is

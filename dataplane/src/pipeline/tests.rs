@@ -650,3 +650,126 @@ fn sweep_is_paced_by_time() {
     assert_eq!(r.worker.flow_count(), 768);
     assert_eq!(r.worker.sweep_budget(1_000_000), 524);
 }
+
+/// Opens a connection from `cport`, closes it cleanly (FIN, FIN, last ACK) and returns the
+/// server it went to.
+fn open_and_close(r: &mut Rig, cport: u16) -> u8 {
+    let mut f = client_tcp(cport, TcpFlags::SYN, 1, 0, b"");
+    assert!(matches!(r.run(0, &mut f), Verdict::Forward { port: 1, .. }));
+    let s = server_of(&check(&f).1);
+    let mut back = server_tcp(s, (CLIENT, cport), TcpFlags::SYN | TcpFlags::ACK, 500, 2);
+    assert!(matches!(r.run(1, &mut back), Verdict::Forward { port: 0, .. }));
+    let mut fin = client_tcp(cport, TcpFlags::FIN | TcpFlags::ACK, 2, 501, b"");
+    r.run(0, &mut fin);
+    let mut fin2 = server_tcp(s, (CLIENT, cport), TcpFlags::FIN | TcpFlags::ACK, 501, 3);
+    r.run(1, &mut fin2);
+    let mut last = client_tcp(cport, TcpFlags::ACK, 3, 502, b"");
+    r.run(0, &mut last);
+    s
+}
+
+fn reused(r: &Rig) -> u64 {
+    crate::counters::read(&r.worker.counters().reused_tuples)
+}
+
+#[test]
+fn syn_reusing_a_closed_flows_tuple_after_churn_is_a_new_connection() {
+    // The bug of issue #17: `Connection: close` clients reuse source ports within seconds;
+    // after the servers were drained and re-added, a SYN matching the closed flow's record
+    // (kept 10 s) was taken for part of that flow and answered with a RST.
+    let mut r = Rig::new(&[1, 2, 3]);
+    let cport = 40001;
+    open_and_close(&mut r, cport);
+    for i in [1, 2, 3] {
+        r.apply(Primitive::Remove { key: bkey(i) });
+        r.apply(Primitive::Add { key: bkey(i), params: BindingParams { weight: 1, source_nat: false } });
+    }
+    r.now += SEC;
+    let mut syn = client_tcp(cport, TcpFlags::SYN, 9000, 0, b"");
+    assert!(matches!(r.run(0, &mut syn), Verdict::Forward { port: 1, .. }), "forwarded, not reset");
+    let (_, ip, t) = check(&syn);
+    assert!(t.flags.contains(TcpFlags::SYN) && !t.flags.contains(TcpFlags::RST));
+    let s = server_of(&ip);
+    assert_eq!(r.drops(DropReason::ForceRemoved), 0, "nothing was force-removed");
+    assert_eq!(reused(&r), 1);
+    // The new connection is a flow like any other: the server's answer goes back, data sticks.
+    let mut back = server_tcp(s, (CLIENT, cport), TcpFlags::SYN | TcpFlags::ACK, 7000, 9001);
+    assert!(matches!(r.run(1, &mut back), Verdict::Forward { port: 0, .. }));
+    let mut data = client_tcp(cport, TcpFlags::ACK, 9001, 7001, b"GET /");
+    r.run(0, &mut data);
+    assert_eq!(server_of(&check(&data).1), s);
+    assert_eq!(r.worker.flow_count(), 1, "the closed record was replaced, not kept beside");
+}
+
+#[test]
+fn syn_reusing_a_closed_flows_tuple_never_reaches_a_draining_server() {
+    let mut r = Rig::new(&[1, 2, 3]);
+    // Find client ports whose closed flows went to each server; drain the one of the first.
+    let s = open_and_close(&mut r, 41000);
+    let mut ports = vec![41000];
+    for cport in 41001..41100u16 {
+        if open_and_close(&mut r, cport) == s {
+            ports.push(cport);
+        }
+    }
+    assert!(ports.len() > 5, "{ports:?}");
+    r.apply(Primitive::Remove { key: bkey(s) });
+    for &cport in &ports {
+        let mut syn = client_tcp(cport, TcpFlags::SYN, 77, 0, b"");
+        assert!(matches!(r.run(0, &mut syn), Verdict::Forward { port: 1, .. }));
+        assert_ne!(server_of(&check(&syn).1), s, "port {cport} reached the draining server");
+    }
+    assert_eq!(reused(&r), ports.len() as u64);
+}
+
+#[test]
+fn syn_reusing_a_reset_or_force_removed_flows_tuple_is_a_new_connection() {
+    let mut r = Rig::new(&[1, 2]);
+    let mut f = client_tcp(42000, TcpFlags::SYN, 1, 0, b"");
+    r.run(0, &mut f);
+    let s = server_of(&check(&f).1);
+    let mut rst = server_tcp(s, (CLIENT, 42000), TcpFlags::RST | TcpFlags::ACK, 0, 2);
+    assert!(matches!(r.run(1, &mut rst), Verdict::Forward { .. }));
+    let mut syn = client_tcp(42000, TcpFlags::SYN, 50, 0, b"");
+    assert!(matches!(r.run(0, &mut syn), Verdict::Forward { port: 1, .. }));
+    assert_eq!(reused(&r), 1);
+
+    // An established flow whose binding was force-removed: its data segments are reset, a SYN
+    // on the same tuple (before the purge walk reached it, or after) opens a new connection.
+    let mut r = Rig::new(&[1, 2]);
+    let mut f = client_tcp(42001, TcpFlags::SYN, 1, 0, b"");
+    r.run(0, &mut f);
+    let s = server_of(&check(&f).1);
+    r.control.apply(&Primitive::ForceRemove { key: bkey(s) }).unwrap();
+    // Publish without letting the worker purge, so the record is still there.
+    r.gen = r.control.publish();
+    let mut syn = client_tcp(42001, TcpFlags::SYN, 60, 0, b"");
+    assert!(matches!(r.run(0, &mut syn), Verdict::Forward { port: 1, .. }));
+    assert_ne!(server_of(&check(&syn).1), s);
+    assert_eq!(r.drops(DropReason::ForceRemoved), 0);
+    assert_eq!(reused(&r), 1);
+}
+
+#[test]
+fn retransmitted_syn_and_syn_on_a_live_flow_stay_with_their_server() {
+    let mut r = Rig::new(&[1, 2, 3]);
+    let mut f = client_tcp(43000, TcpFlags::SYN, 1, 0, b"");
+    r.run(0, &mut f);
+    let s = server_of(&check(&f).1);
+    // Drained while the handshake is under way: the retransmitted SYN is the same connection.
+    r.apply(Primitive::Remove { key: bkey(s) });
+    let mut again = client_tcp(43000, TcpFlags::SYN, 1, 0, b"");
+    r.run(0, &mut again);
+    assert_eq!(server_of(&check(&again).1), s);
+    // Established, binding alive: a SYN stays (the server's challenge ACK sorts it out).
+    let mut r = Rig::new(&[1, 2, 3]);
+    let mut f = client_tcp(43001, TcpFlags::SYN, 1, 0, b"");
+    r.run(0, &mut f);
+    let s = server_of(&check(&f).1);
+    let mut back = server_tcp(s, (CLIENT, 43001), TcpFlags::SYN | TcpFlags::ACK, 500, 2);
+    r.run(1, &mut back);
+    let mut syn = client_tcp(43001, TcpFlags::SYN, 99, 0, b"");
+    r.run(0, &mut syn);
+    assert_eq!(server_of(&check(&syn).1), s);
+    assert_eq!(reused(&r), 0);
+}
