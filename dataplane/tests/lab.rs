@@ -220,8 +220,10 @@ fn dataplane_in_the_lab() {
     assert!(flow.idle_ms < 5_000 && flow.expires_ms > 0, "{flow:?}");
     let other: ServiceKey = "10.0.0.100:81".parse().unwrap();
     assert_eq!(api.sessions(Some(other), 10).unwrap().total, 0);
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_dpctl")).args(["-s", sock.to_str().unwrap(), "sessions"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dpctl"))
+        .args(["-s", sock.to_str().unwrap(), "sessions", "--limit", "5000"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "dpctl sessions: {}", String::from_utf8_lossy(&out.stderr));
     let row =
@@ -267,6 +269,70 @@ fn dataplane_in_the_lab() {
     body_of(&lab).expect("drop 0 restores");
     let st = api.stats().unwrap();
     assert!(st.drops["admission"] >= 1);
+
+    // Port reuse (issue #17): a `Connection: close` client that reuses its source port right
+    // after every server was drained and re-added opens a new connection (it was reset and
+    // counted as force_removed while the closed flow's record lived).
+    let reuse = "curl -sS -m 3 -H 'Connection: close' --local-port 40001 http://10.0.0.100/";
+    let (code, out) = client_sh(&lab, reuse);
+    assert_eq!(code, 0, "first request from port 40001: {out}");
+    let before = api.stats().unwrap();
+    for i in 1..=3 {
+        api.remove(binding(i)).expect("remove");
+        // Its connections are over: the drained binding is reaped, the Add makes a new one.
+        wait_until("the drained binding is reaped", Duration::from_secs(5), || {
+            api.list().unwrap().iter().all(|b| b.key != binding(i))
+        });
+        api.add(binding(i), BindingParams::default()).expect("add");
+    }
+    let (code, out) = client_sh(&lab, reuse);
+    assert_eq!(code, 0, "the same client port after drain + re-add: {out}");
+    let after = api.stats().unwrap();
+    assert_eq!(after.drops["force_removed"], before.drops["force_removed"], "nothing was force-removed");
+    let reused = |s: &dataplane::api::Stats| s.workers.iter().map(|w| w.reused_tuples).sum::<u64>();
+    assert!(reused(&after) > reused(&before), "the SYN replaced the closed flow's record");
+
+    // The same under churn: 150 sequential `Connection: close` requests from a few client
+    // ports (curl takes the first free one, so they are reused at once) while another API
+    // client drains and re-adds the servers one at a time. None may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (stop, sock) = (stop.clone(), sock.clone());
+        std::thread::spawn(move || {
+            let mut api = Client::connect_wait(&sock, Duration::from_secs(5)).expect("second API client");
+            let mut changes = 0u32;
+            'outer: loop {
+                for i in 1..=3 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break 'outer;
+                    }
+                    api.remove(binding(i)).expect("churn remove");
+                    std::thread::sleep(Duration::from_millis(30));
+                    api.add(binding(i), BindingParams::default()).expect("churn add");
+                    std::thread::sleep(Duration::from_millis(30));
+                    changes += 2;
+                }
+            }
+            changes
+        })
+    };
+    let (code, out) = client_sh(
+        &lab,
+        "for i in $(seq 150); do curl -s -m 3 -H 'Connection: close' --local-port 40100-40103 \
+         http://10.0.0.100/ || echo FAIL; done",
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let changes = churn.join().expect("churn thread");
+    assert_eq!(code, 0);
+    assert!(changes >= 6, "the churn made only {changes} changes");
+    assert_eq!(out.matches("FAIL").count(), 0, "requests failed under churn with port reuse:\n{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("rs")).count(), 150);
+    let churned = api.stats().unwrap();
+    eprintln!(
+        "port reuse under churn: {changes} changes, 150/150 answered, reused tuples {}",
+        reused(&churned) - reused(&after)
+    );
+    assert!(reused(&churned) > reused(&after) + 100, "ports were reused");
 
     // A burst of malformed frames is counted and forwarding goes on.
     let before = api.stats().unwrap();
