@@ -2,7 +2,8 @@
 
 use std::net::SocketAddrV4;
 
-use super::{timeout_for, TcpState, Worker};
+use super::tcp_state::timeout_for;
+use super::{TcpState, Worker};
 use crate::api::{SessionInfo, SessionState};
 use crate::sessions::DumpJob;
 

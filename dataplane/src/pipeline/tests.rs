@@ -11,8 +11,13 @@ use proptest::prelude::*;
 use super::*;
 use crate::config::PortAddr;
 use crate::control::Control;
+use crate::counters::{DropReason, WorkerCounters};
 use crate::generation::PortView;
+use crate::generation::{Generation, Mac};
+use crate::lb::flows::FlowTable;
+use crate::nat;
 use crate::wire::build::{icmp_echo_frame, tcp_frame, udp_frame, Ipv4Frame, TcpSegment};
+use crate::wire::{self, parse, Ipv4Info, MacAddr, TcpFlags, L3, L4};
 use crate::wire::{checksum, ipv4, tcp};
 
 const P0_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];

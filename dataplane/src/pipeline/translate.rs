@@ -1,0 +1,64 @@
+//! The common tail of both directions of a flow: rewrite the destination and/or source,
+//! decrement the TTL, set the MACs for the way out, count the packet for the flow's binding
+//! and service.
+
+use crate::counters::{bump, DropReason};
+use crate::nat;
+use crate::wire::ethernet::MacAddr;
+use crate::wire::Ipv4Info;
+
+use super::flow::{service_of, Hit};
+use super::{Frame, Verdict, Worker};
+
+/// Which way a packet of a flow goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Way {
+    /// Client → real server (to the VIP; counted as "in").
+    ToServer,
+    /// Real server → client (counted as "out").
+    ToClient,
+}
+
+impl Worker {
+    /// Rewrites the frame of flow `hit` for `way` and forwards it.
+    ///
+    /// Towards the real server the reverse key (real server → client, or → the source-NAT
+    /// address:port) gives the new destination, and the source when source-NATed; back to
+    /// the client the forward key (client → VIP) gives the new source VIP:vport, and the
+    /// destination when source-NATed.
+    #[inline]
+    pub(super) fn translate(&mut self, fr: &mut Frame<'_>, ip: &Ipv4Info, hit: &Hit, way: Way) -> Verdict {
+        let Hit { f, fwd, rev } = hit;
+        let snat = f.snat_port != 0;
+        let (dst, src, out, next_hop_mac) = match way {
+            Way::ToServer => {
+                (Some((rev.src, rev.sport)), snat.then_some((rev.dst, rev.dport)), f.server_port(), f.server_mac)
+            }
+            Way::ToClient => {
+                (snat.then_some((fwd.src, fwd.sport)), Some((fwd.dst, fwd.dport)), f.client_port(), f.client_mac)
+            }
+        };
+        let Some(out_view) = fr.gen.ports.get(out as usize) else { return self.drop(DropReason::NoRoute) };
+        let (frame, p) = (&mut *fr.bytes, fr.parsed);
+        let r = dst
+            .map_or(Ok(()), |(a, port)| nat::rewrite_dst(frame, p, a, port))
+            .and_then(|()| src.map_or(Ok(()), |(a, port)| nat::rewrite_src(frame, p, a, port)))
+            .and_then(|()| nat::decrement_ttl(frame, p).map(|_| ()))
+            .and_then(|()| nat::set_macs(frame, MacAddr(out_view.mac), MacAddr(next_hop_mac)));
+        if r.is_err() {
+            return self.drop(DropReason::MalformedIpv4);
+        }
+        let bytes = u64::from(ip.total_len);
+        let b = &self.counters.bindings[f.binding as usize];
+        let s = &self.counters.services[service_of(&fr.gen.bindings, f)];
+        let (bp, bb, sp, sb) = match way {
+            Way::ToServer => (&b.packets_in, &b.bytes_in, &s.packets_in, &s.bytes_in),
+            Way::ToClient => (&b.packets_out, &b.bytes_out, &s.packets_out, &s.bytes_out),
+        };
+        bump(bp, 1);
+        bump(bb, bytes);
+        bump(sp, 1);
+        bump(sb, bytes);
+        Verdict::Forward { port: out, len: frame.len() }
+    }
+}
