@@ -12,7 +12,7 @@ use crate::config::{PortAddr, TimeoutsNs};
 use crate::control::Control;
 use crate::counters::WorkerCounters;
 use crate::generation::{Generation, Mac, PortView};
-use crate::sessions::DumpJob;
+use crate::runtime::sessions::DumpJob;
 use crate::wire::build::{tcp_frame, udp_frame, Ipv4Frame, TcpSegment};
 use crate::wire::{MacAddr, TcpFlags};
 

@@ -20,7 +20,7 @@ use dataplane::control::Control;
 use dataplane::generation::{fmt_mac, PortView};
 use dataplane::lb::flows::Placement;
 use dataplane::pipeline::{Worker, WorkerConfig};
-use dataplane::switch::{worker_link, Switch};
+use dataplane::runtime::switch::{worker_link, Switch};
 use dpdk::{Eal, EalArgs, Mempool, Port, PortConfig, SocketId};
 
 #[derive(Parser, Debug)]
@@ -71,7 +71,7 @@ fn setup_tap(name: &str, address: &str) -> Result<()> {
 
 fn main() {
     let args = Args::parse();
-    let _ = dataplane::clock::now_ns(); // start the API clock at process start
+    let _ = dataplane::runtime::clock::now_ns(); // start the API clock at process start
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();

@@ -12,7 +12,7 @@ use dataplane::counters::{bump, read};
 use dataplane::generation::{Mac, PortView};
 use dataplane::host;
 use dataplane::nat;
-use dataplane::switch::HostCmd;
+use dataplane::runtime::switch::HostCmd;
 use dataplane::wire::MacAddr;
 use dpdk::ring::Producer;
 use dpdk::{Burst, Mempool, Port, PortId, RxQueue};

@@ -12,7 +12,7 @@ use dataplane::generation::{Generation, Mac, PortView};
 use dataplane::host;
 use dataplane::nat;
 use dataplane::pipeline::{Emit, Verdict, Worker};
-use dataplane::switch::WorkerEnd;
+use dataplane::runtime::switch::WorkerEnd;
 use dataplane::wire::MacAddr;
 use dpdk::ring::{Consumer, Producer};
 use dpdk::{Burst, Eal, Mbuf, Mempool, Port, RxQueue, SocketId, TxQueue};
@@ -141,7 +141,7 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
     let mut loops = 0u64;
     let mut last_sweep = clock.now_ns();
     // A Sessions listing in progress (the control side allocated its rows).
-    let mut dump: Option<dataplane::sessions::DumpJob> = None;
+    let mut dump: Option<dataplane::runtime::sessions::DumpJob> = None;
     while !stop.load(Ordering::Relaxed) {
         loops = loops.wrapping_add(1);
         // New forwarding state, between bursts. `is_empty` first: two plain loads, where

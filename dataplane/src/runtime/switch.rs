@@ -21,16 +21,16 @@ use acm::Primitive;
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use crossbeam::queue::ArrayQueue;
 
+use super::clock::now_ns;
+use super::sessions::{sessions_link, SessionsEnd, SessionsLink, SESSIONS_TIMEOUT};
 use crate::api::server::Handler;
 use crate::api::{
     ApiError, MaglevStats, PortStats, Request, RequestBody, Response, ResponseBody, ServiceStats, Stats, Timing,
     WorkerStats,
 };
-use crate::clock::now_ns;
 use crate::control::{BuildJob, Control, Outcome};
 use crate::counters::{read, DropReason, WorkerCounters};
 use crate::generation::{Generation, Mac};
-use crate::sessions::{sessions_link, SessionsEnd, SessionsLink, SESSIONS_TIMEOUT};
 
 /// How long a change may wait for the workers' acknowledgement.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -462,7 +462,7 @@ impl Handler for Switch {
             }
             RequestBody::Sessions { service, limit } => {
                 let workers = self.workers.iter().map(|w| (w.lcore, &w.sessions));
-                let s = crate::sessions::collect(workers, *service, *limit, SESSIONS_TIMEOUT);
+                let s = super::sessions::collect(workers, *service, *limit, SESSIONS_TIMEOUT);
                 let t = now_ns();
                 (Ok(ResponseBody::Sessions(Box::new(s))), Timing { received_ns, published_ns: t, acked_ns: t })
             }
