@@ -71,9 +71,9 @@ pub struct TemplateSpec {
     /// Frame size with FCS.
     pub frame_size: u16,
     /// Our MAC (client side).
-    pub src_mac: [u8; 6],
+    pub src_mac: MacAddr,
     /// The device under test's MAC on the client side.
-    pub dst_mac: [u8; 6],
+    pub dst_mac: MacAddr,
     /// The VIP.
     pub dst: Ipv4Addr,
     /// The virtual port.
@@ -100,8 +100,8 @@ impl Template {
         }
         let len = usize::from(spec.frame_size) - FCS_LEN;
         let ip = Ipv4Frame {
-            src_mac: MacAddr(spec.src_mac),
-            dst_mac: MacAddr(spec.dst_mac),
+            src_mac: spec.src_mac,
+            dst_mac: spec.dst_mac,
             src: Ipv4Addr::UNSPECIFIED,
             dst: spec.dst,
             ttl: spec.ttl,
@@ -228,8 +228,8 @@ mod tests {
         TemplateSpec {
             proto,
             frame_size,
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
             dst: Ipv4Addr::new(198, 18, 0, 100),
             dst_port: 80,
             ttl: 64,

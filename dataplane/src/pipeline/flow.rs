@@ -2,8 +2,9 @@
 //! connection ends or its record leaves the table.
 
 use crate::counters::{drop_gauge, WorkerCounters};
-use crate::generation::{Mac, SlotState, SlotTable};
+use crate::generation::{SlotState, SlotTable};
 use crate::lb::flows::FlowKey;
+use crate::wire::MacAddr;
 
 use super::snat::SnatPorts;
 use super::TcpState;
@@ -21,9 +22,9 @@ pub struct FlowState {
     /// after all its flows are gone; this is a second check).
     pub incarnation: u16,
     /// MAC the client's frames come from (client or its router).
-    pub client_mac: Mac,
+    pub client_mac: MacAddr,
     /// Next hop MAC towards the real server.
-    pub server_mac: Mac,
+    pub server_mac: MacAddr,
     /// Port the client's frames arrive on (low nibble) and port towards the server (high).
     pub(super) ports: u8,
     /// TCP state.

@@ -7,11 +7,11 @@
 use std::net::Ipv4Addr;
 
 use crate::counters::{bump, DropReason};
-use crate::generation::Mac;
 use crate::lb::flows::{client_hash, flow_hash, Direction, FlowId, FlowKey, InsertError};
 use crate::nat;
-use crate::wire::ethernet::field as eth;
-use crate::wire::{Ipv4Info, TcpFlags, TcpInfo, L4};
+use crate::wire::ethernet::{self, field as eth};
+use crate::wire::field::get_mac;
+use crate::wire::{Ipv4Info, MacAddr, TcpFlags, TcpInfo, L4};
 
 use super::flow::{connection_over, forget, slot_alive, syn_starts_anew, FlowState, Hit};
 use super::icmp::is_echo_request;
@@ -139,8 +139,9 @@ impl Worker {
             Some(_) if syn => TcpState::SynSent,
             Some(_) => TcpState::Established,
         };
-        let mut client_mac = [0u8; 6];
-        client_mac.copy_from_slice(&fr.bytes[eth::SRC]);
+        // The parse saw a whole Ethernet header.
+        let client_mac =
+            fr.bytes.first_chunk::<{ ethernet::HEADER_LEN }>().map_or(MacAddr::ZERO, |e| get_mac(e, eth::SRC));
         let flow = FlowState {
             binding: bid as u16,
             incarnation: slot.incarnation as u16,
@@ -178,7 +179,7 @@ impl Worker {
     }
 
     /// The MAC of `next_hop`, asking for it (rate-limited) when unknown.
-    fn neighbor(&mut self, fr: &Frame<'_>, port: u16, next_hop: Ipv4Addr) -> Option<Mac> {
+    fn neighbor(&mut self, fr: &Frame<'_>, port: u16, next_hop: Ipv4Addr) -> Option<MacAddr> {
         let ip = u32::from(next_hop);
         if let Some(m) = self.neigh.get(ip) {
             return Some(m);

@@ -49,9 +49,9 @@ use crossbeam::queue::ArrayQueue;
 
 use crate::config::TimeoutsNs;
 use crate::counters::WorkerCounters;
-use crate::generation::{Generation, Mac};
+use crate::generation::Generation;
 use crate::lb::flows::{FlowId, FlowTable, KeyHash};
-use crate::wire::{Parsed, WireError};
+use crate::wire::{MacAddr, Parsed, WireError};
 use neigh::NeighborCache;
 use snat::SnatPorts;
 
@@ -98,7 +98,7 @@ pub struct Worker {
     neigh: NeighborCache,
     snat: SnatPorts,
     counters: Arc<WorkerCounters>,
-    learned: Arc<ArrayQueue<(u32, Mac)>>,
+    learned: Arc<ArrayQueue<(u32, MacAddr)>>,
     /// Frames to originate; the I/O layer drains it after every burst.
     pub outbox: Outbox,
     rng: u64,

@@ -4,7 +4,6 @@
 
 use crate::counters::{bump, DropReason};
 use crate::nat;
-use crate::wire::ethernet::MacAddr;
 use crate::wire::Ipv4Info;
 
 use super::flow::{service_of, Hit};
@@ -44,7 +43,7 @@ impl Worker {
             .map_or(Ok(()), |(a, port)| nat::rewrite_dst(frame, p, a, port))
             .and_then(|()| src.map_or(Ok(()), |(a, port)| nat::rewrite_src(frame, p, a, port)))
             .and_then(|()| nat::decrement_ttl(frame, p).map(|_| ()))
-            .and_then(|()| nat::set_macs(frame, MacAddr(out_view.mac), MacAddr(next_hop_mac)));
+            .and_then(|()| nat::set_macs(frame, out_view.mac, next_hop_mac));
         if r.is_err() {
             return self.drop(DropReason::MalformedIpv4);
         }

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use crate::counters::DropReason;
-use crate::generation::Mac;
+use crate::wire::MacAddr;
 
 /// What to do with a frame after [`Worker::process`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +45,9 @@ pub enum Emit {
         /// Port index.
         port: u16,
         /// Our MAC on that port.
-        src_mac: Mac,
+        src_mac: MacAddr,
         /// The client's (or its router's) MAC.
-        dst_mac: Mac,
+        dst_mac: MacAddr,
         /// Source address and port (the VIP side).
         src: (Ipv4Addr, u16),
         /// Destination (the client).

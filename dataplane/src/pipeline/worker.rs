@@ -7,9 +7,9 @@ use std::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 
 use crate::counters::{bump, DropReason, WorkerCounters};
-use crate::generation::{Generation, Mac};
+use crate::generation::Generation;
 use crate::lb::flows::{FlowKey, FlowTable, KeyHash, Placement};
-use crate::wire::{parse, Ipv4Info, Parsed, WireError, L3};
+use crate::wire::{parse, Ipv4Info, MacAddr, Parsed, WireError, L3};
 
 use super::maintain::PURGE_CHUNK;
 use super::neigh::NeighborCache;
@@ -26,7 +26,7 @@ const NO_KEY: u8 = u8::MAX;
 
 impl Worker {
     /// A worker with everything allocated.
-    pub fn new(cfg: WorkerConfig, counters: Arc<WorkerCounters>, learned: Arc<ArrayQueue<(u32, Mac)>>) -> Worker {
+    pub fn new(cfg: WorkerConfig, counters: Arc<WorkerCounters>, learned: Arc<ArrayQueue<(u32, MacAddr)>>) -> Worker {
         Self::with_flow_placement(cfg, counters, learned, Placement::Heap)
     }
 
@@ -35,7 +35,7 @@ impl Worker {
     pub fn with_flow_placement(
         cfg: WorkerConfig,
         counters: Arc<WorkerCounters>,
-        learned: Arc<ArrayQueue<(u32, Mac)>>,
+        learned: Arc<ArrayQueue<(u32, MacAddr)>>,
         placement: Placement,
     ) -> Worker {
         Worker {

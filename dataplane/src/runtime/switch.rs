@@ -30,7 +30,8 @@ use crate::api::{
 };
 use crate::control::{BuildJob, Control, Outcome};
 use crate::counters::{read, DropReason, WorkerCounters};
-use crate::generation::{Generation, Mac};
+use crate::generation::Generation;
+use crate::wire::MacAddr;
 
 /// How long a change may wait for the workers' acknowledgement.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,7 +45,7 @@ pub struct WorkerLink {
     /// The worker's counters.
     pub counters: Arc<WorkerCounters>,
     /// Neighbours the worker learned from ARP, for the control side to publish.
-    pub learned: Arc<ArrayQueue<(u32, Mac)>>,
+    pub learned: Arc<ArrayQueue<(u32, MacAddr)>>,
     /// The worker's flow-table capacity.
     pub flow_capacity: u64,
     /// Sessions requests to the worker.
@@ -58,7 +59,7 @@ pub struct WorkerEnd {
     /// Its counters.
     pub counters: Arc<WorkerCounters>,
     /// Where it reports learned neighbours.
-    pub learned: Arc<ArrayQueue<(u32, Mac)>>,
+    pub learned: Arc<ArrayQueue<(u32, MacAddr)>>,
     /// Sessions requests (flow listings) to serve between bursts.
     pub sessions: SessionsEnd,
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use dataplane::counters::{bump, DropReason};
-use dataplane::generation::{Generation, Mac, PortView};
+use dataplane::generation::{Generation, PortView};
 use dataplane::host;
 use dataplane::nat;
 use dataplane::pipeline::{Emit, Verdict, Worker};
@@ -72,7 +72,7 @@ pub struct WorkerIo {
     tap_bufs: Vec<Burst<BURST>>,
     pool: Mempool,
     views: Vec<PortView>,
-    tap_macs: Vec<Mac>,
+    tap_macs: Vec<MacAddr>,
     rings: HandoffRings,
     /// Frames from the main lcore to send, per port (worker 0 only).
     inject: Vec<Consumer>,
@@ -94,7 +94,7 @@ impl WorkerIo {
         w: u16,
         pool: &Mempool,
         views: Vec<PortView>,
-        tap_macs: Vec<Mac>,
+        tap_macs: Vec<MacAddr>,
         rings: HandoffRings,
         inject: Vec<Consumer>,
         link_up: Arc<[AtomicBool]>,
@@ -284,14 +284,14 @@ fn emit(core: &mut Worker, io: &mut WorkerIo) {
             match e {
                 Emit::ArpRequest { port, target } => {
                     let v = &io.views[usize::from(port)];
-                    (port, nat::build_arp_request(buf, MacAddr(v.mac), v.addr.ip, target, None))
+                    (port, nat::build_arp_request(buf, v.mac, v.addr.ip, target, None))
                 }
                 Emit::Rst { port, src_mac, dst_mac, src, dst, seq } => (
                     port,
                     nat::build_tcp_rst(
                         buf,
-                        MacAddr(src_mac),
-                        MacAddr(dst_mac),
+                        src_mac,
+                        dst_mac,
                         None,
                         SocketAddrV4::new(src.0, src.1),
                         SocketAddrV4::new(dst.0, dst.1),
