@@ -206,16 +206,23 @@ pub fn read_ts(frame: &[u8], at: usize) -> Option<u64> {
 /// sum does not depend on order). `l2`/`l3`/`l4` are the header offsets from the parser.
 #[inline]
 pub fn reflect(frame: &mut [u8], l3: usize, l4: usize) -> bool {
-    if frame.len() < l4 + 4 || l3 < 12 || frame.len() < l3 + 20 {
+    use dataplane::wire::{ethernet, ipv4, tcp};
+    // TCP and UDP have their ports at the same offsets.
+    let ports_end = tcp::field::DST_PORT.end;
+    if frame.len() < l4 + ports_end || l3 < ethernet::field::SRC.end || frame.len() < l3 + ipv4::MIN_HEADER_LEN {
         return false;
     }
-    let (a, b) = frame.split_at_mut(6);
-    a.swap_with_slice(&mut b[..6]);
-    let (a, b) = frame[l3 + 12..].split_at_mut(4);
-    a.swap_with_slice(&mut b[..4]);
-    let (a, b) = frame[l4..].split_at_mut(2);
-    a.swap_with_slice(&mut b[..2]);
+    swap(frame, ethernet::field::DST.start, ethernet::field::SRC.start, ethernet::field::SRC.len());
+    swap(frame, l3 + ipv4::field::SRC.start, l3 + ipv4::field::DST.start, ipv4::field::SRC.len());
+    swap(frame, l4 + tcp::field::SRC_PORT.start, l4 + tcp::field::DST_PORT.start, tcp::field::SRC_PORT.len());
     true
+}
+
+/// Swaps the `n` bytes at `a` with the `n` bytes at `b` (`a + n <= b`, both in bounds).
+#[inline]
+fn swap(frame: &mut [u8], a: usize, b: usize, n: usize) {
+    let (x, y) = frame.split_at_mut(b);
+    x[a..a + n].swap_with_slice(&mut y[..n]);
 }
 
 #[cfg(test)]
