@@ -22,14 +22,14 @@ use super::{Emit, Frame, TcpState, Verdict, Worker};
 impl Worker {
     /// A datagram to a VIP.
     #[inline]
-    pub(super) fn for_vip(&mut self, fr: &mut Frame<'_>, ip: &Ipv4Info) -> Verdict {
+    pub(super) fn for_vip(&mut self, fr: &mut Frame<'_>, ip: Ipv4Info) -> Verdict {
         if ip.is_fragment {
             return self.drop(DropReason::Fragment);
         }
-        let (sport, dport, tcp) = match &ip.l4 {
+        let (sport, dport, tcp) = match ip.l4 {
             L4::Tcp(t) => (t.src_port, t.dst_port, Some(t)),
             L4::Udp(u) => (u.src_port, u.dst_port, None),
-            L4::Icmp(i) if is_echo_request(i) => return self.echo_reply(fr),
+            L4::Icmp(i) if is_echo_request(&i) => return self.echo_reply(fr),
             L4::Icmp(_) => return self.drop(DropReason::IcmpIgnored),
             L4::Fragment => return self.drop(DropReason::Fragment),
             L4::Other => return self.drop(DropReason::UnsupportedProtocol),
@@ -83,19 +83,23 @@ impl Worker {
                 connection_over(&self.counters, &gen.bindings, &h.f);
             }
         }
-        let hit = match found {
+        let created;
+        let hit = match &found {
             Some(h) => h,
             None => match self.new_flow(fr, &key, tcp) {
-                Ok(h) => h,
+                Ok(h) => {
+                    created = h;
+                    &created
+                }
                 Err(v) => return v,
             },
         };
-        self.translate(fr, ip, &hit, Way::ToServer)
+        self.translate(fr, ip, hit, Way::ToServer)
     }
 
     /// Creates the flow for the first packet of a connection. `Err` carries the verdict
     /// when it cannot be created.
-    fn new_flow(&mut self, fr: &Frame<'_>, key: &FlowKey, tcp_info: Option<&TcpInfo>) -> Result<Hit, Verdict> {
+    fn new_flow(&mut self, fr: &Frame<'_>, key: &FlowKey, tcp_info: Option<TcpInfo>) -> Result<Hit, Verdict> {
         let (gen, now) = (fr.gen, fr.now);
         let tcp = tcp_info.map(|t| t.flags);
         let Some(svc) = gen.service(u32::from(key.dst), key.dport, key.proto) else {

@@ -14,9 +14,9 @@ use super::{Frame, Verdict, Worker};
 impl Worker {
     /// A datagram to the address of one of our ports.
     #[inline]
-    pub(super) fn for_port_addr(&mut self, fr: &mut Frame<'_>, ip: &Ipv4Info) -> Verdict {
-        match &ip.l4 {
-            L4::Icmp(i) if is_echo_request(i) && !ip.is_fragment => return self.echo_reply(fr),
+    pub(super) fn for_port_addr(&mut self, fr: &mut Frame<'_>, ip: Ipv4Info) -> Verdict {
+        match ip.l4 {
+            L4::Icmp(i) if is_echo_request(&i) && !ip.is_fragment => return self.echo_reply(fr),
             L4::Tcp(t) if self.snat.in_range(t.dst_port) => {
                 if let Some(v) = self.snat_reply(fr, ip, (t.src_port, t.dst_port), Some(t.flags)) {
                     return v;
@@ -35,7 +35,7 @@ impl Worker {
     /// Multicast, broadcast and the broadcast address of the arrival port's subnet go to
     /// the kernel; `None` for anything else.
     #[inline]
-    pub(super) fn multicast_or_broadcast(&mut self, fr: &mut Frame<'_>, ip: &Ipv4Info) -> Option<Verdict> {
+    pub(super) fn multicast_or_broadcast(&mut self, fr: &mut Frame<'_>, ip: Ipv4Info) -> Option<Verdict> {
         if ip.dst.is_multicast() || ip.dst.is_broadcast() || is_subnet_broadcast(fr.gen, fr.in_port, ip.dst) {
             return Some(self.pass_to_host(fr));
         }

@@ -15,11 +15,11 @@ impl Worker {
     /// A datagram that is neither to a VIP nor to us: from a real server to a client whose
     /// flow has no source NAT.
     #[inline]
-    pub(super) fn server_side(&mut self, fr: &mut Frame<'_>, ip: &Ipv4Info) -> Verdict {
+    pub(super) fn server_side(&mut self, fr: &mut Frame<'_>, ip: Ipv4Info) -> Verdict {
         if ip.is_fragment {
             return self.drop(DropReason::Fragment);
         }
-        let (sport, dport, tcp) = match &ip.l4 {
+        let (sport, dport, tcp) = match ip.l4 {
             L4::Tcp(t) => (t.src_port, t.dst_port, Some(t.flags)),
             L4::Udp(u) => (u.src_port, u.dst_port, None),
             _ => return self.drop(DropReason::NoFlow),
@@ -40,7 +40,7 @@ impl Worker {
     pub(super) fn snat_reply(
         &mut self,
         fr: &mut Frame<'_>,
-        ip: &Ipv4Info,
+        ip: Ipv4Info,
         (sport, dport): (u16, u16),
         tcp: Option<TcpFlags>,
     ) -> Option<Verdict> {
@@ -60,7 +60,7 @@ impl Worker {
     /// Server → client: rewrite the source back to VIP:vport (and the destination back to
     /// the client when source-NATed) and send it out where the client came from.
     #[inline]
-    fn reverse(&mut self, fr: &mut Frame<'_>, ip: &Ipv4Info, key: &FlowKey, tcp: Option<TcpFlags>) -> Verdict {
+    fn reverse(&mut self, fr: &mut Frame<'_>, ip: Ipv4Info, key: &FlowKey, tcp: Option<TcpFlags>) -> Verdict {
         if ip.ttl <= 1 {
             return self.drop(DropReason::TtlExceeded);
         }
@@ -98,7 +98,7 @@ impl Worker {
                 connection_over(&self.counters, &gen.bindings, &h.f);
             }
         }
-        let Some(hit) = found else { return self.drop(DropReason::NoFlow) };
-        self.translate(fr, ip, &hit, Way::ToClient)
+        let Some(hit) = &found else { return self.drop(DropReason::NoFlow) };
+        self.translate(fr, ip, hit, Way::ToClient)
     }
 }

@@ -58,7 +58,7 @@ pub(super) fn timeout_for(t: &TimeoutsNs, s: TcpState) -> u64 {
 
 /// Client → server segment: TCP state and the client's last acknowledgement.
 #[inline]
-pub(super) fn client_touch(f: &mut FlowState, tcp: Option<&TcpInfo>) {
+pub(super) fn client_touch(f: &mut FlowState, tcp: Option<TcpInfo>) {
     if let Some(t) = tcp {
         f.tcp = next_tcp_state(f.tcp, t.flags, false);
         if t.flags.contains(TcpFlags::ACK) {

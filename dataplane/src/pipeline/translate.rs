@@ -25,8 +25,12 @@ impl Worker {
     /// address:port) gives the new destination, and the source when source-NATed; back to
     /// the client the forward key (client → VIP) gives the new source VIP:vport, and the
     /// destination when source-NATed.
-    #[inline]
-    pub(super) fn translate(&mut self, fr: &mut Frame<'_>, ip: &Ipv4Info, hit: &Hit, way: Way) -> Verdict {
+    ///
+    /// Inlined into both directions: as a call, the flow copied out of the table would be
+    /// re-read from memory at other widths than it was written (a store-forwarding stall per
+    /// packet).
+    #[inline(always)]
+    pub(super) fn translate(&mut self, fr: &mut Frame<'_>, ip: Ipv4Info, hit: &Hit, way: Way) -> Verdict {
         let Hit { f, fwd, rev } = hit;
         let snat = f.snat_port != 0;
         let (dst, src, out, next_hop_mac) = match way {

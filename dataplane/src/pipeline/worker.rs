@@ -149,7 +149,7 @@ impl Worker {
         let mut fr = Frame { gen, now, in_port, bytes, parsed: &parsed };
         match &parsed.l3 {
             L3::Arp(a) => self.arp(&mut fr, a),
-            L3::Ipv4(ip) => self.ipv4(&mut fr, ip),
+            L3::Ipv4(ip) => self.ipv4(&mut fr, *ip),
             L3::Other => self.drop(DropReason::UnsupportedEthertype),
         }
     }
@@ -157,7 +157,7 @@ impl Worker {
     /// An IPv4 datagram: to a VIP, to a port address, to the kernel (multicast and
     /// broadcast), or else from a real server.
     #[inline]
-    fn ipv4(&mut self, fr: &mut Frame<'_>, ip: &Ipv4Info) -> Verdict {
+    fn ipv4(&mut self, fr: &mut Frame<'_>, ip: Ipv4Info) -> Verdict {
         let dst = u32::from(ip.dst);
         if fr.gen.is_vip(dst) {
             return self.for_vip(fr, ip);

@@ -47,7 +47,9 @@ pub fn set32<const N: usize>(h: &mut [u8; N], r: Range<usize>, v: u32) {
 /// The IPv4 address at `r` (four bytes).
 #[inline(always)]
 pub fn get_ipv4<const N: usize>(h: &[u8; N], r: Range<usize>) -> Ipv4Addr {
-    Ipv4Addr::from(get32(h, r))
+    debug_assert_eq!(r.len(), 4);
+    let s = r.start;
+    Ipv4Addr::new(h[s], h[s + 1], h[s + 2], h[s + 3])
 }
 
 /// The MAC address at `r` (six bytes).
