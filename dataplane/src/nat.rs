@@ -15,6 +15,10 @@
 //! appliance answers itself (ARP, ICMP echo reply, TCP RST) are checksummed as noted on
 //! each.
 //!
+//! The per-packet rewrites ([`rewrite_dst`], [`rewrite_src`], [`decrement_ttl`],
+//! [`set_macs`]) are `#[inline(always)]`: the pipeline calls them from one large function the
+//! compiler would otherwise stop inlining into.
+//!
 //! **Fragments.** Frames with [`Ipv4Info::is_fragment`] set are expected to be dropped by
 //! the dataplane with a counter before NAT: a load balancer cannot map non-first fragments
 //! to a flow without reassembly. If rewritten anyway, a first fragment gets its transport
@@ -181,7 +185,7 @@ fn rewrite(frame: &mut [u8], p: &Parsed, ip: Ipv4Addr, port: u16, side: Side) ->
 /// Rewrites the destination address and, for TCP and UDP, the destination port (client →
 /// real server), adjusting the IP and TCP/UDP checksums incrementally. For other
 /// protocols (ICMP, ...) only the address changes and `new_port` is ignored.
-#[inline]
+#[inline(always)]
 pub fn rewrite_dst(frame: &mut [u8], parsed: &Parsed, new_ip: Ipv4Addr, new_port: u16) -> Result<(), NatError> {
     rewrite(frame, parsed, new_ip, new_port, Side::Dst)
 }
@@ -189,13 +193,13 @@ pub fn rewrite_dst(frame: &mut [u8], parsed: &Parsed, new_ip: Ipv4Addr, new_port
 /// Rewrites the source address and, for TCP and UDP, the source port (real server →
 /// client, or source NAT), adjusting the IP and TCP/UDP checksums incrementally. For other
 /// protocols only the address changes and `new_port` is ignored.
-#[inline]
+#[inline(always)]
 pub fn rewrite_src(frame: &mut [u8], parsed: &Parsed, new_ip: Ipv4Addr, new_port: u16) -> Result<(), NatError> {
     rewrite(frame, parsed, new_ip, new_port, Side::Src)
 }
 
 /// Sets the Ethernet source and destination MACs (the VLAN tag, if any, is kept).
-#[inline]
+#[inline(always)]
 pub fn set_macs(frame: &mut [u8], src: MacAddr, dst: MacAddr) -> Result<(), NatError> {
     let e = frame.first_chunk_mut::<{ ethernet::field::SRC.end }>().ok_or(NatError::FrameTooShort)?;
     set_mac(e, ethernet::field::DST, dst);
@@ -207,7 +211,7 @@ pub fn set_macs(frame: &mut [u8], src: MacAddr, dst: MacAddr) -> Result<(), NatE
 ///
 /// A TTL of 0 or 1 is [`NatError::TtlExpired`] and the frame is left unchanged (the
 /// dataplane drops it, or answers with ICMP time exceeded).
-#[inline]
+#[inline(always)]
 pub fn decrement_ttl(frame: &mut [u8], parsed: &Parsed) -> Result<u8, NatError> {
     let v4 = ipv4_of(parsed)?;
     let h = chunk_mut::<{ ipv4::MIN_HEADER_LEN }>(frame, usize::from(v4.offset))?;

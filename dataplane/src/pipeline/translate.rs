@@ -2,9 +2,11 @@
 //! decrement the TTL, set the MACs for the way out, count the packet for the flow's binding
 //! and service.
 
+use std::net::Ipv4Addr;
+
 use crate::counters::{bump, DropReason};
-use crate::nat;
-use crate::wire::Ipv4Info;
+use crate::nat::{self, NatError};
+use crate::wire::{Ipv4Info, MacAddr, Parsed};
 
 use super::flow::{service_of, Hit};
 use super::{Frame, Verdict, Worker};
@@ -42,13 +44,7 @@ impl Worker {
             }
         };
         let Some(out_view) = fr.gen.ports.get(out as usize) else { return self.drop(DropReason::NoRoute) };
-        let (frame, p) = (&mut *fr.bytes, fr.parsed);
-        let r = dst
-            .map_or(Ok(()), |(a, port)| nat::rewrite_dst(frame, p, a, port))
-            .and_then(|()| src.map_or(Ok(()), |(a, port)| nat::rewrite_src(frame, p, a, port)))
-            .and_then(|()| nat::decrement_ttl(frame, p).map(|_| ()))
-            .and_then(|()| nat::set_macs(frame, out_view.mac, next_hop_mac));
-        if r.is_err() {
+        if rewrite(fr.bytes, fr.parsed, dst, src, (out_view.mac, next_hop_mac)).is_err() {
             return self.drop(DropReason::MalformedIpv4);
         }
         let bytes = u64::from(ip.total_len);
@@ -62,6 +58,27 @@ impl Worker {
         bump(bb, bytes);
         bump(sp, 1);
         bump(sb, bytes);
-        Verdict::Forward { port: out, len: frame.len() }
+        Verdict::Forward { port: out, len: fr.bytes.len() }
     }
+}
+
+/// The NAT of [`Worker::translate`]: destination, source, TTL, MACs (`(source, destination)`).
+/// Plain calls rather than `Option::map_or` closures, which the compiler outlined from the
+/// large inlined pipeline (a call and a spill per rewrite).
+#[inline(always)]
+fn rewrite(
+    frame: &mut [u8],
+    p: &Parsed,
+    dst: Option<(Ipv4Addr, u16)>,
+    src: Option<(Ipv4Addr, u16)>,
+    (src_mac, dst_mac): (MacAddr, MacAddr),
+) -> Result<(), NatError> {
+    if let Some((a, port)) = dst {
+        nat::rewrite_dst(frame, p, a, port)?;
+    }
+    if let Some((a, port)) = src {
+        nat::rewrite_src(frame, p, a, port)?;
+    }
+    nat::decrement_ttl(frame, p)?;
+    nat::set_macs(frame, src_mac, dst_mac)
 }
