@@ -238,8 +238,16 @@ fn control(c: &mut Criterion) {
     use dataplane::generation::PortView;
     let ports = || {
         vec![
-            PortView { addr: PortAddr::parse("10.0.0.1/24").unwrap(), mac: [2, 0, 0, 0, 0, 1], gateway: None },
-            PortView { addr: PortAddr::parse("10.1.0.1/16").unwrap(), mac: [2, 0, 0, 0, 0, 2], gateway: None },
+            PortView {
+                addr: PortAddr::parse("10.0.0.1/24").unwrap(),
+                mac: dataplane::wire::MacAddr([2, 0, 0, 0, 0, 1]),
+                gateway: None,
+            },
+            PortView {
+                addr: PortAddr::parse("10.1.0.1/16").unwrap(),
+                mac: dataplane::wire::MacAddr([2, 0, 0, 0, 0, 2]),
+                gateway: None,
+            },
         ]
     };
     let mut g = c.benchmark_group("control");

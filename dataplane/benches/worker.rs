@@ -60,8 +60,16 @@ struct Rig {
 impl Rig {
     fn new(flows: u32, placement: Placement) -> Rig {
         let ports = vec![
-            PortView { addr: PortAddr::parse("198.18.0.1/16").unwrap(), mac: [2, 0, 0, 0, 0, 0xfe], gateway: None },
-            PortView { addr: PortAddr::parse("198.19.0.1/16").unwrap(), mac: [2, 0, 0, 0, 1, 0xfe], gateway: None },
+            PortView {
+                addr: PortAddr::parse("198.18.0.1/16").unwrap(),
+                mac: MacAddr([2, 0, 0, 0, 0, 0xfe]),
+                gateway: None,
+            },
+            PortView {
+                addr: PortAddr::parse("198.19.0.1/16").unwrap(),
+                mac: MacAddr([2, 0, 0, 0, 1, 0xfe]),
+                gateway: None,
+            },
         ];
         let mut control = Control::new(ports, 4096, 1024, 65537);
         let svc = ServiceKey { vip: VIP, proto: acm::Proto::Tcp, vport: 80 };
@@ -69,7 +77,7 @@ impl Rig {
             let rip = Ipv4Addr::new(198, 19, 0, 11 + i);
             let key = BindingKey { service: svc, real: acm::RealServer { rip, rport: 8080 } };
             control.apply(&Primitive::Add { key, params: BindingParams::default() }).unwrap();
-            control.learn_neighbor(rip, [2, 0x5e, 0, 0, 0, i]);
+            control.learn_neighbor(rip, MacAddr([2, 0x5e, 0, 0, 0, i]));
         }
         let gen = control.settle();
         let cfg = WorkerConfig {

@@ -20,9 +20,10 @@ use std::sync::Arc;
 use acm::{AcmError, BindingInfo, BindingKey, BindingParams, BindingState, DropFraction, Primitive, ServiceKey};
 
 use crate::generation::{
-    BindingSlot, FastMap, Generation, Mac, PortView, ServiceEntry, ServiceLookup, ServiceTable, SlotState, SlotTable,
+    BindingSlot, FastMap, Generation, PortView, ServiceEntry, ServiceLookup, ServiceTable, SlotState, SlotTable,
 };
 use crate::lb::maglev::{adaptive_size, Backend, Interim, Maglev};
+use crate::wire::MacAddr;
 
 /// Whether a primitive changed anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,9 +123,9 @@ pub struct Control {
     index_dirty: bool,
     /// Services whose published table may not be exact for their backends.
     unbuilt: BTreeSet<ServiceKey>,
-    neighbors: HashMap<u32, Mac>,
+    neighbors: HashMap<u32, MacAddr>,
     neighbors_dirty: bool,
-    neighbors_arc: Arc<hashbrown::HashMap<u32, Mac, ahash::RandomState>>,
+    neighbors_arc: Arc<hashbrown::HashMap<u32, MacAddr, ahash::RandomState>>,
     current: Arc<Generation>,
 }
 
@@ -336,7 +337,7 @@ impl Control {
     }
 
     /// Records a neighbour learned by a worker. Returns whether it is new or changed.
-    pub fn learn_neighbor(&mut self, ip: Ipv4Addr, mac: Mac) -> bool {
+    pub fn learn_neighbor(&mut self, ip: Ipv4Addr, mac: MacAddr) -> bool {
         let k = u32::from(ip);
         if self.neighbors.get(&k) == Some(&mac) {
             return false;
@@ -543,8 +544,8 @@ mod tests {
 
     fn ports() -> Vec<PortView> {
         vec![
-            PortView { addr: PortAddr::parse("10.0.0.1/24").unwrap(), mac: [2, 0, 0, 0, 0, 1], gateway: None },
-            PortView { addr: PortAddr::parse("10.0.1.1/24").unwrap(), mac: [2, 0, 0, 0, 0, 2], gateway: None },
+            PortView { addr: PortAddr::parse("10.0.0.1/24").unwrap(), mac: MacAddr([2, 0, 0, 0, 0, 1]), gateway: None },
+            PortView { addr: PortAddr::parse("10.0.1.1/24").unwrap(), mac: MacAddr([2, 0, 0, 0, 0, 2]), gateway: None },
         ]
     }
 
@@ -709,11 +710,11 @@ mod tests {
         let mut c = ctl();
         c.apply(&Primitive::Add { key: key(11), params: BindingParams::default() }).unwrap();
         assert_eq!(c.unresolved_next_hops(), vec![(1, Ipv4Addr::new(10, 0, 1, 11))]);
-        assert!(c.learn_neighbor(Ipv4Addr::new(10, 0, 1, 11), [2, 2, 2, 2, 2, 2]));
-        assert!(!c.learn_neighbor(Ipv4Addr::new(10, 0, 1, 11), [2, 2, 2, 2, 2, 2]));
+        assert!(c.learn_neighbor(Ipv4Addr::new(10, 0, 1, 11), MacAddr([2, 2, 2, 2, 2, 2])));
+        assert!(!c.learn_neighbor(Ipv4Addr::new(10, 0, 1, 11), MacAddr([2, 2, 2, 2, 2, 2])));
         assert!(c.unresolved_next_hops().is_empty());
         let g = c.publish();
-        assert_eq!(g.neighbors.get(&u32::from(Ipv4Addr::new(10, 0, 1, 11))), Some(&[2, 2, 2, 2, 2, 2]));
+        assert_eq!(g.neighbors.get(&u32::from(Ipv4Addr::new(10, 0, 1, 11))), Some(&MacAddr([2, 2, 2, 2, 2, 2])));
     }
 
     fn vip100() -> u32 {

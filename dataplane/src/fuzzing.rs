@@ -48,8 +48,16 @@ impl Target {
     /// A fresh worker and generation.
     pub fn new() -> Target {
         let ports = vec![
-            PortView { addr: PortAddr::parse("10.0.0.1/24").expect("valid"), mac: [2, 0, 0, 0, 0, 1], gateway: None },
-            PortView { addr: PortAddr::parse("10.0.1.1/24").expect("valid"), mac: [2, 0, 0, 0, 0, 2], gateway: None },
+            PortView {
+                addr: PortAddr::parse("10.0.0.1/24").expect("valid"),
+                mac: MacAddr([2, 0, 0, 0, 0, 1]),
+                gateway: None,
+            },
+            PortView {
+                addr: PortAddr::parse("10.0.1.1/24").expect("valid"),
+                mac: MacAddr([2, 0, 0, 0, 0, 2]),
+                gateway: None,
+            },
         ];
         let mut c = Control::new(ports, 16, 4, 251);
         for (i, snat) in [(11u8, false), (12, true)] {
@@ -58,7 +66,7 @@ impl Target {
                 real: acm::RealServer { rip: Ipv4Addr::new(10, 0, 1, i), rport: 80 },
             };
             let _ = c.apply(&Primitive::Add { key, params: BindingParams { weight: 1, source_nat: snat } });
-            c.learn_neighbor(Ipv4Addr::new(10, 0, 1, i), [2, 0x5e, 0, 0, 0, i]);
+            c.learn_neighbor(Ipv4Addr::new(10, 0, 1, i), MacAddr([2, 0x5e, 0, 0, 0, i]));
         }
         let gen = c.publish();
         let cfg = WorkerConfig {

@@ -12,14 +12,7 @@ use acm::{BindingKey, BindingParams, ServiceKey};
 
 use crate::config::PortAddr;
 use crate::lb::maglev::{Interim, Maglev};
-
-/// A MAC address.
-pub type Mac = [u8; 6];
-
-/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
-pub fn fmt_mac(m: &Mac) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
-}
+use crate::wire::MacAddr;
 
 /// Fast-path key of a virtual service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,7 +115,7 @@ pub struct PortView {
     /// Address and prefix.
     pub addr: PortAddr,
     /// MAC address.
-    pub mac: Mac,
+    pub mac: MacAddr,
     /// Gateway for destinations off its subnet.
     pub gateway: Option<Ipv4Addr>,
 }
@@ -218,7 +211,7 @@ pub struct Generation {
     /// Binding slots by id.
     pub bindings: SlotTable,
     /// Neighbours known to the control side (IP → MAC).
-    pub neighbors: Arc<FastMap<u32, Mac>>,
+    pub neighbors: Arc<FastMap<u32, MacAddr>>,
     /// Ports.
     pub ports: Arc<[PortView]>,
     /// Force-removed slots with their incarnation, sorted (workers then walk their tables).

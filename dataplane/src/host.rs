@@ -6,34 +6,36 @@
 //! the wire only ever sees the port's MAC. This keeps the tap independent of the port type
 //! (no MAC programming of the tap needed).
 
-use crate::generation::Mac;
-
-const ETH_HDR: usize = 14;
-const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
-const ETHERTYPE_VLAN: [u8; 2] = [0x81, 0x00];
+use crate::wire::arp;
+use crate::wire::ethernet::{self, ethertype, field, MacAddr};
+use crate::wire::field::set_mac;
 
 /// Rewrites a frame going to the kernel: destination `port_mac` → `tap_mac`.
-pub fn to_host(frame: &mut [u8], port_mac: &Mac, tap_mac: &Mac) {
-    if frame.len() >= ETH_HDR && frame[0..6] == port_mac[..] {
-        frame[0..6].copy_from_slice(tap_mac);
+pub fn to_host(frame: &mut [u8], port_mac: &MacAddr, tap_mac: &MacAddr) {
+    if let Some(dst) = frame.get_mut(field::DST) {
+        if *dst == port_mac.0 {
+            dst.copy_from_slice(&tap_mac.0);
+        }
     }
 }
 
 /// Rewrites a frame the kernel sent: source → `port_mac`, and for ARP the sender hardware
 /// address too. Returns false for a frame too short to be Ethernet (drop it).
-pub fn from_host(frame: &mut [u8], port_mac: &Mac, tap_mac: &Mac) -> bool {
-    if frame.len() < ETH_HDR {
+pub fn from_host(frame: &mut [u8], port_mac: &MacAddr, tap_mac: &MacAddr) -> bool {
+    let Some(eth) = frame.first_chunk_mut::<{ ethernet::HEADER_LEN }>() else {
         return false;
-    }
-    frame[6..12].copy_from_slice(port_mac);
-    let (et, l3) = if frame[12..14] == ETHERTYPE_VLAN && frame.len() >= ETH_HDR + 4 {
-        ([frame[16], frame[17]], ETH_HDR + 4)
-    } else {
-        ([frame[12], frame[13]], ETH_HDR)
     };
-    // ARP sender hardware address at offset 8 of the ARP header.
-    if et == ETHERTYPE_ARP && frame.len() >= l3 + 14 && frame[l3 + 8..l3 + 14] == tap_mac[..] {
-        frame[l3 + 8..l3 + 14].copy_from_slice(port_mac);
+    set_mac(eth, field::SRC, *port_mac);
+    // A tag cut short is no ARP.
+    let Ok(eth) = ethernet::Frame::new_checked(&*frame) else { return true };
+    if eth.ethertype() != ethertype::ARP {
+        return true;
+    }
+    let l3 = eth.header_len();
+    if let Some(sha) = frame.get_mut(l3..).and_then(|a| a.get_mut(arp::field::SHA)) {
+        if *sha == tap_mac.0 {
+            sha.copy_from_slice(&port_mac.0);
+        }
     }
     true
 }
@@ -42,27 +44,26 @@ pub fn from_host(frame: &mut [u8], port_mac: &Mac, tap_mac: &Mac) -> bool {
 mod tests {
     use super::*;
     use crate::nat::build_arp_request;
-    use crate::wire::MacAddr;
 
-    const PORT: Mac = [2, 0, 0, 0, 0, 1];
-    const TAP: Mac = [0, 0x64, 0x74, 0x61, 0x70, 0];
+    const PORT: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const TAP: MacAddr = MacAddr([0, 0x64, 0x74, 0x61, 0x70, 0]);
 
     #[test]
     fn arp_from_kernel_shows_the_port_mac() {
         let mut buf = [0u8; 64];
-        let n = build_arp_request(&mut buf, MacAddr(TAP), [10, 0, 1, 1].into(), [10, 0, 1, 11].into(), None).unwrap();
+        let n = build_arp_request(&mut buf, TAP, [10, 0, 1, 1].into(), [10, 0, 1, 11].into(), None).unwrap();
         assert!(from_host(&mut buf[..n], &PORT, &TAP));
-        assert_eq!(&buf[6..12], &PORT);
-        assert_eq!(&buf[22..28], &PORT);
+        assert_eq!(&buf[6..12], &PORT.0);
+        assert_eq!(&buf[22..28], &PORT.0);
         assert!(!from_host(&mut [0u8; 10], &PORT, &TAP));
     }
 
     #[test]
     fn to_kernel_gets_tap_mac_unless_broadcast() {
         let mut f = [0u8; 60];
-        f[0..6].copy_from_slice(&PORT);
+        f[0..6].copy_from_slice(&PORT.0);
         to_host(&mut f, &PORT, &TAP);
-        assert_eq!(&f[0..6], &TAP);
+        assert_eq!(&f[0..6], &TAP.0);
         let mut b = [0xffu8; 60];
         to_host(&mut b, &PORT, &TAP);
         assert_eq!(&b[0..6], &[0xff; 6]);

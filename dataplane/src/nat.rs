@@ -15,6 +15,10 @@
 //! appliance answers itself (ARP, ICMP echo reply, TCP RST) are checksummed as noted on
 //! each.
 //!
+//! The per-packet rewrites ([`rewrite_dst`], [`rewrite_src`], [`decrement_ttl`],
+//! [`set_macs`]) are `#[inline(always)]`: the pipeline calls them from one large function the
+//! compiler would otherwise stop inlining into.
+//!
 //! **Fragments.** Frames with [`Ipv4Info::is_fragment`] set are expected to be dropped by
 //! the dataplane with a counter before NAT: a load balancer cannot map non-first fragments
 //! to a flow without reassembly. If rewritten anyway, a first fragment gets its transport
@@ -23,11 +27,14 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use std::ops::Range;
+
 use crate::wire::checksum::{self, Incremental};
 use crate::wire::ethernet::{self, ethertype, MacAddr};
-use crate::wire::icmp::msg_type;
+use crate::wire::field::{get16, get32, get_mac, set16, set32, set_mac};
+use crate::wire::icmp::{self, msg_type};
 use crate::wire::ipv4::{self, protocol};
-use crate::wire::{arp, Ipv4Info, Parsed, TcpFlags, L3, L4};
+use crate::wire::{arp, tcp, udp, Ipv4Info, Parsed, TcpFlags, L3, L4};
 
 /// Why a rewrite or builder could not run. Nothing was written when one is returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -75,30 +82,38 @@ fn chunk_mut<const N: usize>(frame: &mut [u8], at: usize) -> Result<&mut [u8; N]
     frame.get_mut(at..).and_then(|s| s.first_chunk_mut::<N>()).ok_or(NatError::FrameTooShort)
 }
 
-#[inline(always)]
-fn rd16<const N: usize>(b: &[u8; N], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-#[inline(always)]
-fn rd32<const N: usize>(b: &[u8; N], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-#[inline(always)]
-fn wr16<const N: usize>(b: &mut [u8; N], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
-/// Byte offsets of one side of a flow: (address in the IPv4 header, port in TCP/UDP).
+/// One side of a flow: its address in the IPv4 header and its port in TCP/UDP.
 #[derive(Clone, Copy)]
-struct Side {
-    ip_at: usize,
-    port_at: usize,
+enum Side {
+    Src,
+    Dst,
 }
 
-const SRC: Side = Side { ip_at: 12, port_at: 0 };
-const DST: Side = Side { ip_at: 16, port_at: 2 };
+impl Side {
+    #[inline(always)]
+    fn ip(self) -> Range<usize> {
+        match self {
+            Side::Src => ipv4::field::SRC,
+            Side::Dst => ipv4::field::DST,
+        }
+    }
+
+    #[inline(always)]
+    fn tcp_port(self) -> Range<usize> {
+        match self {
+            Side::Src => tcp::field::SRC_PORT,
+            Side::Dst => tcp::field::DST_PORT,
+        }
+    }
+
+    #[inline(always)]
+    fn udp_port(self) -> Range<usize> {
+        match self {
+            Side::Src => udp::field::SRC_PORT,
+            Side::Dst => udp::field::DST_PORT,
+        }
+    }
+}
 
 /// Rewrites the transport port at `port_at` and adjusts the checksum at `ck_at` of the
 /// `N`-byte transport header at `at` for `ip_delta` plus the port change.
@@ -106,16 +121,15 @@ const DST: Side = Side { ip_at: 16, port_at: 2 };
 fn rewrite_l4<const N: usize>(
     frame: &mut [u8],
     at: usize,
-    port_at: usize,
-    ck_at: usize,
+    (port_at, ck_at): (Range<usize>, Range<usize>),
     udp: bool,
     ip_delta: Incremental,
     port: u16,
 ) -> Result<(), NatError> {
     let t = chunk_mut::<N>(frame, at)?;
-    let old_port = rd16(t, port_at);
-    wr16(t, port_at, port);
-    let old_ck = rd16(t, ck_at);
+    let old_port = get16(t, port_at.clone());
+    set16(t, port_at, port);
+    let old_ck = get16(t, ck_at.clone());
     if udp && old_ck == 0 {
         return Ok(()); // UDP without checksum stays without
     }
@@ -123,7 +137,7 @@ fn rewrite_l4<const N: usize>(
     if udp && ck == 0 {
         ck = 0xffff; // a computed zero is sent as all ones
     }
-    wr16(t, ck_at, ck);
+    set16(t, ck_at, ck);
     Ok(())
 }
 
@@ -133,23 +147,37 @@ fn rewrite(frame: &mut [u8], p: &Parsed, ip: Ipv4Addr, port: u16, side: Side) ->
     let l3 = usize::from(v4.offset);
     // Check the whole extent first so that nothing is written on error.
     let end = match v4.l4 {
-        L4::Tcp(t) => usize::from(t.offset) + 20,
-        L4::Udp(u) => usize::from(u.offset) + 8,
-        _ => l3 + 20,
+        L4::Tcp(t) => usize::from(t.offset) + tcp::MIN_HEADER_LEN,
+        L4::Udp(u) => usize::from(u.offset) + udp::HEADER_LEN,
+        _ => l3 + ipv4::MIN_HEADER_LEN,
     };
     if frame.len() < end {
         return Err(NatError::FrameTooShort);
     }
     let new_ip = u32::from(ip);
-    let h = chunk_mut::<20>(frame, l3)?;
-    let old_ip = rd32(h, side.ip_at);
-    h[side.ip_at..side.ip_at + 4].copy_from_slice(&new_ip.to_be_bytes());
+    let h = chunk_mut::<{ ipv4::MIN_HEADER_LEN }>(frame, l3)?;
+    let old_ip = get32(h, side.ip());
+    set32(h, side.ip(), new_ip);
     let ip_delta = Incremental::new().dword(old_ip, new_ip);
-    let hc = ip_delta.apply(rd16(h, 10));
-    wr16(h, 10, hc);
+    let hc = ip_delta.apply(get16(h, ipv4::field::CHECKSUM));
+    set16(h, ipv4::field::CHECKSUM, hc);
     match v4.l4 {
-        L4::Tcp(t) => rewrite_l4::<20>(frame, usize::from(t.offset), side.port_at, 16, false, ip_delta, port),
-        L4::Udp(u) => rewrite_l4::<8>(frame, usize::from(u.offset), side.port_at, 6, true, ip_delta, port),
+        L4::Tcp(t) => rewrite_l4::<{ tcp::MIN_HEADER_LEN }>(
+            frame,
+            usize::from(t.offset),
+            (side.tcp_port(), tcp::field::CHECKSUM),
+            false,
+            ip_delta,
+            port,
+        ),
+        L4::Udp(u) => rewrite_l4::<{ udp::HEADER_LEN }>(
+            frame,
+            usize::from(u.offset),
+            (side.udp_port(), udp::field::CHECKSUM),
+            true,
+            ip_delta,
+            port,
+        ),
         _ => Ok(()),
     }
 }
@@ -157,25 +185,25 @@ fn rewrite(frame: &mut [u8], p: &Parsed, ip: Ipv4Addr, port: u16, side: Side) ->
 /// Rewrites the destination address and, for TCP and UDP, the destination port (client →
 /// real server), adjusting the IP and TCP/UDP checksums incrementally. For other
 /// protocols (ICMP, ...) only the address changes and `new_port` is ignored.
-#[inline]
+#[inline(always)]
 pub fn rewrite_dst(frame: &mut [u8], parsed: &Parsed, new_ip: Ipv4Addr, new_port: u16) -> Result<(), NatError> {
-    rewrite(frame, parsed, new_ip, new_port, DST)
+    rewrite(frame, parsed, new_ip, new_port, Side::Dst)
 }
 
 /// Rewrites the source address and, for TCP and UDP, the source port (real server →
 /// client, or source NAT), adjusting the IP and TCP/UDP checksums incrementally. For other
 /// protocols only the address changes and `new_port` is ignored.
-#[inline]
+#[inline(always)]
 pub fn rewrite_src(frame: &mut [u8], parsed: &Parsed, new_ip: Ipv4Addr, new_port: u16) -> Result<(), NatError> {
-    rewrite(frame, parsed, new_ip, new_port, SRC)
+    rewrite(frame, parsed, new_ip, new_port, Side::Src)
 }
 
 /// Sets the Ethernet source and destination MACs (the VLAN tag, if any, is kept).
-#[inline]
+#[inline(always)]
 pub fn set_macs(frame: &mut [u8], src: MacAddr, dst: MacAddr) -> Result<(), NatError> {
-    let e = frame.first_chunk_mut::<12>().ok_or(NatError::FrameTooShort)?;
-    e[0..6].copy_from_slice(&dst.0);
-    e[6..12].copy_from_slice(&src.0);
+    let e = frame.first_chunk_mut::<{ ethernet::field::SRC.end }>().ok_or(NatError::FrameTooShort)?;
+    set_mac(e, ethernet::field::DST, dst);
+    set_mac(e, ethernet::field::SRC, src);
     Ok(())
 }
 
@@ -183,18 +211,15 @@ pub fn set_macs(frame: &mut [u8], src: MacAddr, dst: MacAddr) -> Result<(), NatE
 ///
 /// A TTL of 0 or 1 is [`NatError::TtlExpired`] and the frame is left unchanged (the
 /// dataplane drops it, or answers with ICMP time exceeded).
-#[inline]
+#[inline(always)]
 pub fn decrement_ttl(frame: &mut [u8], parsed: &Parsed) -> Result<u8, NatError> {
     let v4 = ipv4_of(parsed)?;
-    let h = chunk_mut::<20>(frame, usize::from(v4.offset))?;
-    let ttl = h[8];
+    let h = chunk_mut::<{ ipv4::MIN_HEADER_LEN }>(frame, usize::from(v4.offset))?;
+    let ttl = h[ipv4::field::TTL];
     if ttl <= 1 {
         return Err(NatError::TtlExpired);
     }
-    let old = rd16(h, 8);
-    h[8] = ttl - 1;
-    let hc = checksum::update16(rd16(h, 10), old, rd16(h, 8));
-    wr16(h, 10, hc);
+    set_ttl(h, ttl - 1);
     Ok(ttl - 1)
 }
 
@@ -211,18 +236,15 @@ pub fn build_arp_reply_in_place(frame: &mut [u8], parsed: &Parsed, our_mac: MacA
         return Err(NatError::FrameTooShort);
     }
     let a = chunk_mut::<{ arp::PACKET_LEN }>(frame, l2)?;
-    let mut sha = [0u8; 6];
-    sha.copy_from_slice(&a[8..14]);
-    let mut spa = [0u8; 4];
-    spa.copy_from_slice(&a[14..18]);
-    let mut tpa = [0u8; 4];
-    tpa.copy_from_slice(&a[24..28]);
-    wr16(a, 6, arp::op::REPLY);
-    a[8..14].copy_from_slice(&our_mac.0);
-    a[14..18].copy_from_slice(&tpa);
-    a[18..24].copy_from_slice(&sha);
-    a[24..28].copy_from_slice(&spa);
-    set_macs(frame, our_mac, MacAddr(sha))
+    let sha = get_mac(a, arp::field::SHA);
+    let spa = get32(a, arp::field::SPA);
+    let tpa = get32(a, arp::field::TPA);
+    set16(a, arp::field::OPER, arp::op::REPLY);
+    set_mac(a, arp::field::SHA, our_mac);
+    set32(a, arp::field::SPA, tpa);
+    set_mac(a, arp::field::THA, sha);
+    set32(a, arp::field::TPA, spa);
+    set_macs(frame, our_mac, sha)
 }
 
 fn build_arp(
@@ -285,59 +307,73 @@ pub fn icmp_echo_reply_in_place(frame: &mut [u8], parsed: &Parsed) -> Result<(),
         _ => return Err(NatError::NotEchoRequest),
     };
     let (l3, l4) = (usize::from(v4.offset), usize::from(icmp.offset));
-    if frame.len() < l4 + 8 || l3 < 12 {
+    if frame.len() < l4 + icmp::HEADER_LEN || l3 < ethernet::field::SRC.end {
         return Err(NatError::FrameTooShort);
     }
     swap_macs(frame)?;
-    let h = chunk_mut::<20>(frame, l3)?;
+    let h = chunk_mut::<{ ipv4::MIN_HEADER_LEN }>(frame, l3)?;
     swap_addrs(h);
-    let old = rd16(h, 8);
-    h[8] = DEFAULT_TTL;
-    let hc = checksum::update16(rd16(h, 10), old, rd16(h, 8));
-    wr16(h, 10, hc);
-    let m = chunk_mut::<8>(frame, l4)?;
-    let old = rd16(m, 0);
-    m[0] = msg_type::ECHO_REPLY;
-    let ck = checksum::update16(rd16(m, 2), old, rd16(m, 0));
-    wr16(m, 2, ck);
+    set_ttl(h, DEFAULT_TTL);
+    let m = chunk_mut::<{ icmp::HEADER_LEN }>(frame, l4)?;
+    // Type and code make one 16-bit word of the checksum.
+    let word = |m: &[u8; icmp::HEADER_LEN]| u16::from_be_bytes([m[icmp::field::TYPE], m[icmp::field::CODE]]);
+    let old = word(m);
+    m[icmp::field::TYPE] = msg_type::ECHO_REPLY;
+    let ck = checksum::update16(get16(m, icmp::field::CHECKSUM), old, word(m));
+    set16(m, icmp::field::CHECKSUM, ck);
     Ok(())
+}
+
+/// Sets the TTL of an IPv4 header and adjusts its checksum incrementally.
+#[inline(always)]
+fn set_ttl(h: &mut [u8; ipv4::MIN_HEADER_LEN], ttl: u8) {
+    // TTL and protocol make one 16-bit word of the checksum.
+    let word = |h: &[u8; ipv4::MIN_HEADER_LEN]| u16::from_be_bytes([h[ipv4::field::TTL], h[ipv4::field::PROTOCOL]]);
+    let old = word(h);
+    h[ipv4::field::TTL] = ttl;
+    let hc = checksum::update16(get16(h, ipv4::field::CHECKSUM), old, word(h));
+    set16(h, ipv4::field::CHECKSUM, hc);
 }
 
 #[inline]
 fn swap_macs(frame: &mut [u8]) -> Result<(), NatError> {
-    let e = frame.first_chunk_mut::<12>().ok_or(NatError::FrameTooShort)?;
-    let (d, s) = e.split_at_mut(6);
+    let e = frame.first_chunk_mut::<{ ethernet::field::SRC.end }>().ok_or(NatError::FrameTooShort)?;
+    let (d, s) = e.split_at_mut(ethernet::field::SRC.start);
     d.swap_with_slice(s);
     Ok(())
 }
 
 #[inline]
-fn swap_addrs(h: &mut [u8; 20]) {
-    let (s, d) = h[12..20].split_at_mut(4);
+fn swap_addrs(h: &mut [u8; ipv4::MIN_HEADER_LEN]) {
+    let (s, d) = h[ipv4::field::SRC.start..ipv4::field::DST.end].split_at_mut(ipv4::field::SRC.len());
     s.swap_with_slice(d);
 }
 
+/// Length of the IPv4 + TCP headers of the RSTs the appliance sends (no options).
+const RST_LEN: usize = ipv4::MIN_HEADER_LEN + tcp::MIN_HEADER_LEN;
+
 /// Writes a 40-byte IPv4 (no options, DF, TTL 64) + TCP (no options, window 0) RST with
 /// full checksums.
-fn write_rst(b: &mut [u8; 40], src: SocketAddrV4, dst: SocketAddrV4, seq: u32, ack: u32, flags: TcpFlags) {
+fn write_rst(b: &mut [u8; RST_LEN], src: SocketAddrV4, dst: SocketAddrV4, seq: u32, ack: u32, flags: TcpFlags) {
     b.fill(0);
-    b[0] = 0x45;
-    b[2..4].copy_from_slice(&40u16.to_be_bytes());
-    b[6..8].copy_from_slice(&ipv4::FLAG_DF.to_be_bytes());
-    b[8] = DEFAULT_TTL;
-    b[9] = protocol::TCP;
-    b[12..16].copy_from_slice(&src.ip().octets());
-    b[16..20].copy_from_slice(&dst.ip().octets());
-    let hc = checksum::ipv4_header(&b[..20]);
-    b[10..12].copy_from_slice(&hc.to_be_bytes());
-    b[20..22].copy_from_slice(&src.port().to_be_bytes());
-    b[22..24].copy_from_slice(&dst.port().to_be_bytes());
-    b[24..28].copy_from_slice(&seq.to_be_bytes());
-    b[28..32].copy_from_slice(&ack.to_be_bytes());
-    b[32] = 5 << 4;
-    b[33] = flags.bits();
-    let ck = checksum::l4_v4(*src.ip(), *dst.ip(), protocol::TCP, &b[20..40], 16);
-    b[36..38].copy_from_slice(&ck.to_be_bytes());
+    let (h, t) = b.split_at_mut(ipv4::MIN_HEADER_LEN);
+    let mut ip = ipv4::Packet::new_unchecked(h);
+    ip.set_version_and_header_len(ipv4::MIN_HEADER_LEN);
+    ip.set_total_len(RST_LEN as u16);
+    ip.set_flags_frag(ipv4::FLAG_DF);
+    ip.set_ttl(DEFAULT_TTL);
+    ip.set_protocol(protocol::TCP);
+    ip.set_src(*src.ip());
+    ip.set_dst(*dst.ip());
+    ip.fill_checksum();
+    let mut seg = tcp::Packet::new_unchecked(t);
+    seg.set_src_port(src.port());
+    seg.set_dst_port(dst.port());
+    seg.set_seq(seq);
+    seg.set_ack(ack);
+    seg.set_header_len(tcp::MIN_HEADER_LEN);
+    seg.set_flags(flags);
+    seg.fill_checksum(*src.ip(), *dst.ip());
 }
 
 /// Turns a received TCP segment into a RST to its sender, in place (RFC 9293 section
@@ -356,7 +392,7 @@ pub fn tcp_rst_in_place(frame: &mut [u8], parsed: &Parsed) -> Result<usize, NatE
         return Err(NatError::IsRst);
     }
     let l3 = usize::from(v4.offset);
-    if frame.len() < usize::from(t.offset) + 20 || l3 < 12 {
+    if frame.len() < usize::from(t.offset) + tcp::MIN_HEADER_LEN || l3 < ethernet::field::SRC.end {
         return Err(NatError::FrameTooShort);
     }
     let (seq, ack, flags) = if t.flags.contains(TcpFlags::ACK) {
@@ -367,8 +403,8 @@ pub fn tcp_rst_in_place(frame: &mut [u8], parsed: &Parsed) -> Result<usize, NatE
     let to = SocketAddrV4::new(v4.src, t.src_port);
     let from = SocketAddrV4::new(v4.dst, t.dst_port);
     swap_macs(frame)?;
-    write_rst(chunk_mut::<40>(frame, l3)?, from, to, seq, ack, flags);
-    Ok(pad_to_min(frame, l3 + 40))
+    write_rst(chunk_mut::<RST_LEN>(frame, l3)?, from, to, seq, ack, flags);
+    Ok(pad_to_min(frame, l3 + RST_LEN))
 }
 
 /// Zero-pads `frame[len..60]` if the buffer is long enough; returns the padded length.
@@ -398,11 +434,11 @@ pub fn build_tcp_rst(
     ack: u32,
 ) -> Result<usize, NatError> {
     let l2 = if vlan.is_some() { ethernet::VLAN_HEADER_LEN } else { ethernet::HEADER_LEN };
-    let len = (l2 + 40).max(ethernet::MIN_FRAME_LEN);
+    let len = (l2 + RST_LEN).max(ethernet::MIN_FRAME_LEN);
     let out = buf.get_mut(..len).ok_or(NatError::BufferTooSmall)?;
     ethernet::write_header(out, dst_mac, src_mac, vlan, ethertype::IPV4).ok_or(NatError::BufferTooSmall)?;
-    write_rst(chunk_mut::<40>(out, l2)?, src, dst, seq, ack, TcpFlags::RST | TcpFlags::ACK);
-    Ok(pad_to_min(out, l2 + 40))
+    write_rst(chunk_mut::<RST_LEN>(out, l2)?, src, dst, seq, ack, TcpFlags::RST | TcpFlags::ACK);
+    Ok(pad_to_min(out, l2 + RST_LEN))
 }
 
 #[cfg(test)]

@@ -71,9 +71,9 @@ pub struct TemplateSpec {
     /// Frame size with FCS.
     pub frame_size: u16,
     /// Our MAC (client side).
-    pub src_mac: [u8; 6],
+    pub src_mac: MacAddr,
     /// The device under test's MAC on the client side.
-    pub dst_mac: [u8; 6],
+    pub dst_mac: MacAddr,
     /// The VIP.
     pub dst: Ipv4Addr,
     /// The virtual port.
@@ -100,8 +100,8 @@ impl Template {
         }
         let len = usize::from(spec.frame_size) - FCS_LEN;
         let ip = Ipv4Frame {
-            src_mac: MacAddr(spec.src_mac),
-            dst_mac: MacAddr(spec.dst_mac),
+            src_mac: spec.src_mac,
+            dst_mac: spec.dst_mac,
             src: Ipv4Addr::UNSPECIFIED,
             dst: spec.dst,
             ttl: spec.ttl,
@@ -206,16 +206,23 @@ pub fn read_ts(frame: &[u8], at: usize) -> Option<u64> {
 /// sum does not depend on order). `l2`/`l3`/`l4` are the header offsets from the parser.
 #[inline]
 pub fn reflect(frame: &mut [u8], l3: usize, l4: usize) -> bool {
-    if frame.len() < l4 + 4 || l3 < 12 || frame.len() < l3 + 20 {
+    use dataplane::wire::{ethernet, ipv4, tcp};
+    // TCP and UDP have their ports at the same offsets.
+    let ports_end = tcp::field::DST_PORT.end;
+    if frame.len() < l4 + ports_end || l3 < ethernet::field::SRC.end || frame.len() < l3 + ipv4::MIN_HEADER_LEN {
         return false;
     }
-    let (a, b) = frame.split_at_mut(6);
-    a.swap_with_slice(&mut b[..6]);
-    let (a, b) = frame[l3 + 12..].split_at_mut(4);
-    a.swap_with_slice(&mut b[..4]);
-    let (a, b) = frame[l4..].split_at_mut(2);
-    a.swap_with_slice(&mut b[..2]);
+    swap(frame, ethernet::field::DST.start, ethernet::field::SRC.start, ethernet::field::SRC.len());
+    swap(frame, l3 + ipv4::field::SRC.start, l3 + ipv4::field::DST.start, ipv4::field::SRC.len());
+    swap(frame, l4 + tcp::field::SRC_PORT.start, l4 + tcp::field::DST_PORT.start, tcp::field::SRC_PORT.len());
     true
+}
+
+/// Swaps the `n` bytes at `a` with the `n` bytes at `b` (`a + n <= b`, both in bounds).
+#[inline]
+fn swap(frame: &mut [u8], a: usize, b: usize, n: usize) {
+    let (x, y) = frame.split_at_mut(b);
+    x[a..a + n].swap_with_slice(&mut y[..n]);
 }
 
 #[cfg(test)]
@@ -228,8 +235,8 @@ mod tests {
         TemplateSpec {
             proto,
             frame_size,
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
             dst: Ipv4Addr::new(198, 18, 0, 100),
             dst_port: 80,
             ttl: 64,

@@ -324,8 +324,8 @@ mod tests {
         let t = Template::new(&TemplateSpec {
             proto: L4Proto::Tcp,
             frame_size: 64,
-            src_mac: [2, 0, 0, 0, 0, 1],
-            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_mac: dataplane::wire::MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: dataplane::wire::MacAddr([2, 0, 0, 0, 0, 2]),
             dst: VIP,
             dst_port: 80,
             ttl: 64,

@@ -2,9 +2,10 @@
 
 use std::net::SocketAddrV4;
 
-use super::{timeout_for, TcpState, Worker};
+use super::tcp_state::timeout_for;
+use super::{TcpState, Worker};
 use crate::api::{SessionInfo, SessionState};
-use crate::sessions::DumpJob;
+use crate::runtime::sessions::DumpJob;
 
 impl Worker {
     /// Walks at most `budget` flow records of this worker's table from where `job` stands and

@@ -11,14 +11,14 @@ use crate::api::SessionState;
 use crate::config::{PortAddr, TimeoutsNs};
 use crate::control::Control;
 use crate::counters::WorkerCounters;
-use crate::generation::{Generation, Mac, PortView};
-use crate::sessions::DumpJob;
+use crate::generation::{Generation, PortView};
+use crate::runtime::sessions::DumpJob;
 use crate::wire::build::{tcp_frame, udp_frame, Ipv4Frame, TcpSegment};
 use crate::wire::{MacAddr, TcpFlags};
 
-const P0_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
-const P1_MAC: Mac = [0x02, 0, 0, 0, 0, 0x02];
-const CLIENT_MAC: Mac = [0x02, 0xc1, 0, 0, 0, 0x02];
+const P0_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+const P1_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x02]);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const RS: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 11);
@@ -39,7 +39,7 @@ fn rig() -> (Worker, Arc<Generation>) {
         let key = BindingKey { service: svc, real: acm::RealServer { rip: RS, rport } };
         control.apply(&Primitive::Add { key, params: BindingParams { weight: 1, source_nat: snat } }).unwrap();
     }
-    control.learn_neighbor(RS, [0x02, 0x5e, 0, 0, 0, 1]);
+    control.learn_neighbor(RS, MacAddr([0x02, 0x5e, 0, 0, 0, 1]));
     let gen = control.publish();
     let cfg = WorkerConfig {
         index: 0,
@@ -55,7 +55,7 @@ fn rig() -> (Worker, Arc<Generation>) {
 }
 
 fn client_ip() -> Ipv4Frame<'static> {
-    Ipv4Frame { src_mac: MacAddr(CLIENT_MAC), dst_mac: MacAddr(P0_MAC), src: CLIENT, dst: VIP, ..Default::default() }
+    Ipv4Frame { src_mac: CLIENT_MAC, dst_mac: P0_MAC, src: CLIENT, dst: VIP, ..Default::default() }
 }
 
 fn syn(w: &mut Worker, gen: &Generation, now: u64, cport: u16, flags: TcpFlags) {

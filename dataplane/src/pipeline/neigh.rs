@@ -1,13 +1,13 @@
 //! A worker's neighbour cache: IPv4 → MAC, learned from ARP, bounded, no allocation after
 //! creation. The control side merges what every worker learns into each generation.
 
-use crate::generation::Mac;
+use crate::wire::MacAddr;
 
 type Map<K, V> = hashbrown::HashMap<K, V, ahash::RandomState>;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    mac: Option<Mac>,
+    mac: Option<MacAddr>,
     /// When we last sent an ARP request for it (ns), to rate-limit requests.
     asked_at: u64,
 }
@@ -32,12 +32,12 @@ impl NeighborCache {
 
     /// The MAC of `ip`, if known.
     #[inline]
-    pub fn get(&self, ip: u32) -> Option<Mac> {
+    pub fn get(&self, ip: u32) -> Option<MacAddr> {
         self.map.get(&ip)?.mac
     }
 
     /// Records `ip` at `mac`; returns true when that is news (new or changed).
-    pub fn learn(&mut self, ip: u32, mac: Mac) -> bool {
+    pub fn learn(&mut self, ip: u32, mac: MacAddr) -> bool {
         if let Some(e) = self.map.get_mut(&ip) {
             let news = e.mac != Some(mac);
             e.mac = Some(mac);
@@ -94,13 +94,13 @@ mod tests {
         assert!(c.should_ask(1, 1000));
         assert!(!c.should_ask(1, 2000));
         assert!(c.should_ask(1, 1000 + ARP_RETRY_NS));
-        assert!(c.learn(1, [1; 6]));
-        assert!(!c.learn(1, [1; 6]));
-        assert!(c.learn(1, [2; 6]));
-        assert_eq!(c.get(1), Some([2; 6]));
-        assert!(c.learn(2, [3; 6]));
+        assert!(c.learn(1, MacAddr([1; 6])));
+        assert!(!c.learn(1, MacAddr([1; 6])));
+        assert!(c.learn(1, MacAddr([2; 6])));
+        assert_eq!(c.get(1), Some(MacAddr([2; 6])));
+        assert!(c.learn(2, MacAddr([3; 6])));
         // Full of resolved entries: a third is refused, nothing grows.
-        assert!(!c.learn(3, [4; 6]));
+        assert!(!c.learn(3, MacAddr([4; 6])));
         assert!(!c.should_ask(3, 5));
         assert_eq!(c.len(), 2);
     }

@@ -11,13 +11,18 @@ use proptest::prelude::*;
 use super::*;
 use crate::config::PortAddr;
 use crate::control::Control;
+use crate::counters::{DropReason, WorkerCounters};
+use crate::generation::Generation;
 use crate::generation::PortView;
+use crate::lb::flows::FlowTable;
+use crate::nat;
 use crate::wire::build::{icmp_echo_frame, tcp_frame, udp_frame, Ipv4Frame, TcpSegment};
+use crate::wire::{self, parse, Ipv4Info, MacAddr, TcpFlags, L3, L4};
 use crate::wire::{checksum, ipv4, tcp};
 
-const P0_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
-const P1_MAC: Mac = [0x02, 0, 0, 0, 0, 0x02];
-const CLIENT_MAC: Mac = [0x02, 0xc1, 0, 0, 0, 0x02];
+const P0_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+const P1_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x02]);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const SEC: u64 = 1_000_000_000;
@@ -25,8 +30,8 @@ const SEC: u64 = 1_000_000_000;
 fn rs(i: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 1, 10 + i)
 }
-fn rs_mac(i: u8) -> Mac {
-    [0x02, 0x5e, 0, 0, 0, i]
+fn rs_mac(i: u8) -> MacAddr {
+    MacAddr([0x02, 0x5e, 0, 0, 0, i])
 }
 fn svc() -> ServiceKey {
     ServiceKey { vip: VIP, proto: acm::Proto::Tcp, vport: 80 }
@@ -99,13 +104,7 @@ impl Rig {
 
 fn client_tcp(cport: u16, flags: TcpFlags, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; 1600];
-    let ip = Ipv4Frame {
-        src_mac: MacAddr(CLIENT_MAC),
-        dst_mac: MacAddr(P0_MAC),
-        src: CLIENT,
-        dst: VIP,
-        ..Default::default()
-    };
+    let ip = Ipv4Frame { src_mac: CLIENT_MAC, dst_mac: P0_MAC, src: CLIENT, dst: VIP, ..Default::default() };
     let n = tcp_frame(
         &mut buf,
         &ip,
@@ -120,13 +119,7 @@ fn client_tcp(cport: u16, flags: TcpFlags, seq: u32, ack: u32, payload: &[u8]) -
 
 fn server_tcp(i: u8, dst: (Ipv4Addr, u16), flags: TcpFlags, seq: u32, ack: u32) -> Vec<u8> {
     let mut buf = vec![0u8; 1600];
-    let ip = Ipv4Frame {
-        src_mac: MacAddr(rs_mac(i)),
-        dst_mac: MacAddr(P1_MAC),
-        src: rs(i),
-        dst: dst.0,
-        ..Default::default()
-    };
+    let ip = Ipv4Frame { src_mac: rs_mac(i), dst_mac: P1_MAC, src: rs(i), dst: dst.0, ..Default::default() };
     let n = tcp_frame(
         &mut buf,
         &ip,
@@ -163,15 +156,15 @@ fn new_flow_is_natted_to_a_real_server_and_back() {
     assert!((1..=3).contains(&s));
     assert_eq!((ip.src, t.src_port, t.dst_port), (CLIENT, 40000, 80));
     assert_eq!(ip.ttl, 63);
-    assert_eq!(&f[0..6], &rs_mac(s));
-    assert_eq!(&f[6..12], &P1_MAC);
+    assert_eq!(&f[0..6], &rs_mac(s).0);
+    assert_eq!(&f[6..12], &P1_MAC.0);
 
     let mut back = server_tcp(s, (CLIENT, 40000), TcpFlags::SYN | TcpFlags::ACK, 5000, 101);
     assert_eq!(r.run(1, &mut back), Verdict::Forward { port: 0, len: back.len() });
     let (_, ip, t) = check(&back);
     assert_eq!((ip.src, t.src_port, ip.dst, t.dst_port), (VIP, 80, CLIENT, 40000));
-    assert_eq!(&back[0..6], &CLIENT_MAC);
-    assert_eq!(&back[6..12], &P0_MAC);
+    assert_eq!(&back[0..6], &CLIENT_MAC.0);
+    assert_eq!(&back[6..12], &P0_MAC.0);
 
     let list = r.control.list(|slot| r.worker.counters().bindings[slot as usize].snapshot());
     let b = list.iter().find(|b| b.key == bkey(s)).unwrap();
@@ -370,16 +363,16 @@ fn drop_fraction_refuses_new_connections_only() {
     assert!(matches!(r.run(0, &mut syn), Verdict::Forward { .. }));
 }
 
-fn arp(op: u16, sha: Mac, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+fn arp(op: u16, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
     let mut buf = vec![0u8; 60];
     let n = if op == 1 {
-        nat::build_arp_request(&mut buf, MacAddr(sha), spa, tpa, None).unwrap()
+        nat::build_arp_request(&mut buf, sha, spa, tpa, None).unwrap()
     } else {
         // A reply to us: build a request and flip the op and target hardware address.
-        let n = nat::build_arp_request(&mut buf, MacAddr(sha), spa, tpa, None).unwrap();
-        buf[0..6].copy_from_slice(&P1_MAC);
+        let n = nat::build_arp_request(&mut buf, sha, spa, tpa, None).unwrap();
+        buf[0..6].copy_from_slice(&P1_MAC.0);
         buf[21] = 2;
-        buf[32..38].copy_from_slice(&P1_MAC);
+        buf[32..38].copy_from_slice(&P1_MAC.0);
         n
     };
     buf.truncate(n);
@@ -394,8 +387,8 @@ fn arp_answered_for_vips_and_port_addresses_and_learned() {
         assert!(matches!(r.run(0, &mut a), Verdict::Forward { port: 0, .. }));
         let p = parse(&a).unwrap();
         let L3::Arp(info) = p.l3 else { panic!() };
-        assert_eq!((info.op, info.sha.0, info.spa, info.tpa), (2, P0_MAC, target, CLIENT));
-        assert_eq!(&a[0..6], &CLIENT_MAC);
+        assert_eq!((info.op, info.sha, info.spa, info.tpa), (2, P0_MAC, target, CLIENT));
+        assert_eq!(&a[0..6], &CLIENT_MAC.0);
     }
     let mut other = arp(1, CLIENT_MAC, CLIENT, Ipv4Addr::new(10, 0, 0, 77));
     assert_eq!(r.run(0, &mut other), Verdict::Drop(DropReason::ArpNotForUs));
@@ -411,13 +404,7 @@ fn ping_of_vip_and_port_address_is_answered() {
     let mut r = Rig::new(&[1]);
     for dst in [VIP, Ipv4Addr::new(10, 0, 0, 1)] {
         let mut buf = vec![0u8; 200];
-        let ip = Ipv4Frame {
-            src_mac: MacAddr(CLIENT_MAC),
-            dst_mac: MacAddr(P0_MAC),
-            src: CLIENT,
-            dst,
-            ..Default::default()
-        };
+        let ip = Ipv4Frame { src_mac: CLIENT_MAC, dst_mac: P0_MAC, src: CLIENT, dst, ..Default::default() };
         let n = icmp_echo_frame(&mut buf, &ip, true, 7, 1, b"ping-payload").unwrap();
         buf.truncate(n);
         assert!(matches!(r.run(0, &mut buf), Verdict::Forward { port: 0, .. }));
@@ -434,8 +421,8 @@ fn exception_path_for_port_addresses_and_multicast() {
     let mut r = Rig::new(&[1]);
     let mut buf = vec![0u8; 200];
     let ip = Ipv4Frame {
-        src_mac: MacAddr(CLIENT_MAC),
-        dst_mac: MacAddr(P0_MAC),
+        src_mac: CLIENT_MAC,
+        dst_mac: P0_MAC,
         src: CLIENT,
         dst: Ipv4Addr::new(10, 0, 0, 1),
         ..Default::default()
@@ -481,8 +468,8 @@ fn unusual_traffic_is_dropped_and_counted() {
     // Fragment to the VIP.
     let mut buf = vec![0u8; 200];
     let ip = Ipv4Frame {
-        src_mac: MacAddr(CLIENT_MAC),
-        dst_mac: MacAddr(P0_MAC),
+        src_mac: CLIENT_MAC,
+        dst_mac: P0_MAC,
         src: CLIENT,
         dst: VIP,
         flags_frag: ipv4::FLAG_MF,

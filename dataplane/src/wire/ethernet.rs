@@ -126,6 +126,8 @@ pub const HEADER_LEN: usize = 14;
 pub const VLAN_HEADER_LEN: usize = 18;
 /// Smallest Ethernet frame without FCS; builders zero-pad up to it.
 pub const MIN_FRAME_LEN: usize = 60;
+/// The VLAN ID bits of the tag control information.
+pub const VLAN_ID_MASK: u16 = 0x0fff;
 
 /// A checked view of an Ethernet II frame with at most one 802.1Q tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +210,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
     /// The 12-bit VLAN ID, if tagged.
     #[inline]
     pub fn vlan_id(&self) -> Option<u16> {
-        self.vlan_tci().map(|t| t & 0x0fff)
+        self.vlan_tci().map(|t| t & VLAN_ID_MASK)
     }
 
     /// The ethertype of the payload (the inner one when tagged).
@@ -262,7 +264,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     #[inline]
     pub fn set_vlan_id(&mut self, id: u16) {
         if let Some(tci) = self.vlan_tci() {
-            let tci = (tci & 0xf000) | (id & 0x0fff);
+            let tci = (tci & !VLAN_ID_MASK) | (id & VLAN_ID_MASK);
             self.buffer.as_mut()[field::VLAN_TCI].copy_from_slice(&tci.to_be_bytes());
         }
     }
@@ -292,7 +294,7 @@ pub fn write_header(buf: &mut [u8], dst: MacAddr, src: MacAddr, vlan: Option<u16
             h[field::DST].copy_from_slice(&dst.0);
             h[field::SRC].copy_from_slice(&src.0);
             h[field::ETHERTYPE].copy_from_slice(&ethertype::VLAN.to_be_bytes());
-            h[field::VLAN_TCI].copy_from_slice(&(id & 0x0fff).to_be_bytes());
+            h[field::VLAN_TCI].copy_from_slice(&(id & VLAN_ID_MASK).to_be_bytes());
             h[field::VLAN_ETHERTYPE].copy_from_slice(&ethertype.to_be_bytes());
             Some(VLAN_HEADER_LEN)
         }

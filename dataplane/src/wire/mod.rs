@@ -12,6 +12,10 @@
 //!   lengths so that no accessor panics afterwards, and field ranges as constants in
 //!   each module's `field`. Used by builders, tests and slow paths.
 //!
+//! The `field` constants are the one place the packet layout is written: the parser and
+//! the NAT rewrites read and write through them too, with the helpers of [`field`] on
+//! fixed-size header arrays.
+//!
 //! Malformed input is a [`WireError`] (one variant per reason, with a counter index).
 //! Well-formed input the fast path does not handle is not an error but is reported in
 //! [`Parsed`]: other ethertypes, other IP protocols, TTL, and IPv4 fragments
@@ -38,6 +42,7 @@ pub mod build;
 pub mod checksum;
 mod error;
 pub mod ethernet;
+pub mod field;
 pub mod icmp;
 pub mod ipv4;
 mod parse;

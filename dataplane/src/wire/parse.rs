@@ -2,10 +2,11 @@
 
 use std::net::Ipv4Addr;
 
-use super::ethernet::{ethertype, MacAddr};
-use super::ipv4::{protocol, FLAG_MF, FRAG_OFFSET_MASK};
-use super::tcp::TcpFlags;
-use super::{checksum, WireError};
+use super::ethernet::{self, ethertype, MacAddr};
+use super::field::{get16, get32, get_ipv4, get_mac};
+use super::ipv4::{self, protocol, FLAG_MF, FRAG_OFFSET_MASK};
+use super::tcp::{self, TcpFlags};
+use super::{arp, checksum, icmp, udp, WireError};
 
 /// What [`parse`] found in a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,11 +221,6 @@ impl Ipv4Info {
     }
 }
 
-#[inline(always)]
-fn be16(a: u8, b: u8) -> u16 {
-    u16::from_be_bytes([a, b])
-}
-
 /// Parses an Ethernet frame (without FCS) in one pass.
 ///
 /// It reads a frame once, front to back, checking each length before it is used,
@@ -247,71 +243,75 @@ fn be16(a: u8, b: u8) -> u16 {
 /// reassembly.
 #[inline]
 pub fn parse(frame: &[u8]) -> Result<Parsed, WireError> {
-    let Some((eth, rest)) = frame.split_first_chunk::<14>() else {
+    let Some(eth) = frame.first_chunk::<{ ethernet::HEADER_LEN }>() else {
         return Err(WireError::TruncatedEthernet);
     };
-    let outer = be16(eth[12], eth[13]);
-    let (l2_len, vlan, ethertype, l3) = if outer == ethertype::VLAN {
-        let Some((tag, rest)) = rest.split_first_chunk::<4>() else {
+    let outer = get16(eth, ethernet::field::ETHERTYPE);
+    let (l2_len, vlan, ethertype) = if outer == ethertype::VLAN {
+        let Some(tagged) = frame.first_chunk::<{ ethernet::VLAN_HEADER_LEN }>() else {
             return Err(WireError::TruncatedVlan);
         };
-        (18u8, Some(be16(tag[0], tag[1]) & 0x0fff), be16(tag[2], tag[3]), rest)
+        let tci = get16(tagged, ethernet::field::VLAN_TCI);
+        (ethernet::VLAN_HEADER_LEN, Some(tci & ethernet::VLAN_ID_MASK), get16(tagged, ethernet::field::VLAN_ETHERTYPE))
     } else {
-        (14u8, None, outer, rest)
+        (ethernet::HEADER_LEN, None, outer)
     };
+    // `l2_len` bytes were there.
+    let l3 = frame.get(l2_len..).unwrap_or_default();
     let l3 = match ethertype {
-        ethertype::IPV4 => L3::Ipv4(parse_ipv4(l3, u16::from(l2_len))?),
+        ethertype::IPV4 => L3::Ipv4(parse_ipv4(l3, l2_len as u16)?),
         ethertype::ARP => L3::Arp(parse_arp(l3)?),
         _ => L3::Other,
     };
-    Ok(Parsed { l2_len, vlan, ethertype, l3 })
+    Ok(Parsed { l2_len: l2_len as u8, vlan, ethertype, l3 })
 }
 
 #[inline]
 fn parse_arp(b: &[u8]) -> Result<ArpInfo, WireError> {
-    let Some(a) = b.first_chunk::<28>() else {
+    let Some(a) = b.first_chunk::<{ arp::PACKET_LEN }>() else {
         return Err(WireError::TruncatedArp);
     };
-    if a[..6] != super::arp::ETHERNET_IPV4_PREFIX {
+    if a[arp::field::HTYPE.start..=arp::field::PLEN] != arp::ETHERNET_IPV4_PREFIX {
         return Err(WireError::BadArp);
     }
     Ok(ArpInfo {
-        op: be16(a[6], a[7]),
-        sha: MacAddr([a[8], a[9], a[10], a[11], a[12], a[13]]),
-        spa: Ipv4Addr::new(a[14], a[15], a[16], a[17]),
-        tha: MacAddr([a[18], a[19], a[20], a[21], a[22], a[23]]),
-        tpa: Ipv4Addr::new(a[24], a[25], a[26], a[27]),
+        op: get16(a, arp::field::OPER),
+        sha: get_mac(a, arp::field::SHA),
+        spa: get_ipv4(a, arp::field::SPA),
+        tha: get_mac(a, arp::field::THA),
+        tpa: get_ipv4(a, arp::field::TPA),
     })
 }
 
 #[inline]
 fn parse_ipv4(b: &[u8], offset: u16) -> Result<Ipv4Info, WireError> {
-    let Some(h) = b.first_chunk::<20>() else {
+    let Some(h) = b.first_chunk::<{ ipv4::MIN_HEADER_LEN }>() else {
         return Err(WireError::TruncatedIpv4);
     };
-    if h[0] >> 4 != 4 {
+    let ver_ihl = h[ipv4::field::VER_IHL];
+    if ver_ihl >> 4 != 4 {
         return Err(WireError::BadIpVersion);
     }
-    let hl = usize::from(h[0] & 0x0f) * 4;
-    if hl < 20 {
+    let hl = usize::from(ver_ihl & 0x0f) * 4;
+    if hl < ipv4::MIN_HEADER_LEN {
         return Err(WireError::BadIhl);
     }
     let Some(header) = b.get(..hl) else {
         return Err(WireError::BadIhl);
     };
-    let total = be16(h[2], h[3]);
+    let total = get16(h, ipv4::field::TOTAL_LEN);
     let tl = usize::from(total);
     let datagram = match b.get(..tl) {
         Some(d) if tl >= hl => d,
         _ => return Err(WireError::BadTotalLength),
     };
-    let sum = if hl == 20 { checksum::sum20(h) } else { checksum::sum(header) };
+    let sum = if hl == ipv4::MIN_HEADER_LEN { checksum::sum20(h) } else { checksum::sum(header) };
     if checksum::fold(sum) != 0xffff {
         return Err(WireError::BadIpChecksum);
     }
-    let frag = be16(h[6], h[7]);
+    let frag = get16(h, ipv4::field::FLAGS_FRAG);
     let is_fragment = frag & (FLAG_MF | FRAG_OFFSET_MASK) != 0;
-    let proto = h[9];
+    let proto = h[ipv4::field::PROTOCOL];
     let l4_offset = offset + hl as u16;
     // `tl >= hl` was checked, so this slice is in bounds; `get` keeps it panic-free.
     let payload = datagram.get(hl..).unwrap_or_default();
@@ -329,10 +329,10 @@ fn parse_ipv4(b: &[u8], offset: u16) -> Result<Ipv4Info, WireError> {
         offset,
         header_len: hl as u8,
         total_len: total,
-        ttl: h[8],
+        ttl: h[ipv4::field::TTL],
         protocol: proto,
-        src: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
-        dst: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+        src: get_ipv4(h, ipv4::field::SRC),
+        dst: get_ipv4(h, ipv4::field::DST),
         is_fragment,
         l4,
     })
@@ -340,20 +340,20 @@ fn parse_ipv4(b: &[u8], offset: u16) -> Result<Ipv4Info, WireError> {
 
 #[inline]
 fn parse_tcp(b: &[u8], offset: u16) -> Result<TcpInfo, WireError> {
-    let Some(t) = b.first_chunk::<20>() else {
+    let Some(t) = b.first_chunk::<{ tcp::MIN_HEADER_LEN }>() else {
         return Err(WireError::TruncatedTcp);
     };
-    let hl = usize::from(t[12] >> 4) * 4;
-    if hl < 20 || hl > b.len() {
+    let hl = usize::from(t[tcp::field::DATA_OFFSET] >> 4) * 4;
+    if hl < tcp::MIN_HEADER_LEN || hl > b.len() {
         return Err(WireError::BadTcpDataOffset);
     }
     Ok(TcpInfo {
         offset,
-        src_port: be16(t[0], t[1]),
-        dst_port: be16(t[2], t[3]),
-        flags: TcpFlags(t[13]),
-        seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
-        ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+        src_port: get16(t, tcp::field::SRC_PORT),
+        dst_port: get16(t, tcp::field::DST_PORT),
+        flags: TcpFlags(t[tcp::field::FLAGS]),
+        seq: get32(t, tcp::field::SEQ),
+        ack: get32(t, tcp::field::ACK),
         header_len: hl as u8,
         // b.len() <= 65535 - 20 inside an IPv4 datagram.
         payload_len: (b.len() - hl) as u16,
@@ -362,35 +362,41 @@ fn parse_tcp(b: &[u8], offset: u16) -> Result<TcpInfo, WireError> {
 
 #[inline]
 fn parse_udp(b: &[u8], offset: u16, is_fragment: bool) -> Result<UdpInfo, WireError> {
-    let Some(u) = b.first_chunk::<8>() else {
+    let Some(u) = b.first_chunk::<{ udp::HEADER_LEN }>() else {
         return Err(WireError::TruncatedUdp);
     };
-    let len = be16(u[4], u[5]);
+    let len = get16(u, udp::field::LENGTH);
     let l = usize::from(len);
-    if l < 8 {
+    if l < udp::HEADER_LEN {
         return Err(WireError::BadUdpLength);
     }
     let payload_len = if is_fragment {
         // A first fragment holds only part of the datagram the length field describes.
-        (b.len() - 8) as u16
+        (b.len() - udp::HEADER_LEN) as u16
     } else if l > b.len() {
         return Err(WireError::BadUdpLength);
     } else {
-        len - 8
+        len - udp::HEADER_LEN as u16
     };
     Ok(UdpInfo {
         offset,
-        src_port: be16(u[0], u[1]),
-        dst_port: be16(u[2], u[3]),
+        src_port: get16(u, udp::field::SRC_PORT),
+        dst_port: get16(u, udp::field::DST_PORT),
         payload_len,
-        checksum: be16(u[6], u[7]),
+        checksum: get16(u, udp::field::CHECKSUM),
     })
 }
 
 #[inline]
 fn parse_icmp(b: &[u8], offset: u16) -> Result<IcmpInfo, WireError> {
-    let Some(i) = b.first_chunk::<8>() else {
+    let Some(i) = b.first_chunk::<{ icmp::HEADER_LEN }>() else {
         return Err(WireError::TruncatedIcmp);
     };
-    Ok(IcmpInfo { offset, msg_type: i[0], code: i[1], ident: be16(i[4], i[5]), seq_no: be16(i[6], i[7]) })
+    Ok(IcmpInfo {
+        offset,
+        msg_type: i[icmp::field::TYPE],
+        code: i[icmp::field::CODE],
+        ident: get16(i, icmp::field::IDENT),
+        seq_no: get16(i, icmp::field::SEQ_NO),
+    })
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 pub use queue::{RxQueue, TxQueue};
 pub use types::{
-    Direction, Duplex, LinkStatus, MacAddr, PortConfigError, PortId, PortInfo, PortQueryError, PortStateError,
-    PortStats, QueueError,
+    Direction, Duplex, LinkStatus, PortConfigError, PortId, PortInfo, PortQueryError, PortStateError, PortStats,
+    QueueError,
 };
 
 use crate::eal::{port_name, Eal};
@@ -381,15 +381,16 @@ impl Port {
         Ok(())
     }
 
-    /// The device's MAC address.
-    pub fn mac_addr(&self) -> Result<MacAddr, PortQueryError> {
+    /// The device's MAC address, as DPDK gives it (the crates above wrap it in their own
+    /// address type).
+    pub fn mac_addr(&self) -> Result<[u8; 6], PortQueryError> {
         let mut addr = dpdk_sys::rte_ether_addr::default();
         // SAFETY: valid port; addr is a valid out pointer.
         let ret = unsafe { dpdk_sys::rte_eth_macaddr_get(self.shared.id, &mut addr) };
         if ret < 0 {
             return Err(self.query_err("rte_eth_macaddr_get", ret));
         }
-        Ok(MacAddr(addr.addr_bytes))
+        Ok(addr.addr_bytes)
     }
 
     /// The link state now (`rte_eth_link_get_nowait`).

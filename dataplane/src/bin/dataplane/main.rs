@@ -17,10 +17,11 @@ use dataplane::api::server::Server;
 use dataplane::api::PortStats;
 use dataplane::config::ApplianceConfig;
 use dataplane::control::Control;
-use dataplane::generation::{fmt_mac, PortView};
+use dataplane::generation::PortView;
 use dataplane::lb::flows::Placement;
 use dataplane::pipeline::{Worker, WorkerConfig};
-use dataplane::switch::{worker_link, Switch};
+use dataplane::runtime::switch::{worker_link, Switch};
+use dataplane::wire::MacAddr;
 use dpdk::{Eal, EalArgs, Mempool, Port, PortConfig, SocketId};
 
 #[derive(Parser, Debug)]
@@ -71,7 +72,7 @@ fn setup_tap(name: &str, address: &str) -> Result<()> {
 
 fn main() {
     let args = Args::parse();
-    let _ = dataplane::clock::now_ns(); // start the API clock at process start
+    let _ = dataplane::runtime::clock::now_ns(); // start the API clock at process start
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
@@ -130,9 +131,9 @@ fn run(args: Args) -> Result<()> {
         let mut port =
             Port::configure(&eal, *id, &pc).with_context(|| format!("configuring port {}", cfg.ports[i].name))?;
         port.start().with_context(|| format!("starting port {}", cfg.ports[i].name))?;
-        let mac = port.mac_addr().context("port MAC")?.0;
+        let mac = MacAddr(port.mac_addr().context("port MAC")?);
         let addr = cfg.port_addrs()[i];
-        tracing::info!(port = %cfg.ports[i].name, device = %cfg.ports[i].device, mac = %fmt_mac(&mac), address = %cfg.ports[i].address, "port up");
+        tracing::info!(port = %cfg.ports[i].name, device = %cfg.ports[i].device, mac = %mac, address = %cfg.ports[i].address, "port up");
         views.push(PortView { addr, mac, gateway: cfg.ports[i].gateway });
         ports.push(port);
     }
@@ -145,7 +146,7 @@ fn run(args: Args) -> Result<()> {
         let pc = PortConfig::new(pool.clone()).queues(q, q).descriptors(512, 512);
         let mut tap = Port::configure(&eal, *id, &pc).with_context(|| format!("configuring tap {}", tap_names[i]))?;
         tap.start().with_context(|| format!("starting tap {}", tap_names[i]))?;
-        tap_macs.push(tap.mac_addr().context("tap MAC")?.0);
+        tap_macs.push(MacAddr(tap.mac_addr().context("tap MAC")?));
         setup_tap(&tap_names[i], &cfg.ports[i].address)
             .with_context(|| format!("configuring kernel interface {}", tap_names[i]))?;
         taps.push(tap);
@@ -164,7 +165,7 @@ fn run(args: Args) -> Result<()> {
     let stats_ports: Vec<(String, Option<Ipv4Addr>, String, dpdk::PortId)> = ports
         .iter()
         .enumerate()
-        .map(|(i, p)| (cfg.ports[i].name.clone(), Some(views[i].addr.ip), fmt_mac(&views[i].mac), p.id()))
+        .map(|(i, p)| (cfg.ports[i].name.clone(), Some(views[i].addr.ip), views[i].mac.to_string(), p.id()))
         .collect();
     let from_host = Arc::new(mgmt::HostCounters::new(n_ports));
     let from_host2 = from_host.clone();

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use crossbeam::channel::Receiver;
 use dataplane::counters::{bump, read};
-use dataplane::generation::{Mac, PortView};
+use dataplane::generation::PortView;
 use dataplane::host;
 use dataplane::nat;
-use dataplane::switch::HostCmd;
+use dataplane::runtime::switch::HostCmd;
 use dataplane::wire::MacAddr;
 use dpdk::ring::Producer;
 use dpdk::{Burst, Mempool, Port, PortId, RxQueue};
@@ -46,7 +46,7 @@ pub struct Mgmt<'a> {
     port_tx: Vec<Producer>,
     pool: Mempool,
     views: Vec<PortView>,
-    tap_macs: Vec<Mac>,
+    tap_macs: Vec<MacAddr>,
     host_rx: Receiver<HostCmd>,
     from_host: Arc<HostCounters>,
     last_snapshot: Instant,
@@ -61,7 +61,7 @@ impl<'a> Mgmt<'a> {
         port_tx: Vec<Producer>,
         pool: Mempool,
         views: Vec<PortView>,
-        tap_macs: Vec<Mac>,
+        tap_macs: Vec<MacAddr>,
         host_rx: Receiver<HostCmd>,
         from_host: Arc<HostCounters>,
         link_up: Arc<[AtomicBool]>,
@@ -122,9 +122,9 @@ impl<'a> Mgmt<'a> {
         let Some(mut m) = self.pool.alloc() else { return };
         let Some(buf) = m.append(64) else { return };
         let n = if gratuitous {
-            nat::build_gratuitous_arp(buf, MacAddr(v.mac), target, None)
+            nat::build_gratuitous_arp(buf, v.mac, target, None)
         } else {
-            nat::build_arp_request(buf, MacAddr(v.mac), v.addr.ip, target, None)
+            nat::build_arp_request(buf, v.mac, v.addr.ip, target, None)
         };
         if let Ok(n) = n {
             m.truncate(n);

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use dataplane::counters::{bump, DropReason};
-use dataplane::generation::{Generation, Mac, PortView};
+use dataplane::generation::{Generation, PortView};
 use dataplane::host;
 use dataplane::nat;
 use dataplane::pipeline::{Emit, Verdict, Worker};
-use dataplane::switch::WorkerEnd;
+use dataplane::runtime::switch::WorkerEnd;
 use dataplane::wire::MacAddr;
 use dpdk::ring::{Consumer, Producer};
 use dpdk::{Burst, Eal, Mbuf, Mempool, Port, RxQueue, SocketId, TxQueue};
@@ -72,7 +72,7 @@ pub struct WorkerIo {
     tap_bufs: Vec<Burst<BURST>>,
     pool: Mempool,
     views: Vec<PortView>,
-    tap_macs: Vec<Mac>,
+    tap_macs: Vec<MacAddr>,
     rings: HandoffRings,
     /// Frames from the main lcore to send, per port (worker 0 only).
     inject: Vec<Consumer>,
@@ -94,7 +94,7 @@ impl WorkerIo {
         w: u16,
         pool: &Mempool,
         views: Vec<PortView>,
-        tap_macs: Vec<Mac>,
+        tap_macs: Vec<MacAddr>,
         rings: HandoffRings,
         inject: Vec<Consumer>,
         link_up: Arc<[AtomicBool]>,
@@ -141,7 +141,7 @@ pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicB
     let mut loops = 0u64;
     let mut last_sweep = clock.now_ns();
     // A Sessions listing in progress (the control side allocated its rows).
-    let mut dump: Option<dataplane::sessions::DumpJob> = None;
+    let mut dump: Option<dataplane::runtime::sessions::DumpJob> = None;
     while !stop.load(Ordering::Relaxed) {
         loops = loops.wrapping_add(1);
         // New forwarding state, between bursts. `is_empty` first: two plain loads, where
@@ -284,14 +284,14 @@ fn emit(core: &mut Worker, io: &mut WorkerIo) {
             match e {
                 Emit::ArpRequest { port, target } => {
                     let v = &io.views[usize::from(port)];
-                    (port, nat::build_arp_request(buf, MacAddr(v.mac), v.addr.ip, target, None))
+                    (port, nat::build_arp_request(buf, v.mac, v.addr.ip, target, None))
                 }
                 Emit::Rst { port, src_mac, dst_mac, src, dst, seq } => (
                     port,
                     nat::build_tcp_rst(
                         buf,
-                        MacAddr(src_mac),
-                        MacAddr(dst_mac),
+                        src_mac,
+                        dst_mac,
                         None,
                         SocketAddrV4::new(src.0, src.1),
                         SocketAddrV4::new(dst.0, dst.1),

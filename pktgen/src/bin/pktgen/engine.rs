@@ -78,7 +78,7 @@ pub struct Io {
     pub server_rx: RxQueue,
     pub server_tx: TxQueue,
     pub pool: Mempool,
-    pub server_mac: [u8; 6],
+    pub server_mac: MacAddr,
 }
 
 pub struct Engine {
@@ -349,7 +349,7 @@ impl Engine {
                     self.c.invalid_fwd[why.index()] += 1
                 }
                 Received::ArpRequest(p) => {
-                    let mac = MacAddr(self.io.server_mac);
+                    let mac = self.io.server_mac;
                     if dataplane::nat::build_arp_reply_in_place(m.data_mut(), &p, mac).is_ok() {
                         self.c.arp_answered += 1;
                         keep[k] = true;

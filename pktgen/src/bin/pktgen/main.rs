@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
+use dataplane::wire::MacAddr;
 use dpdk::{Eal, EalArgs, Mempool, Port, PortConfig, SocketId};
 use engine::{Counters, Engine, Io, Source};
 use pktgen::flows::FlowSpace;
@@ -149,18 +150,6 @@ struct Args {
     /// Live progress lines on stderr.
     #[arg(long, value_enum, default_value = "auto")]
     progress: Progress,
-}
-
-fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        bail!("{s:?} is not a MAC address");
-    }
-    let mut m = [0u8; 6];
-    for (i, p) in parts.iter().enumerate() {
-        m[i] = u8::from_str_radix(p, 16).with_context(|| format!("{s:?} is not a MAC address"))?;
-    }
-    Ok(m)
 }
 
 /// `A.B.C.D[-A.B.C.E]:PORT,...`
@@ -293,7 +282,7 @@ fn direction(
 
 fn run(args: Args) -> Result<bool> {
     let servers = parse_servers(&args.servers)?;
-    let dut_mac = parse_mac(&args.dut_mac)?;
+    let dut_mac: MacAddr = args.dut_mac.parse().context("--dut-mac")?;
     let rate: f64 = if args.rate == "line" {
         0.0
     } else {
@@ -350,8 +339,8 @@ fn run(args: Args) -> Result<bool> {
             bail!("the {name} link did not come up within {} s (is the device under test running?)", args.link_timeout);
         }
     }
-    let client_mac = ports[0].mac_addr()?.0;
-    let server_mac = ports[1].mac_addr()?.0;
+    let client_mac = MacAddr(ports[0].mac_addr()?);
+    let server_mac = MacAddr(ports[1].mac_addr()?);
     let io = Io {
         client_rx: ports[0].rx_queue(0)?,
         client_tx: ports[0].tx_queue(0)?,

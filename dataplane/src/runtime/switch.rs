@@ -21,16 +21,17 @@ use acm::Primitive;
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use crossbeam::queue::ArrayQueue;
 
+use super::clock::now_ns;
+use super::sessions::{sessions_link, SessionsEnd, SessionsLink, SESSIONS_TIMEOUT};
 use crate::api::server::Handler;
 use crate::api::{
     ApiError, MaglevStats, PortStats, Request, RequestBody, Response, ResponseBody, ServiceStats, Stats, Timing,
     WorkerStats,
 };
-use crate::clock::now_ns;
 use crate::control::{BuildJob, Control, Outcome};
 use crate::counters::{read, DropReason, WorkerCounters};
-use crate::generation::{Generation, Mac};
-use crate::sessions::{sessions_link, SessionsEnd, SessionsLink, SESSIONS_TIMEOUT};
+use crate::generation::Generation;
+use crate::wire::MacAddr;
 
 /// How long a change may wait for the workers' acknowledgement.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,7 +45,7 @@ pub struct WorkerLink {
     /// The worker's counters.
     pub counters: Arc<WorkerCounters>,
     /// Neighbours the worker learned from ARP, for the control side to publish.
-    pub learned: Arc<ArrayQueue<(u32, Mac)>>,
+    pub learned: Arc<ArrayQueue<(u32, MacAddr)>>,
     /// The worker's flow-table capacity.
     pub flow_capacity: u64,
     /// Sessions requests to the worker.
@@ -58,7 +59,7 @@ pub struct WorkerEnd {
     /// Its counters.
     pub counters: Arc<WorkerCounters>,
     /// Where it reports learned neighbours.
-    pub learned: Arc<ArrayQueue<(u32, Mac)>>,
+    pub learned: Arc<ArrayQueue<(u32, MacAddr)>>,
     /// Sessions requests (flow listings) to serve between bursts.
     pub sessions: SessionsEnd,
 }
@@ -462,7 +463,7 @@ impl Handler for Switch {
             }
             RequestBody::Sessions { service, limit } => {
                 let workers = self.workers.iter().map(|w| (w.lcore, &w.sessions));
-                let s = crate::sessions::collect(workers, *service, *limit, SESSIONS_TIMEOUT);
+                let s = super::sessions::collect(workers, *service, *limit, SESSIONS_TIMEOUT);
                 let t = now_ns();
                 (Ok(ResponseBody::Sessions(Box::new(s))), Timing { received_ns, published_ns: t, acked_ns: t })
             }

@@ -25,8 +25,8 @@ impl Drop for Rig {
 /// A switch over two fake workers that take up every generation at once.
 fn rig() -> Rig {
     let ports = vec![
-        PortView { addr: PortAddr::parse("10.0.0.1/24").unwrap(), mac: [2, 0, 0, 0, 0, 1], gateway: None },
-        PortView { addr: PortAddr::parse("10.0.1.1/24").unwrap(), mac: [2, 0, 0, 0, 0, 2], gateway: None },
+        PortView { addr: PortAddr::parse("10.0.0.1/24").unwrap(), mac: MacAddr([2, 0, 0, 0, 0, 1]), gateway: None },
+        PortView { addr: PortAddr::parse("10.0.1.1/24").unwrap(), mac: MacAddr([2, 0, 0, 0, 0, 2]), gateway: None },
     ];
     let control = Control::new(ports, 256, 8, 65537);
     let stop = Arc::new(AtomicBool::new(false));
