@@ -9,7 +9,8 @@
 //!   exception path), taking time and bytes as arguments and returning a verdict.
 //! - [`generation`], [`control`], [`switch`]: forwarding state published to workers as
 //!   immutable generations, the ACM primitives applied to it, acknowledgements.
-//! - [`api`]: the switch API (protocol, server, client) the control plane speaks.
+//! - [`api`]: the switch API the control plane speaks (messages and client: the `switch-api`
+//!   crate); [`runtime::api_server`] serves it.
 //! - [`sessions`]: the live-flow listing (the API's Sessions request), asked of each worker
 //!   between bursts.
 //! - [`config`]: reading and checking `appliance.toml`.
@@ -29,6 +30,7 @@ pub mod host;
 pub mod lb;
 pub mod nat;
 pub mod pipeline;
+pub mod runtime;
 pub mod sessions;
 pub mod switch;
 pub mod wire;

@@ -21,7 +21,6 @@ use acm::Primitive;
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use crossbeam::queue::ArrayQueue;
 
-use crate::api::server::Handler;
 use crate::api::{
     ApiError, MaglevStats, PortStats, Request, RequestBody, Response, ResponseBody, ServiceStats, Stats, Timing,
     WorkerStats,
@@ -30,6 +29,7 @@ use crate::clock::now_ns;
 use crate::control::{BuildJob, Control, Outcome};
 use crate::counters::{read, DropReason, WorkerCounters};
 use crate::generation::{Generation, Mac};
+use crate::runtime::api_server::Handler;
 use crate::sessions::{sessions_link, SessionsEnd, SessionsLink, SESSIONS_TIMEOUT};
 
 /// How long a change may wait for the workers' acknowledgement.

@@ -1,0 +1,3 @@
+//! Runtime: what runs the sans-IO core in threads and sockets.
+
+pub mod api_server;
