@@ -21,6 +21,8 @@ pub mod args;
 pub mod client;
 mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod serve;
 pub mod server;
 

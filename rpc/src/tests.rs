@@ -160,16 +160,11 @@ fn a_response_to_another_request_is_unexpected() {
 }
 
 proptest::proptest! {
-    /// The decoder meets arbitrary bytes: an error or a request, never a panic.
+    /// The decoder meets arbitrary bytes: an error or a request, never a panic (what the
+    /// `rpc_frame` fuzz target runs).
     #[test]
     fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
-        let mut rest = bytes.as_slice();
-        while let Ok(Some((body, used))) = split_frame(rest, 1 << 10) {
-            let _ = incoming::<TestApi>(body);
-            rest = &rest[used..];
-        }
-        let _ = incoming::<TestApi>(&bytes);
-        let _ = crate::frame::read_frame_bytes(&mut bytes.as_slice(), 1 << 10);
+        crate::fuzzing::frames::<TestApi>(&bytes);
     }
 
     /// Valid frames survive any split into reads.
