@@ -72,7 +72,7 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(ServerCounters::default());
         let (stop2, counters2) = (stop.clone(), counters.clone());
-        let accept = std::thread::Builder::new().name(format!("{}-api", P::PEER)).spawn(move || {
+        let accept = std::thread::Builder::new().name("api-accept".into()).spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::Acquire) {
                     break;
