@@ -1,8 +1,8 @@
 //! The ACM primitives on a command line: one clap definition for every client that sends them
-//! (`acmctl` to the Connection Manager, `dpctl` to the dataplane). A binary flattens
-//! [`PrimitiveCmd`] into its own subcommands.
+//! (`acmctl` to the Connection Manager, `dpctl` to the dataplane), and the table List prints.
+//! A binary flattens [`PrimitiveCmd`] into its own subcommands.
 
-use acm::{BindingKey, BindingParams, DropFraction, Primitive, RealServer, ServiceKey};
+use acm::{BindingInfo, BindingKey, BindingParams, DropFraction, Primitive, RealServer, ServiceKey};
 use clap::Subcommand;
 
 /// Add, Remove, Force Remove, Drop and List as subcommands.
@@ -64,6 +64,36 @@ impl PrimitiveCmd {
     }
 }
 
+/// The human form of a List answer: a header, a row per binding, or `(no bindings)`.
+pub fn bindings_table(list: &[BindingInfo]) -> Vec<String> {
+    let row = |c: [&str; 9]| {
+        format!(
+            "{:<22} {:<22} {:<5} {:>6} {:<4} {:>8} {:>8} {:>10} {:>10}",
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]
+        )
+    };
+    let mut lines =
+        vec![row(["Service", "Real server", "State", "Weight", "SNAT", "Flows", "New", "PktsIn", "PktsOut"])];
+    for b in list {
+        let k = &b.counters;
+        lines.push(row([
+            &b.key.service.to_string(),
+            &b.key.real.to_string(),
+            b.state.abbrev(),
+            &b.params.weight.to_string(),
+            if b.params.source_nat { "yes" } else { "no" },
+            &k.active_flows.to_string(),
+            &k.new_flows.to_string(),
+            &k.packets_in.to_string(),
+            &k.packets_out.to_string(),
+        ]));
+    }
+    if list.is_empty() {
+        lines.push("(no bindings)".into());
+    }
+    lines
+}
+
 fn parse_fraction(s: &str) -> Result<DropFraction, String> {
     let f: f64 = s.parse().map_err(|e| format!("{e}"))?;
     DropFraction::new(f).map_err(|e| e.to_string())
@@ -94,6 +124,20 @@ mod tests {
         let drop = parse(&["drop", "10.0.0.100:80", "0.25"]).unwrap();
         assert_eq!(drop, Primitive::Drop { service: key.service, fraction: DropFraction::new(0.25).unwrap() });
         assert_eq!(parse(&["list"]).unwrap(), Primitive::List);
+    }
+
+    #[test]
+    fn the_bindings_table_has_a_row_per_binding() {
+        assert_eq!(bindings_table(&[])[1], "(no bindings)");
+        let key = BindingKey { service: "10.0.0.100:80".parse().unwrap(), real: "10.0.1.11:80".parse().unwrap() };
+        let counters =
+            acm::BindingCounters { packets_in: 5, packets_out: 4, new_flows: 1, active_flows: 1, ..Default::default() };
+        let params = BindingParams { weight: 2, source_nat: true };
+        let b = BindingInfo { key, params, state: acm::BindingState::Active, counters };
+        let t = bindings_table(&[b]);
+        assert_eq!(t.len(), 2);
+        let cells: Vec<&str> = t[1].split_whitespace().collect();
+        assert_eq!(cells, ["10.0.0.100:80/tcp", "10.0.1.11:80", "ACT", "2", "yes", "1", "1", "5", "4"]);
     }
 
     #[test]

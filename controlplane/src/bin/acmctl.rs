@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use acm::{BindingInfo, BindingKey, BindingParams, Primitive, RealServer, ServiceKey};
+use acm::{BindingKey, BindingParams, Primitive, RealServer, ServiceKey};
 use clap::{Parser, Subcommand};
 use controlplane::api::client::Client;
 use controlplane::cm::Outcome;
@@ -113,7 +113,7 @@ fn run(a: &Args) -> anyhow::Result<ExitCode> {
             if a.json {
                 print_json(&l);
             } else {
-                print_list(&l);
+                rpc::args::bindings_table(&l).iter().for_each(|line| println!("{line}"));
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -220,29 +220,6 @@ fn report(json: bool, o: &Outcome) {
             }
             Some(e) => println!("  switch {}: {} refused: {e}", s.switch, s.op),
         }
-    }
-}
-
-fn print_list(l: &[BindingInfo]) {
-    println!(
-        "{:<22} {:<22} {:<5} {:>6} {:<4} {:>8} {:>10} {:>10}",
-        "Service", "Real server", "State", "Weight", "SNAT", "Flows", "PktsIn", "PktsOut"
-    );
-    for b in l {
-        println!(
-            "{:<22} {:<22} {:<5} {:>6} {:<4} {:>8} {:>10} {:>10}",
-            b.key.service.to_string(),
-            b.key.real.to_string(),
-            b.state.abbrev(),
-            b.params.weight,
-            if b.params.source_nat { "yes" } else { "no" },
-            b.counters.active_flows,
-            b.counters.packets_in,
-            b.counters.packets_out
-        );
-    }
-    if l.is_empty() {
-        println!("(no bindings)");
     }
 }
 

@@ -75,24 +75,7 @@ fn run(a: Args) -> Result<()> {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!(
-                    "{:<22} {:<22} {:<4} {:>6} {:>4} {:>10} {:>10} {:>8} {:>8}",
-                    "virtual", "real", "st", "weight", "snat", "pkts-in", "pkts-out", "flows", "new"
-                );
-                for b in list {
-                    println!(
-                        "{:<22} {:<22} {:<4} {:>6} {:>4} {:>10} {:>10} {:>8} {:>8}",
-                        b.key.service.to_string(),
-                        b.key.real.to_string(),
-                        b.state.abbrev(),
-                        b.params.weight,
-                        if b.params.source_nat { "yes" } else { "no" },
-                        b.counters.packets_in,
-                        b.counters.packets_out,
-                        b.counters.active_flows,
-                        b.counters.new_flows
-                    );
-                }
+                rpc::args::bindings_table(&list).iter().for_each(|line| println!("{line}"));
             }
         }
         Cmd::Primitive(cmd) => {
