@@ -37,7 +37,7 @@ fn cm_with(driver: Box<dyn SwitchDriver>) -> Cm {
 
 fn dataplane_sock() -> Option<PathBuf> {
     let p = PathBuf::from(std::env::var_os("ACM_BENCH_DATAPLANE_SOCK")?);
-    match dataplane::api::client::Client::connect(&p).and_then(|mut c| c.ping()) {
+    match switch_api::client::Client::connect(&p).and_then(|mut c| c.ping()) {
         Ok(_) => Some(p),
         Err(e) => {
             eprintln!("ACM_BENCH_DATAPLANE_SOCK={}: {e}; fake switch only", p.display());
@@ -120,7 +120,7 @@ fn main() {
 
     let real = dp.as_ref().map(|p| cm_with(Box::new(DataplaneDriver::new(p))));
     if let (Some(p), Some(cm)) = (&dp, &real) {
-        let mut direct = dataplane::api::client::Client::connect(p).unwrap();
+        let mut direct = switch_api::client::Client::connect(p).unwrap();
         c.bench_function("switch-api-direct/dataplane/add+remove", |b| {
             b.iter(|| {
                 direct.add(key(3), BindingParams::default()).unwrap();
@@ -143,7 +143,7 @@ fn main() {
             }
         });
         if let Some(p) = &dp {
-            let mut d = dataplane::api::client::Client::connect(p).unwrap();
+            let mut d = switch_api::client::Client::connect(p).unwrap();
             for i in [1u32, 3, 4, 1000, 1001, 1002, 1003] {
                 let _ = d.force_remove(key(i));
             }

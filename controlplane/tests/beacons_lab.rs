@@ -42,7 +42,7 @@ fn acm_tables(lab: &Lab, port: u16, id: u64) -> String {
 }
 
 fn dp_list(sock: &Path) -> Vec<BindingInfo> {
-    dataplane::api::client::Client::connect(sock).and_then(|mut c| c.list()).unwrap_or_default()
+    switch_api::client::Client::connect(sock).and_then(|mut c| c.list()).unwrap_or_default()
 }
 
 fn cm_list(socket: &Path) -> Vec<BindingInfo> {

@@ -34,7 +34,7 @@ fn state_of(list: &[BindingInfo], rip: &str) -> Option<BindingState> {
 }
 
 fn dp_list(sock: &Path) -> Vec<BindingInfo> {
-    dataplane::api::client::Client::connect(sock).and_then(|mut c| c.list()).unwrap_or_default()
+    switch_api::client::Client::connect(sock).and_then(|mut c| c.list()).unwrap_or_default()
 }
 
 fn body_of(lab: &Lab) -> Result<String, String> {
@@ -223,7 +223,7 @@ fn controlplane_in_the_lab() {
         .unwrap();
     let mut flow = None;
     wait_until("the download is in the dataplane's flow table", Duration::from_secs(10), || {
-        let mut c = dataplane::api::client::Client::connect(&dp_sock).unwrap();
+        let mut c = switch_api::client::Client::connect(&dp_sock).unwrap();
         flow = c.sessions(None, 100).unwrap().sessions.into_iter().find(|f| f.state.abbrev() == "EST");
         flow.is_some()
     });

@@ -66,7 +66,8 @@ fn sigsegv_keeps_the_telnet_session_its_half_typed_line_and_the_cache() {
     api.write_all(&frame[frame.len() / 2..]).unwrap();
     for (n, c) in [(1, &mut api), (2, &mut api2)] {
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let body = controlplane::api::client::read_frame(c).unwrap_or_else(|e| panic!("API client {n}: {e}"));
+        let body = rpc::frame::read_frame_bytes(c, controlplane::api::MAX_FRAME)
+            .unwrap_or_else(|e| panic!("API client {n}: {e}"));
         let resp: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(resp["id"], 77, "API client {n}: {resp}");
         assert!(resp.to_string().contains("10.0.1.13"), "API client {n}: {resp}");

@@ -9,7 +9,8 @@
 //!   exception path), taking time and bytes as arguments and returning a verdict.
 //! - [`generation`], [`control`]: forwarding state published to workers as immutable
 //!   generations, and the ACM primitives applied to it.
-//! - [`api`]: the switch API (protocol, server, client) the control plane speaks.
+//! - [`api`]: the switch API the control plane speaks (messages and client: the `switch-api`
+//!   crate); [`runtime::api_server`] serves it.
 //! - [`config`]: reading and checking `appliance.toml`.
 //! - [`runtime`]: what runs around the sans-IO core: the switch (publishing generations,
 //!   acknowledgements, the API handler), the live-flow listing asked of each worker between
@@ -32,5 +33,3 @@ pub mod pipeline;
 pub mod runtime;
 pub mod wire;
 
-// The clock under its earlier path, for the API server.
-pub(crate) use runtime::clock;

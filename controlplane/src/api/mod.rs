@@ -1,9 +1,10 @@
 //! The local API: how `acmctl` and tests drive the CM, over a Unix stream socket.
 //!
-//! One frame each way per request: a 4-byte big-endian length, then a JSON document
-//! ([`Request`] → [`Response`]), like the dataplane's switch API. Primitives sent here take the
-//! same path as beacons and the CLI ([`crate::cm::Cm::primitive`]). A frame that is not a valid
-//! request is answered with [`ApiError::Malformed`] and the connection is closed.
+//! One frame each way per request ([`Request`] → [`Response`]) over the `rpc` crate's
+//! transport, like the dataplane's switch API. Primitives sent here take the same path as
+//! beacons and the CLI ([`crate::cm::Cm::primitive`]). A document that is not a valid request
+//! is answered with [`ApiError::Malformed`] and the connection goes on; a frame too large or
+//! cut short is answered so and the connection is closed.
 //!
 //! Adding a request kind (e.g. `rolling-restart`): a variant of [`RequestBody`], its answer in
 //! [`ResponseBody`], a match arm in [`server::handle`], and an `acmctl` subcommand.
@@ -11,7 +12,10 @@
 pub mod client;
 pub mod server;
 
+use std::time::Duration;
+
 use acm::{BindingInfo, Primitive};
+use rpc::Reject;
 use serde::{Deserialize, Serialize};
 
 use crate::cm::{CmCounters, CmError, Outcome};
@@ -23,16 +27,39 @@ pub const API_VERSION: u16 = 1;
 /// Largest frame accepted.
 pub const MAX_FRAME: usize = 4 << 20;
 
-/// One request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Request {
-    /// Echoed in the response.
-    pub id: u64,
-    /// Must be [`API_VERSION`].
-    pub version: u16,
-    /// What is asked.
-    pub body: RequestBody,
+/// The local API as an [`rpc::Protocol`].
+pub struct LocalApi;
+
+impl rpc::Protocol for LocalApi {
+    type Body = RequestBody;
+    type Response = Response;
+    type Error = ApiError;
+    const PEER: &'static str = "controlplane";
+    const VERSION: u16 = API_VERSION;
+    const MIN_VERSION: u16 = API_VERSION;
+    const MAX_FRAME: usize = MAX_FRAME;
+    /// CLI commands may wait for slow switches.
+    const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+    fn body_version(_: &RequestBody) -> u16 {
+        1
+    }
+
+    fn response_id(response: &Response) -> u64 {
+        response.id
+    }
+
+    fn reject(id: u64, why: Reject) -> Response {
+        let error = match why {
+            Reject::Malformed(m) => ApiError::Malformed(m),
+            Reject::Version { got } => ApiError::Version { got },
+        };
+        Response { id, result: Err(error) }
+    }
 }
+
+/// One request; its version must be [`API_VERSION`].
+pub type Request = rpc::Request<RequestBody>;
 
 /// What a request asks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,41 +1,37 @@
-//! The local API server (tokio, Unix socket).
+//! The local API server: a tokio loop over the `rpc` crate's sans-IO pieces (frame splitting,
+//! version check, rejections), with connections kept across restarts under restartd.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use rpc::frame::{encode, split_frame};
+use rpc::serve::{incoming, rejected, Incoming, Reject};
+use rpc::ServerCounters;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::{ApiError, Request, RequestBody, Response, ResponseBody, Status, SwitchStatus, API_VERSION, MAX_FRAME};
+use super::{ApiError, LocalApi, RequestBody, Response, ResponseBody, Status, SwitchStatus, MAX_FRAME};
 use crate::cm::Origin;
 use crate::telnet::CliShared;
 
 /// API server state.
 pub struct ApiServer {
     shared: Arc<CliShared>,
-    malformed: AtomicU64,
+    counters: ServerCounters,
 }
 
-/// Binds the socket (replacing a stale one) with mode 0600.
+/// Binds the socket (replacing a stale one) with mode 0600. Call on the runtime.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let l = UnixListener::bind(path)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(l)
+    let l = rpc::server::bind(path, 0o600)?;
+    l.set_nonblocking(true)?;
+    UnixListener::from_std(l)
 }
 
 impl ApiServer {
     /// A server over the CLI's shared state (which holds the CM).
     pub fn new(shared: Arc<CliShared>) -> Arc<ApiServer> {
-        Arc::new(ApiServer { shared, malformed: AtomicU64::new(0) })
+        Arc::new(ApiServer { shared, counters: ServerCounters::default() })
     }
 
     /// Under restartd: takes over the previous generation's API connections (`api:ID`) and
@@ -67,6 +63,7 @@ impl ApiServer {
         loop {
             match listener.accept().await {
                 Ok((s, _)) => {
+                    self.counters.connections.fetch_add(1, Ordering::Relaxed);
                     let kept = crate::zlr::get().and_then(|z| match Kept::open(z, &s) {
                         Ok(k) => Some(k),
                         Err(e) => {
@@ -85,70 +82,66 @@ impl ApiServer {
         }
     }
 
-    /// Reads until `buf` holds `want` bytes; false at end of stream.
-    async fn fill(s: &mut UnixStream, kept: &mut Option<Kept>, buf: &mut Vec<u8>, want: usize) -> bool {
+    /// Reads what the socket has into `buf`; false at end of stream.
+    async fn fill(s: &mut UnixStream, kept: &mut Option<Kept>, buf: &mut Vec<u8>) -> bool {
         let mut tmp = [0u8; 8192];
-        while buf.len() < want {
-            let r = match kept.as_mut() {
-                None => s.read(&mut tmp).await,
-                Some(k) => loop {
-                    if s.readable().await.is_err() {
-                        return false;
-                    }
-                    match s.try_io(tokio::io::Interest::READABLE, || k.read(&mut tmp)) {
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                        other => break other,
-                    }
-                },
-            };
-            match r {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+        let r = match kept.as_mut() {
+            None => s.read(&mut tmp).await,
+            Some(k) => loop {
+                if s.readable().await.is_err() {
+                    return false;
+                }
+                match s.try_io(tokio::io::Interest::READABLE, || k.read(&mut tmp)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    other => break other,
+                }
+            },
+        };
+        match r {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                buf.extend_from_slice(&tmp[..n]);
+                true
             }
         }
-        true
     }
 
     async fn connection(&self, mut s: UnixStream, mut kept: Option<Kept>) {
         let peer = s.peer_cred().map(|c| format!("pid {:?} uid {}", c.pid(), c.uid())).unwrap_or_else(|_| "?".into());
         let mut buf = Vec::new();
         loop {
-            if !Self::fill(&mut s, &mut kept, &mut buf, 4).await {
-                if !buf.is_empty() {
-                    self.malformed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(peer, "api: connection closed mid-frame");
+            // The next frame: a request, or a rejection (closing when the framing is lost).
+            let (next, used, close) = loop {
+                match split_frame(&buf, MAX_FRAME) {
+                    Ok(Some((body, used))) => break (incoming::<LocalApi>(body), used, false),
+                    Ok(None) => {}
+                    Err(e) => break (rejected::<LocalApi>(0, Reject::Malformed(e.to_string())), buf.len(), true),
                 }
-                return; // closed (dropping `kept` releases the channel first)
-            }
-            let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-            let (resp, fatal) = if len > MAX_FRAME {
-                (self.bad(&peer, 0, format!("frame of {len} bytes (most {MAX_FRAME})")), true)
-            } else {
-                if !Self::fill(&mut s, &mut kept, &mut buf, 4 + len).await {
-                    self.malformed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(peer, "api: connection closed mid-frame");
-                    return;
-                }
-                match serde_json::from_slice::<Request>(&buf[4..4 + len]) {
-                    Err(e) => (self.bad(&peer, 0, e.to_string()), true),
-                    Ok(r) if r.version != API_VERSION => {
-                        self.malformed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(peer, "api: protocol version {}", r.version);
-                        (Response { id: r.id, result: Err(ApiError::Version { got: r.version }) }, false)
+                if !Self::fill(&mut s, &mut kept, &mut buf).await {
+                    if !buf.is_empty() {
+                        self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(peer, "api: connection closed mid-frame");
                     }
-                    Ok(r) => (Response { id: r.id, result: self.handle(r.body).await }, false),
+                    return; // closed (dropping `kept` releases the channel first)
                 }
             };
-            let Ok(bytes) = serde_json::to_vec(&resp) else { return };
-            let mut frame = Vec::with_capacity(4 + bytes.len());
-            frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-            frame.extend_from_slice(&bytes);
-            if s.write_all(&frame).await.is_err() || fatal {
+            let resp = match next {
+                Incoming::Call(r) => {
+                    self.counters.requests.fetch_add(1, Ordering::Relaxed);
+                    Response { id: r.id, result: self.handle(r.body).await }
+                }
+                Incoming::Rejected { response, why } => {
+                    self.counters.count(&why);
+                    tracing::warn!(peer, "api: {why}");
+                    response
+                }
+            };
+            let Ok(frame) = encode(&resp, MAX_FRAME) else { return };
+            if s.write_all(&frame).await.is_err() || close {
                 return;
             }
             // Answered: the request leaves the socket (a crash before this line answers it
             // again in the next generation).
-            let used = (4 + len).min(buf.len());
             if let Some(k) = kept.as_mut() {
                 if let Err(e) = k.delete(used) {
                     tracing::warn!(peer, "api: hread delete: {e}");
@@ -157,12 +150,6 @@ impl ApiServer {
             }
             buf.drain(..used);
         }
-    }
-
-    fn bad(&self, peer: &str, id: u64, why: String) -> Response {
-        self.malformed.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(peer, "api: malformed request: {why}");
-        Response { id, result: Err(ApiError::Malformed(why)) }
     }
 
     /// Answers one request.
@@ -197,7 +184,8 @@ impl ApiServer {
                     .into_iter()
                     .map(|(name, driver, up)| SwitchStatus { name, driver, up })
                     .collect(),
-                api_malformed: self.malformed.load(Ordering::Relaxed),
+                api_malformed: self.counters.malformed.load(Ordering::Relaxed)
+                    + self.counters.wrong_version.load(Ordering::Relaxed),
             })),
         }
     }

@@ -21,12 +21,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use acm::{BindingInfo, BindingKey, BindingParams, DropFraction, Primitive, RealServer, ServiceKey};
+use acm::{BindingKey, BindingParams, Primitive, RealServer, ServiceKey};
 use clap::{Parser, Subcommand};
-use controlplane::api::client::{Client, ClientError};
+use controlplane::api::client::Client;
 use controlplane::cm::Outcome;
 use controlplane::config::DEFAULT_API_SOCKET;
 use controlplane::latency::LatencyReport;
+use rpc::args::PrimitiveCmd;
 
 #[derive(Parser)]
 #[command(version, about = "Drive the ACM Connection Manager (controlplane) over its local API")]
@@ -43,42 +44,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Bind a real server to a virtual service.
-    Add {
-        /// VIP:PORT[/udp]
-        service: ServiceKey,
-        /// RIP:PORT
-        real: RealServer,
-        /// Weight (0-65000).
-        #[arg(long, default_value_t = 1)]
-        weight: u32,
-        /// Translate the client's source address.
-        #[arg(long)]
-        source_nat: bool,
-    },
-    /// Drain a binding: no new flows, existing flows finish.
-    Remove {
-        /// VIP:PORT[/udp]
-        service: ServiceKey,
-        /// RIP:PORT
-        real: RealServer,
-    },
-    /// Unbind now: existing flows are reset.
-    ForceRemove {
-        /// VIP:PORT[/udp]
-        service: ServiceKey,
-        /// RIP:PORT
-        real: RealServer,
-    },
-    /// Drop a fraction of new connections to a virtual service.
-    Drop {
-        /// VIP:PORT[/udp]
-        service: ServiceKey,
-        /// 0.0-1.0
-        fraction: f64,
-    },
-    /// The binding cache.
-    List,
+    #[command(flatten)]
+    Primitive(PrimitiveCmd),
     /// Configuration-latency histograms.
     Latency {
         /// Forget the samples afterwards.
@@ -128,7 +95,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("acmctl: {e}");
+            eprintln!("acmctl: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -138,29 +105,19 @@ fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn run(a: &Args) -> Result<ExitCode, ClientError> {
+fn run(a: &Args) -> anyhow::Result<ExitCode> {
     let mut c = Client::connect(&a.socket)?;
-    let key = |service: &ServiceKey, real: &RealServer| BindingKey { service: *service, real: *real };
     let outcome = match &a.cmd {
-        Cmd::Add { service, real, weight, source_nat } => c.primitive(Primitive::Add {
-            key: key(service, real),
-            params: BindingParams { weight: *weight, source_nat: *source_nat },
-        })?,
-        Cmd::Remove { service, real } => c.primitive(Primitive::Remove { key: key(service, real) })?,
-        Cmd::ForceRemove { service, real } => c.primitive(Primitive::ForceRemove { key: key(service, real) })?,
-        Cmd::Drop { service, fraction } => {
-            let fraction = DropFraction::new(*fraction).map_err(|e| ClientError::Bad(e.to_string()))?;
-            c.primitive(Primitive::Drop { service: *service, fraction })?
-        }
-        Cmd::List => {
+        Cmd::Primitive(PrimitiveCmd::List) => {
             let l = c.list()?;
             if a.json {
                 print_json(&l);
             } else {
-                print_list(&l);
+                rpc::args::bindings_table(&l).iter().for_each(|line| println!("{line}"));
             }
             return Ok(ExitCode::SUCCESS);
         }
+        Cmd::Primitive(cmd) => c.primitive(cmd.primitive())?,
         Cmd::Latency { reset } => {
             let rows = c.latency(*reset)?;
             if a.json {
@@ -204,13 +161,12 @@ fn run(a: &Args) -> Result<ExitCode, ClientError> {
             (plan.drain_timeout, plan.health_timeout) = (*drain_timeout, *health_timeout);
             let probe_interface = probe_interface.clone();
             let mut ops = ApiOps { client: &mut c, probe_timeout: std::time::Duration::from_secs(1), probe_interface };
-            let steps =
-                rolling_restart(&mut ops, &plan, |l| println!("{l}")).map_err(|e| ClientError::Bad(e.to_string()))?;
+            let steps = rolling_restart(&mut ops, &plan, |l| println!("{l}"))?;
             println!("rolling restart of {vip}: {} server(s) restarted", steps.len());
             return Ok(ExitCode::SUCCESS);
         }
         Cmd::Churn { count, service, real } => {
-            let k = key(service, real);
+            let k = BindingKey { service: *service, real: *real };
             let t = Instant::now();
             for _ in 0..*count {
                 c.primitive(Primitive::Add { key: k, params: BindingParams::default() })?;
@@ -264,29 +220,6 @@ fn report(json: bool, o: &Outcome) {
             }
             Some(e) => println!("  switch {}: {} refused: {e}", s.switch, s.op),
         }
-    }
-}
-
-fn print_list(l: &[BindingInfo]) {
-    println!(
-        "{:<22} {:<22} {:<5} {:>6} {:<4} {:>8} {:>10} {:>10}",
-        "Service", "Real server", "State", "Weight", "SNAT", "Flows", "PktsIn", "PktsOut"
-    );
-    for b in l {
-        println!(
-            "{:<22} {:<22} {:<5} {:>6} {:<4} {:>8} {:>10} {:>10}",
-            b.key.service.to_string(),
-            b.key.real.to_string(),
-            b.state.abbrev(),
-            b.params.weight,
-            if b.params.source_nat { "yes" } else { "no" },
-            b.counters.active_flows,
-            b.counters.packets_in,
-            b.counters.packets_out
-        );
-    }
-    if l.is_empty() {
-        println!("(no bindings)");
     }
 }
 

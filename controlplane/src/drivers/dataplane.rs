@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use acm::Primitive;
-use dataplane::api::client::{Client, ClientError};
-use dataplane::api::ApiError;
+use switch_api::client::{Client, Error};
+use switch_api::ApiError;
 
 use crate::cm::switch::{DriverAck, DriverError, SwitchDriver, SwitchView};
 
@@ -30,15 +30,15 @@ impl DataplaneDriver {
         Ok(self.client.as_mut().expect("just connected"))
     }
 
-    fn call<T>(&mut self, f: impl Fn(&mut Client) -> Result<T, ClientError>) -> Result<T, DriverError> {
+    fn call<T>(&mut self, f: impl Fn(&mut Client) -> Result<T, Error>) -> Result<T, DriverError> {
         // One retry on a fresh connection: the dataplane may have restarted since the last call.
         for attempt in 0..2 {
             let fresh = self.client.is_none();
             let r = f(self.client()?);
             match r {
                 Ok(v) => return Ok(v),
-                Err(ClientError::Refused(ApiError::Acm(e))) => return Err(DriverError::Refused(e)),
-                Err(e @ ClientError::Refused(_)) | Err(e @ ClientError::Unexpected(_)) => {
+                Err(Error::Refused(ApiError::Acm(e))) => return Err(DriverError::Refused(e)),
+                Err(e @ Error::Refused(_)) | Err(e @ Error::Unexpected(_)) => {
                     return Err(DriverError::Unavailable(chain(&e)))
                 }
                 Err(e) => {

@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
-use acm::{BindingKey, BindingParams, DropFraction, RealServer, ServiceKey};
+use acm::ServiceKey;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use dataplane::api::client::{Ack, Client};
+use rpc::args::PrimitiveCmd;
+use switch_api::client::{Ack, Client};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Switch API client of the ACM dataplane")]
@@ -23,42 +24,8 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Bind a real server to a virtual service: `add 10.0.0.100:80 10.0.1.11:80`.
-    Add {
-        /// VIP:PORT[/udp].
-        service: ServiceKey,
-        /// RIP:PORT.
-        real: RealServer,
-        /// Relative share of new flows.
-        #[arg(long, default_value_t = 1)]
-        weight: u32,
-        /// Source-NAT the client to the appliance's address (one-arm).
-        #[arg(long)]
-        source_nat: bool,
-    },
-    /// Drain a binding: no new flows, existing flows finish.
-    Remove {
-        /// VIP:PORT[/udp].
-        service: ServiceKey,
-        /// RIP:PORT.
-        real: RealServer,
-    },
-    /// Unbind now; existing TCP flows are reset.
-    ForceRemove {
-        /// VIP:PORT[/udp].
-        service: ServiceKey,
-        /// RIP:PORT.
-        real: RealServer,
-    },
-    /// Drop a fraction (0.0-1.0) of new connections to a virtual service.
-    Drop {
-        /// VIP:PORT[/udp].
-        service: ServiceKey,
-        /// Fraction of new connections to refuse.
-        fraction: f64,
-    },
-    /// Every binding with state and counters.
-    List,
+    #[command(flatten)]
+    Primitive(PrimitiveCmd),
     /// Counters of ports, services, drops and workers.
     Stats,
     /// Live flows (the workers' flow tables): client, VIP, real server, state, idle time.
@@ -103,42 +70,17 @@ fn run(a: Args) -> Result<()> {
         _ => Client::connect(&a.socket)?,
     };
     match a.cmd {
-        Cmd::Add { service, real, weight, source_nat } => {
-            let ack = c.add(BindingKey { service, real }, BindingParams { weight, source_nat })?;
-            print_ack(a.json, "add", ack);
-        }
-        Cmd::Remove { service, real } => print_ack(a.json, "remove", c.remove(BindingKey { service, real })?),
-        Cmd::ForceRemove { service, real } => {
-            print_ack(a.json, "force-remove", c.force_remove(BindingKey { service, real })?)
-        }
-        Cmd::Drop { service, fraction } => {
-            let f = DropFraction::new(fraction)?;
-            print_ack(a.json, "drop", c.drop_fraction(service, f)?);
-        }
-        Cmd::List => {
+        Cmd::Primitive(PrimitiveCmd::List) => {
             let list = c.list()?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!(
-                    "{:<22} {:<22} {:<4} {:>6} {:>4} {:>10} {:>10} {:>8} {:>8}",
-                    "virtual", "real", "st", "weight", "snat", "pkts-in", "pkts-out", "flows", "new"
-                );
-                for b in list {
-                    println!(
-                        "{:<22} {:<22} {:<4} {:>6} {:>4} {:>10} {:>10} {:>8} {:>8}",
-                        b.key.service.to_string(),
-                        b.key.real.to_string(),
-                        b.state.abbrev(),
-                        b.params.weight,
-                        if b.params.source_nat { "yes" } else { "no" },
-                        b.counters.packets_in,
-                        b.counters.packets_out,
-                        b.counters.active_flows,
-                        b.counters.new_flows
-                    );
-                }
+                rpc::args::bindings_table(&list).iter().for_each(|line| println!("{line}"));
             }
+        }
+        Cmd::Primitive(cmd) => {
+            let primitive = cmd.primitive();
+            print_ack(a.json, primitive.name(), c.primitive(primitive)?);
         }
         Cmd::Stats => {
             let s = c.stats()?;

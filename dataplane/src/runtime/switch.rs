@@ -23,7 +23,7 @@ use crossbeam::queue::ArrayQueue;
 
 use super::clock::now_ns;
 use super::sessions::{sessions_link, SessionsEnd, SessionsLink, SESSIONS_TIMEOUT};
-use crate::api::server::Handler;
+use super::api_server::Handler;
 use crate::api::{
     ApiError, MaglevStats, PortStats, Request, RequestBody, Response, ResponseBody, ServiceStats, Stats, Timing,
     WorkerStats,

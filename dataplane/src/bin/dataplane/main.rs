@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use dataplane::api::server::Server;
 use dataplane::api::PortStats;
 use dataplane::config::ApplianceConfig;
 use dataplane::control::Control;
@@ -242,7 +241,7 @@ fn run(args: Args) -> Result<()> {
     }
 
     // Switch API and housekeeping.
-    let server = Server::start(&d.api_socket, switch.clone())
+    let server = dataplane::runtime::api_server::start(&d.api_socket, switch.clone())
         .with_context(|| format!("switch API socket {}", d.api_socket.display()))?;
     let hk = {
         let (sw, stop) = (switch.clone(), stop.clone());
