@@ -141,7 +141,7 @@ async fn run(cfg: Config, z: Option<&'static Zlr>, started: std::time::Instant) 
     let switches = cfg
         .switches
         .iter()
-        .map(|p| SwitchSpec { name: p.name.clone(), vips: p.vip_filter(), driver: driver(p) })
+        .map(|p| SwitchSpec { name: p.name.clone(), vips: controlplane::config::vip_filter(p), driver: driver(p) })
         .collect();
     let cm = Cm::new(cfg.cm_options(), switches);
     for (name, desc, _) in cm.switches() {
@@ -179,12 +179,12 @@ async fn run(cfg: Config, z: Option<&'static Zlr>, started: std::time::Instant) 
         }
     }
     cm.spawn_sync();
-    // Beacon listener, health checker and election, each with a clone of `cm` (no table: off).
-    let _services = (cfg.beacon.is_some() || cfg.health.is_some() || cfg.election.is_some())
-        .then(|| {
-            let (b, h, e) = (cfg.beacon.as_ref(), cfg.health.as_ref(), cfg.election.as_ref());
-            controlplane::beacon::service::spawn_from_tables(&cm, b, h, e)
-        })
+    // Beacon listener, health checker and election (checked at load), each with a clone of `cm`
+    // (none of their tables: off).
+    let _services = cfg
+        .services
+        .clone()
+        .map(|s| controlplane::beacon::service::spawn(&cm, s.beacon, Some(s.health), s.election))
         .transpose()
         .context("beacon / health / election")?;
 
