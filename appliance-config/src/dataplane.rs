@@ -199,7 +199,7 @@ pub fn is_prime(n: usize) -> bool {
     }
     let mut d = 2;
     while d * d <= n {
-        if n.is_multiple_of(d) {
+        if n % d == 0 {
             return false;
         }
         d += 1;

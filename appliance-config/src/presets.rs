@@ -116,6 +116,9 @@ pub fn lab(l: &LabAppliance) -> Appliance {
         enable_secret: Some(l.password_hash.clone()),
         startup_config: Some(l.state_dir.join("startup-config")),
         users: vec![User { name: "admin".into(), password_hash: l.password_hash.clone() }],
+        // Port 23 on the port addresses, through the exception path: bound to each port's tap
+        // (other labs' taps may hold the same subnets), bound again when a restarted dataplane
+        // makes it anew.
         telnet: Some(TelnetConfig {
             listen: l.telnet,
             extra: [extra(&p.port0_addr, p.tap(0)), extra(&p.port1_addr, p.tap(1))].into_iter().flatten().collect(),
@@ -124,6 +127,9 @@ pub fn lab(l: &LabAppliance) -> Appliance {
         api: Some(ApiConfig { socket: l.state_dir.join("controlplane.sock") }),
         // The local dataplane: its socket is [dataplane] api_socket.
         switches: vec![SwitchProfile::new("local", DriverKind::Dataplane)],
+        // add_state "active": an Add takes effect at once (measured to the switch's ack); health
+        // checks then take failing servers out ("testing" would hold new bindings until a check
+        // passed).
         cm: Some(CmConfig::default()),
         // L7: GET / must answer 2xx/3xx; 2 failures in a row (<= 0.6 s) take a server out.
         health: Some(HealthSection {
