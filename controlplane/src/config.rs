@@ -45,9 +45,7 @@
 //! `[beacon]`, `[health]` and `[election]` are documented with their services
 //! ([`crate::beacon::service`], [`crate::health::runner`]).
 
-use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use acm::BindingState;
@@ -66,22 +64,9 @@ pub use appliance_config::{
 /// The whole configuration, checked.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Login users.
-    pub users: Vec<User>,
-    /// PHC hash of the enable password.
-    pub enable_secret: Option<String>,
-    /// Where `write memory` saves and what is replayed at start.
-    pub startup_config: Option<PathBuf>,
-    /// `[telnet]`.
-    pub telnet: TelnetConfig,
-    /// `[api]`.
-    pub api: ApiConfig,
-    /// `[cm]`.
-    pub cm: CmConfig,
-    /// `[partitions]`: class → VIPs.
-    pub partitions: BTreeMap<String, Vec<Ipv4Addr>>,
-    /// `[[switch]]` (a local dataplane's socket filled in from `[dataplane] api_socket`).
-    pub switches: Vec<SwitchProfile>,
+    /// The file's sections (absent ones: their defaults), a local dataplane's socket filled in
+    /// from `[dataplane] api_socket`.
+    pub file: ControlplaneConfig,
     /// Beacons, health checks and the election; `None` when the file has none of `[beacon]`,
     /// `[health]`, `[election]` (then none of them runs).
     pub services: Option<ServiceSettings>,
@@ -132,20 +117,10 @@ impl Config {
         Config::checked(Appliance::parse(text, path)?, path)
     }
 
-    fn checked(file: Appliance, path: &Path) -> Result<Config, ConfigError> {
-        let c = file.controlplane_config().map_err(|e| e.in_file(path))?;
-        let services = ServiceSettings::build(&c).map_err(|e| e.in_file(path))?;
-        let cfg = Config {
-            users: c.users,
-            enable_secret: c.enable_secret,
-            startup_config: c.startup_config,
-            telnet: c.telnet,
-            api: c.api,
-            cm: c.cm,
-            partitions: c.partitions,
-            switches: c.switches,
-            services,
-        };
+    fn checked(appliance: Appliance, path: &Path) -> Result<Config, ConfigError> {
+        let file = appliance.controlplane_config().map_err(|e| e.in_file(path))?;
+        let services = ServiceSettings::build(&file).map_err(|e| e.in_file(path))?;
+        let cfg = Config { file, services };
         cfg.credentials().map_err(|e| Invalid::new("user", e.to_string()).in_file(path))?;
         Ok(cfg)
     }
@@ -153,28 +128,30 @@ impl Config {
     /// Login users and the enable secret, for the telnet server.
     pub fn credentials(&self) -> Result<cli::Credentials, cli::auth::AuthError> {
         cli::Credentials::new(
-            self.users.iter().map(|u| (u.name.clone(), u.password_hash.clone())),
-            self.enable_secret.clone(),
+            self.file.users.iter().map(|u| (u.name.clone(), u.password_hash.clone())),
+            self.file.enable_secret.clone(),
         )
     }
 
     /// The CM's options.
     pub fn cm_options(&self) -> CmOptions {
-        let classes = self.partitions.iter().flat_map(|(c, vips)| vips.iter().map(move |v| (*v, c.clone()))).collect();
+        let c = &self.file.cm;
+        let classes =
+            self.file.partitions.iter().flat_map(|(c, vips)| vips.iter().map(move |v| (*v, c.clone()))).collect();
         CmOptions {
             policy: CachePolicy {
-                add_state: match self.cm.add_state {
+                add_state: match c.add_state {
                     AddState::Active => BindingState::Active,
                     AddState::Testing => BindingState::Testing,
                 },
-                fail: match self.cm.fail_policy {
+                fail: match c.fail_policy {
                     appliance_config::FailPolicy::Force => FailPolicy::Force,
                     appliance_config::FailPolicy::Drain => FailPolicy::Drain,
                 },
             },
             classes,
-            sync_interval: Duration::from_millis(self.cm.sync_interval_ms),
-            sync_grace: Duration::from_millis(self.cm.sync_grace_ms),
+            sync_interval: Duration::from_millis(c.sync_interval_ms),
+            sync_grace: Duration::from_millis(c.sync_grace_ms),
         }
     }
 }
@@ -186,7 +163,7 @@ mod tests {
     #[test]
     fn minimal_and_full() {
         let c = Config::parse("", "t").unwrap();
-        assert_eq!(c.telnet.listen.to_string(), "127.0.0.1:2323");
+        assert_eq!(c.file.telnet.listen.to_string(), "127.0.0.1:2323");
         let text = r#"
 startup_config = "/tmp/x"
 [telnet]
@@ -208,8 +185,8 @@ gold = ["10.0.0.100"]
 interval_ms = 100
 "#;
         let c = Config::parse(text, "t").unwrap();
-        assert_eq!(c.switches.len(), 2);
-        assert_eq!(vip_filter(&c.switches[1]), VipFilter::Only(vec!["10.0.0.200".parse().unwrap()]));
+        assert_eq!(c.file.switches.len(), 2);
+        assert_eq!(vip_filter(&c.file.switches[1]), VipFilter::Only(vec!["10.0.0.200".parse().unwrap()]));
         assert_eq!(c.cm_options().classes.len(), 1);
         assert_eq!(c.services.unwrap().health.interval, Duration::from_millis(100));
     }
@@ -235,7 +212,7 @@ driver = "dataplane"
 "#;
         let c = Config::parse(text, "appliance.toml").unwrap();
         // The local dataplane's socket comes from [dataplane] api_socket.
-        assert_eq!(c.switches[0].socket.as_deref(), Some(Path::new("/run/acm/dp.sock")));
+        assert_eq!(c.file.switches[0].socket.as_deref(), Some(Path::new("/run/acm/dp.sock")));
         let e = Config::parse(&format!("{text}\n[dataplan]\nx = 1\n"), "appliance.toml").unwrap_err().to_string();
         assert!(e.contains("dataplan"), "{e}");
     }
@@ -268,7 +245,7 @@ driver = "fake"
 "#;
         let c = Config::parse(text, "t").unwrap();
         assert_eq!(
-            c.telnet.extra,
+            c.file.telnet.extra,
             [
                 ExtraListen { address: "10.0.0.1:23".parse().unwrap(), interface: Some("acmt0".into()) },
                 ExtraListen { address: "192.0.2.9:2323".parse().unwrap(), interface: None },

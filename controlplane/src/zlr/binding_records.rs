@@ -157,37 +157,3 @@ impl Record for DropRec {
         Ok(DropRec { drop: Some((ServiceKey { vip, proto, vport }, f)) })
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(i: u8) -> BindingKey {
-        BindingKey {
-            service: ServiceKey { vip: Ipv4Addr::new(10, 0, 0, 100), proto: Proto::Tcp, vport: 80 },
-            real: RealServer { rip: Ipv4Addr::new(10, 0, 1, i), rport: 80 },
-        }
-    }
-
-    #[test]
-    fn bad_records_are_errors() {
-        let mut buf = [0u8; BindingRec::SIZE];
-        BindingRec {
-            binding: Some((
-                key(1),
-                Saved { params: BindingParams::default(), state: BindingState::Active, pushed: Pushed::Absent },
-            )),
-        }
-        .encode(&mut Writer::new(&mut buf));
-        let good = buf;
-        for (at, v) in [(0, 7u8), (1, 99), (2, 0), (3, 9), (4, 2)] {
-            let mut b = good;
-            b[at] = v;
-            assert!(BindingRec::decode(&mut Reader::new(&b)).is_err(), "byte {at} = {v}");
-        }
-        let mut b = [0u8; DropRec::SIZE];
-        DropRec { drop: Some((key(1).service, DropFraction::new(0.5).unwrap())) }.encode(&mut Writer::new(&mut b));
-        b[8..16].copy_from_slice(&f64::NAN.to_bits().to_le_bytes());
-        assert!(DropRec::decode(&mut Reader::new(&b)).is_err());
-    }
-}

@@ -146,9 +146,10 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::cm::cache::CachePolicy;
+    use crate::cm::cache::{CachePolicy, Pushed};
     use crate::zlr::layout::layout;
-    use acm::{BindingParams, DropFraction, Primitive, Proto, RealServer};
+    use acm::{BindingParams, BindingState, DropFraction, Primitive, Proto, RealServer};
+    use restart::region::record::{Reader, Record, Writer};
     use restart::region::RegionOptions;
 
     fn key(i: u8) -> BindingKey {
@@ -188,5 +189,27 @@ mod tests {
         got.sort_by_key(|(k, _)| *k);
         assert_eq!(got, want.bindings);
         assert_eq!(img.drops, want.drops);
+    }
+
+    #[test]
+    fn bad_records_are_errors() {
+        let mut buf = [0u8; BindingRec::SIZE];
+        BindingRec {
+            binding: Some((
+                key(1),
+                Saved { params: BindingParams::default(), state: BindingState::Active, pushed: Pushed::Absent },
+            )),
+        }
+        .encode(&mut Writer::new(&mut buf));
+        let good = buf;
+        for (at, v) in [(0, 7u8), (1, 99), (2, 0), (3, 9), (4, 2)] {
+            let mut b = good;
+            b[at] = v;
+            assert!(BindingRec::decode(&mut Reader::new(&b)).is_err(), "byte {at} = {v}");
+        }
+        let mut b = [0u8; DropRec::SIZE];
+        DropRec { drop: Some((key(1).service, DropFraction::new(0.5).unwrap())) }.encode(&mut Writer::new(&mut b));
+        b[8..16].copy_from_slice(&f64::NAN.to_bits().to_le_bytes());
+        assert!(DropRec::decode(&mut Reader::new(&b)).is_err());
     }
 }
