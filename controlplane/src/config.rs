@@ -231,6 +231,28 @@ driver = "dataplane"
         assert!(e.contains("cm.add_state"), "{e}");
     }
 
+    /// The values only the services can check (key files, status ranges, service keys, the
+    /// election's signing key) are checked at load too, and named.
+    #[test]
+    fn service_settings_are_checked_at_load() {
+        for (text, field) in [
+            ("[beacon]\nkey_files = { local = \"/nonexistent/key\" }\n", "f: beacon.key_files.local: "),
+            ("[beacon]\nkeys = { local = \"\" }\n", "f: beacon.keys.local: empty key"),
+            ("[beacon]\ninterfaces = [\"acmt1\", \"acmt2\"]\n", "f: beacon.interfaces: "),
+            ("[health]\ncheck = \"l7\"\nhttp_status = [\"600\"]\n", "f: health.http_status: "),
+            ("[[health.service]]\nservice = \"10.0.0.100\"\n", "f: health.service[0].service: "),
+            ("[beacon]\nkeys = { local = \"k\" }\n[election]\nid = 1\nprofile = \"edge\"\n", "f: election.profile: "),
+        ] {
+            let e = Config::parse(text, "f").unwrap_err().to_string();
+            assert!(e.starts_with(field), "{text}: want {field}: {e}");
+        }
+        let c = Config::parse("[beacon]\nkeys = { local = \"k\" }\n[election]\nid = 2\n", "f").unwrap();
+        let s = c.services.unwrap();
+        assert_eq!(s.election.unwrap().profile, "local");
+        assert_eq!(s.health.probe, crate::health::probe::Probe::Tcp);
+        assert!(Config::parse("", "f").unwrap().services.is_none());
+    }
+
     #[test]
     fn extra_telnet_listeners() {
         let text = r#"
