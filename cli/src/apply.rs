@@ -1,5 +1,5 @@
 //! How configuration reaches the switch: [`apply_diff`] turns a configuration edit into ACM
-//! primitives (a startup-config replay, [`crate::replay`], takes the same path).
+//! primitives (a startup-config replay, [`crate::replay()`], takes the same path).
 
 use acm::{DropFraction, Primitive};
 
