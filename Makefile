@@ -63,7 +63,7 @@ stop:
 # pktgen against the dataplane and dpdk-testpmd (io) over memif: target/bench/report.{json,md}.
 # BENCH_QUICK=1 for the short version; see scripts/bench.sh for core lists and other knobs.
 bench: setup
-	$(CARGO) build --release -p pktgen -p dataplane --bins
+	$(CARGO) build --release -p pktgen -p dataplane -p appliance-config --bins
 	@scripts/bench.sh
 
 clean:

@@ -126,8 +126,11 @@ fn plugin_dir(cflags: &[String], link_paths: &[PathBuf]) -> PathBuf {
     let include_dirs = cflags.iter().filter_map(|t| t.strip_prefix("-I")).map(PathBuf::from);
     for dir in include_dirs {
         let header = dir.join("rte_build_config.h");
-        println!("cargo:rerun-if-changed={}", header.display());
+        // Only a header that exists is watched: cargo takes a missing rerun-if-changed file
+        // for a changed one and would run this script (and rebuild everything above it) on
+        // every build. Debian has the header under the multiarch include dir only.
         if let Ok(text) = std::fs::read_to_string(&header) {
+            println!("cargo:rerun-if-changed={}", header.display());
             for line in text.lines() {
                 let mut words = line.split_whitespace();
                 if words.next() == Some("#define") && words.next() == Some("RTE_EAL_PMD_PATH") {

@@ -50,7 +50,7 @@ RS_PORT=8080
 DUT_MAC0=02:00:00:00:00:fe
 DUT_MAC1=02:00:00:00:01:fe
 
-for b in pktgen bench-report dataplane dpctl; do
+for b in pktgen bench-report dataplane dpctl appliance-config; do
   [ -x "$BIN/$b" ] || { echo "bench: $BIN/$b missing (make bench builds it)" >&2; exit 1; }
 done
 command -v dpdk-testpmd >/dev/null || { echo "bench: dpdk-testpmd not found (apt install dpdk)" >&2; exit 1; }
@@ -125,30 +125,10 @@ start_dataplane() {
   local nrs=$1
   local api=$RUN/api.sock
   log "start dataplane (main lcore $DUT_MAIN, workers $DUT_WORKERS), $nrs real servers"
-  cat >"$RUN/appliance.toml" <<EOF
-[dataplane]
-main_lcore = $DUT_MAIN
-worker_lcores = [$DUT_WORKERS]
-api_socket = "$api"
-flow_capacity = 2097152
-eal_args = ["--file-prefix=bench-dp-$ID", "--huge-unlink"]
-
-[timeouts]
-# New-connection runs open a flow per packet: let SYN-only flows go after 1 s.
-tcp_syn = 1.0
-
-[[port]]
-name = "client"
-device = "$DUT_DEV0"
-address = "198.18.0.1/16"
-tap = "bc$ID"
-
-[[port]]
-name = "server"
-device = "$DUT_DEV1"
-address = "198.19.0.1/16"
-tap = "bs$ID"
-EOF
+  # 2 Mi flows, SYN-only flows gone after 1 s (new-connection runs open a flow per packet):
+  # appliance-config/src/presets.rs (bench).
+  "$BIN/appliance-config" bench --main-lcore "$DUT_MAIN" --workers "$DUT_WORKERS" --api "$api" --id "$ID" \
+    --client-dev "$DUT_DEV0" --server-dev "$DUT_DEV1" >"$RUN/appliance.toml"
   "$BIN/dataplane" --config "$RUN/appliance.toml" --log warn >>"$RUN/dataplane.log" 2>&1 &
   DUT_PID=$!
   if ! "$BIN/dpctl" -s "$api" ping --wait 20 >/dev/null 2>&1; then

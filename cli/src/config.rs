@@ -1,6 +1,6 @@
 //! The SLB configuration the language owns: real servers, virtual servers, binds, hostname and
 //! global switches. It renders as `show running-config` text ([`SlbConfig::render`]) and is
-//! rebuilt by replaying that text ([`crate::replay`]).
+//! rebuilt by replaying that text ([`crate::replay()`]).
 //!
 //! The switch never sees this model directly: [`SlbConfig::live_bindings`] derives the set of
 //! bindings the configuration asks for, and the session turns the difference between the sets

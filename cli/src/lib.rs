@@ -13,7 +13,9 @@
 //! | [`grammar`] | one declarative table of every command: parsing, unique-prefix abbreviation, `?` help, Tab completion and the error texts all come from it |
 //! | [`config`] | the SLB configuration model ([`SlbConfig`]), rendered as `show running-config` |
 //! | [`session`] | one administrator's session: modes and prompts, enable, paging setting, history; executes lines against an [`SlbConfig`] and a [`Backend`] |
-//! | [`apply`] | configuration edits → ACM primitives ([`apply::apply_diff`]); [`replay`] of a startup-config |
+//! | [`mode`] | the session's modes ([`Mode`], [`mode::ModeKind`]: which grammar applies) |
+//! | [`apply`] | configuration edits → ACM primitives ([`apply::apply_diff`]) |
+//! | [`replay`](mod@replay) | [`replay()`] of a startup-config through a session |
 //! | [`show`] | the `show` renderers |
 //! | [`backend`] | the [`Backend`] trait the control plane implements, its row types, and [`FakeBackend`] |
 //! | [`auth`] | Argon2id password hashes (PHC strings) and [`Credentials`] |
@@ -72,17 +74,20 @@ pub mod editor;
 pub mod fuzzing;
 pub mod grammar;
 pub mod image;
+pub mod mode;
+pub mod replay;
 pub mod server;
 pub mod session;
 pub mod show;
 pub mod stats;
 pub mod telnet;
 
-pub use apply::{replay, ReplayError};
 pub use auth::Credentials;
 pub use backend::{Backend, BackendError, FakeBackend, LatencyRow, SessionRow, SessionTable, TrafficCounters};
 pub use config::SlbConfig;
 pub use image::{ConnectionImage, ImageError};
+pub use mode::Mode;
+pub use replay::{replay, ReplayError};
 pub use server::{Connection, ServerSettings};
-pub use session::{Mode, Output, Paging, Session, SessionOptions};
+pub use session::{Output, Paging, Session, SessionOptions};
 pub use stats::{TelnetCounters, TelnetEvent, TelnetStats};

@@ -31,7 +31,8 @@ use crate::auth::Credentials;
 use crate::backend::Backend;
 use crate::config::SlbConfig;
 use crate::editor::{EditEvent, Editor, BELL, MAX_LINE};
-use crate::session::{Mode, Paging, Session, SessionOptions};
+use crate::mode::Mode;
+use crate::session::{Paging, Session, SessionOptions};
 use crate::stats::{TelnetCounters, TelnetEvent, TelnetStats};
 use crate::telnet::{encode_bytes, encode_text, Event, OptState, TelnetCodec, OPT_ECHO};
 

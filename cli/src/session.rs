@@ -17,55 +17,13 @@ use crate::config::{
     DEFAULT_MAX_CONN, DEFAULT_WEIGHT,
 };
 use crate::grammar::{port_name, Cmd, Grammar, Parsed};
+use crate::mode::{Mode, ModeKind};
 use crate::show;
 
 /// The grammar, built once.
 pub fn grammar() -> &'static Grammar {
     static G: OnceLock<Grammar> = OnceLock::new();
     G.get_or_init(Grammar::new)
-}
-
-/// The kind of a mode (what grammar applies).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ModeKind {
-    /// `HOST>`
-    User,
-    /// `HOST#`
-    Privileged,
-    /// `HOST(config)#`
-    Config,
-    /// `HOST(config-rs-NAME)#`
-    RealServer,
-    /// `HOST(config-vs-NAME)#`
-    VirtualServer,
-}
-
-/// Where the session is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    /// User EXEC.
-    User,
-    /// Privileged EXEC.
-    Privileged,
-    /// Global configuration.
-    Config,
-    /// Configuring a real server.
-    RealServer(String),
-    /// Configuring a virtual server.
-    VirtualServer(String),
-}
-
-impl Mode {
-    /// Its kind.
-    pub fn kind(&self) -> ModeKind {
-        match self {
-            Mode::User => ModeKind::User,
-            Mode::Privileged => ModeKind::Privileged,
-            Mode::Config => ModeKind::Config,
-            Mode::RealServer(_) => ModeKind::RealServer,
-            Mode::VirtualServer(_) => ModeKind::VirtualServer,
-        }
-    }
 }
 
 /// Page display setting.

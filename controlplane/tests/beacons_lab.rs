@@ -22,8 +22,7 @@ const KEY: &str = "lab-secret";
 const GROUP: &str = "239.255.77.77";
 
 fn start_dataplane(lab: &Lab, bin: &Path, sock: &Path) -> Proc {
-    let (child, log) =
-        labtest::spawn_dataplane(lab, bin, sock, "[timeouts]\ntcp_syn = 3\ntcp_closing = 1\ntcp_reset = 0.5\n");
+    let (child, log) = labtest::spawn_dataplane(lab, bin, sock, Some(labtest::short_timeouts()));
     let dp = Proc { child, log, name: "dataplane" };
     if let Err(e) = controlplane::drivers::dataplane::wait_ready(sock, Duration::from_secs(60)) {
         panic!("dataplane did not come up: {e}\n{}", dp.log_tail());

@@ -17,7 +17,7 @@ use common::*;
 use labtest::{Lab, Role};
 
 fn start_dataplane(lab: &Lab, bin: &Path, sock: &Path) -> Proc {
-    let (child, log) = labtest::spawn_dataplane(lab, bin, sock, "");
+    let (child, log) = labtest::spawn_dataplane(lab, bin, sock, None);
     let dp = Proc { child, log, name: "dataplane" };
     if let Err(e) = controlplane::drivers::dataplane::wait_ready(sock, Duration::from_secs(60)) {
         panic!("dataplane did not come up: {e}\n{}", dp.log_tail());

@@ -177,6 +177,33 @@ fn config_errors_name_the_field() {
     assert!(!ok && msg.contains("cannot connect"), "{msg}");
 }
 
+/// A field of the wrong type anywhere in the file stops the controlplane at load, naming the
+/// file and the field: before it replays the startup-config, binds its API socket or starts a
+/// switch driver.
+#[test]
+fn a_wrong_field_stops_the_controlplane_before_the_startup_config() {
+    for (extra, field, what) in [
+        ("[health]\ninterval_ms = \"fast\"\n", "health.interval_ms", "invalid type: string \"fast\", expected u64"),
+        ("[dataplane]\napi_socket = 42\n", "dataplane.api_socket", "invalid type: integer `42`"),
+        ("[election]\nid = 1\n", "election.profile", "no key in [beacon] keys"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write_config(dir.path(), FAKE, extra);
+        std::fs::write(&f.startup, "server real rs1 10.0.1.11\n port http\n").unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_controlplane"))
+            .args(["--config", f.config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra}: {err}");
+        let named = format!("{}: {field}: ", f.config.display());
+        assert!(err.contains(&named) && err.contains(what), "{extra}: want {named}{what}: {err}");
+        assert!(!err.contains("replayed") && !err.contains("switch fake"), "{extra}: started anyway: {err}");
+        assert!(!f.socket.exists(), "{extra}: the API socket was bound");
+    }
+}
+
 #[test]
 fn a_cm_drives_another_appliance_over_telnet() {
     // B: an appliance of ours with a fake switch; A: a CM whose switch is B, over telnet.

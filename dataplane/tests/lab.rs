@@ -42,7 +42,7 @@ impl Dataplane {
 }
 
 fn start_dataplane(lab: &Lab, sock: &Path) -> Dataplane {
-    let timeouts = "[timeouts]\ntcp_syn = 3\ntcp_closing = 1\ntcp_reset = 0.5\n";
+    let timeouts = Some(labtest::short_timeouts());
     let (child, log) = labtest::spawn_dataplane(lab, Path::new(env!("CARGO_BIN_EXE_dataplane")), sock, timeouts);
     Dataplane { child, log }
 }

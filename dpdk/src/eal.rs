@@ -1,13 +1,13 @@
 //! The environment abstraction layer: init once, look up ports, clean up.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CString};
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::errno::Errno;
+use crate::ethdev::{port_name, PortId};
 use crate::live;
-use crate::port::PortId;
 
 /// The directory from which the EAL loads driver plugins (PMDs) of the DPDK
 /// this crate was built against, found at build time, e.g.
@@ -423,19 +423,6 @@ impl Drop for Eal {
             tracing::warn!("DPDK EAL not cleaned up: {e}");
         }
     }
-}
-
-/// The device name of a port, if the port exists.
-pub(crate) fn port_name(port: PortId) -> Option<String> {
-    let mut buf = [0 as c_char; dpdk_sys::RTE_ETH_NAME_MAX_LEN as usize];
-    // SAFETY: buf has RTE_ETH_NAME_MAX_LEN bytes, the size the function
-    // requires; it writes a NUL-terminated name or fails.
-    let ret = unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(port.0, buf.as_mut_ptr()) };
-    if ret != 0 {
-        return None;
-    }
-    // SAFETY: on success buf holds a NUL-terminated string within its bounds.
-    Some(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
 }
 
 /// The device part of a devargs string: `net_null0,size=64` → `net_null0`;

@@ -64,6 +64,7 @@
 mod burst;
 mod eal;
 mod errno;
+mod ethdev;
 mod lcore;
 mod mbuf;
 mod mempool;
@@ -74,12 +75,13 @@ pub mod testing;
 pub use burst::{Burst, Drain, DEFAULT_BURST};
 pub use eal::{CleanupError, Eal, EalArgs, EalError, PortLookupError, PLUGIN_DIR};
 pub use errno::Errno;
+pub use ethdev::PortId;
 pub use lcore::{current_lcore, set_thread_nice, LaunchError, LCORE_PANICKED};
 pub use mbuf::{Mbuf, MbufError};
 pub use mempool::{AllocError, Mempool, MempoolError, SocketId};
 pub use port::{
-    Direction, Duplex, LinkStatus, Port, PortConfig, PortConfigError, PortId, PortInfo, PortQueryError, PortStateError,
-    PortStats, QueueError, RxQueue, TxQueue,
+    Direction, Duplex, LinkStatus, Port, PortConfig, PortConfigError, PortInfo, PortQueryError,
+    PortStateError, PortStats, QueueError, RxQueue, TxQueue,
 };
 pub use ring::{Consumer as RingConsumer, Producer as RingProducer, Ring, RingError};
 

@@ -30,6 +30,9 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use appliance_config::presets::{self, LabPorts};
+use appliance_config::{Appliance, Timeouts};
+
 /// The virtual IP the appliance serves, on the client side.
 pub const VIP: &str = "10.0.0.100";
 /// The virtual port.
@@ -650,40 +653,37 @@ pub fn dataplane_bin() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-/// Writes `appliance.toml` in the lab's state directory for a dataplane on the lab's two ports
-/// (one worker on lcore 1, 65,536 flows, its own EAL file prefix, switch API at `sock`), with
-/// `extra` TOML appended (e.g. a `[timeouts]` table), and starts `bin` on it: stdout to
-/// `dataplane.log`, stderr to `dataplane.err` there. Returns the child and the log's path.
-pub fn spawn_dataplane(lab: &Lab, bin: &Path, sock: &Path, extra: &str) -> (Child, PathBuf) {
-    let p = lab.prefix();
+/// The lab tests' short flow timeouts: SYN 3 s, closing 1 s, reset 0.5 s (the rest default).
+pub fn short_timeouts() -> Timeouts {
+    Timeouts { tcp_syn: 3.0, tcp_closing: 1.0, tcp_reset: 0.5, ..Timeouts::default() }
+}
+
+/// The lab's dataplane as the lab tests run it: on the lab's two ports (taps `${P}t0`,
+/// `${P}t1`), one worker on lcore 1, 65,536 flows, 8,191 mbufs, its own EAL file prefix
+/// (`${P}-dp`), switch API at `sock`, and `timeouts` (absent: the defaults).
+pub fn dataplane_config(lab: &Lab, sock: &Path, timeouts: Option<Timeouts>) -> Appliance {
+    let ports = LabPorts {
+        prefix: lab.prefix().to_string(),
+        port0_iface: lab.port0_iface().to_string(),
+        port0_addr: format!("{PORT0_ADDR}/24"),
+        port1_iface: lab.port1_iface().to_string(),
+        port1_addr: format!("{PORT1_ADDR}/24"),
+    };
+    let mut a = presets::dataplane(sock, &format!("{}-dp", lab.prefix()), ports.ports());
+    if let Some(d) = a.dataplane.as_mut() {
+        d.flow_capacity = 65536;
+        d.mbufs = 8191;
+    }
+    a.timeouts = timeouts;
+    a
+}
+
+/// Writes [`dataplane_config`] as `appliance.toml` in the lab's state directory and starts
+/// `bin` on it: stdout to `dataplane.log`, stderr to `dataplane.err` there. Returns the child
+/// and the log's path.
+pub fn spawn_dataplane(lab: &Lab, bin: &Path, sock: &Path, timeouts: Option<Timeouts>) -> (Child, PathBuf) {
     let cfg = lab.state_dir().join("appliance.toml");
-    let text = format!(
-        r#"[dataplane]
-main_lcore = 0
-worker_lcores = [1]
-api_socket = "{sock}"
-flow_capacity = 65536
-mbufs = 8191
-eal_args = ["--file-prefix={p}-dp", "--huge-unlink"]
-
-[[port]]
-name = "client"
-device = "net_af_packet0,iface={p0}"
-address = "10.0.0.1/24"
-tap = "{p}t0"
-
-[[port]]
-name = "servers"
-device = "net_af_packet1,iface={p1}"
-address = "10.0.1.1/24"
-tap = "{p}t1"
-
-{extra}
-"#,
-        sock = sock.display(),
-        p0 = lab.port0_iface(),
-        p1 = lab.port1_iface(),
-    );
+    let text = dataplane_config(lab, sock, timeouts).to_toml();
     std::fs::write(&cfg, text).expect("write appliance.toml");
     let log = lab.state_dir().join("dataplane.log");
     let child = Command::new(bin)

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use acm::{BindingKey, BindingParams, Proto, RealServer, ServiceKey};
+use appliance_config::{presets, PortConfig};
 use dataplane::api::client::Client;
 use pktgen::summary::Summary;
 
@@ -81,33 +82,22 @@ fn pktgen_through_the_dataplane_every_packet_rewritten() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let api = dir.join("api.sock");
-    let cfg = format!(
-        r#"
-[dataplane]
-main_lcore = 0
-worker_lcores = [1]
-api_socket = "{api}"
-flow_capacity = 65536
-mbufs = 8191
-eal_args = ["--file-prefix=smoke-dp-{id}", "--huge-unlink"]
-
-[[port]]
-name = "client"
-device = "net_memif0,role=server,socket={dir}/l0.sock,id=0,mac=02:00:00:00:00:fe"
-address = "198.18.0.1/16"
-tap = "psc{tap}"
-
-[[port]]
-name = "server"
-device = "net_memif1,role=server,socket={dir}/l1.sock,id=0,mac=02:00:00:00:01:fe"
-address = "198.19.0.1/16"
-tap = "pss{tap}"
-"#,
-        api = api.display(),
-        dir = dir.display(),
-        tap = id % 100_000,
+    let memif =
+        |i: u8| format!("net_memif{i},role=server,socket={}/l{i}.sock,id=0,mac=02:00:00:00:0{i}:fe", dir.display());
+    let tap = id % 100_000;
+    let mut cfg = presets::dataplane(
+        &api,
+        &format!("smoke-dp-{id}"),
+        vec![
+            PortConfig::new("client", &memif(0), "198.18.0.1/16", &format!("psc{tap}")),
+            PortConfig::new("server", &memif(1), "198.19.0.1/16", &format!("pss{tap}")),
+        ],
     );
-    std::fs::write(dir.join("appliance.toml"), cfg).unwrap();
+    if let Some(d) = cfg.dataplane.as_mut() {
+        d.flow_capacity = 65536;
+        d.mbufs = 8191;
+    }
+    std::fs::write(dir.join("appliance.toml"), cfg.to_toml()).unwrap();
     let log = std::fs::File::create(dir.join("dataplane.log")).unwrap();
     let child = Command::new(dataplane_bin())
         .arg("--config")

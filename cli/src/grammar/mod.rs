@@ -14,7 +14,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::session::ModeKind;
+use crate::mode::ModeKind;
 
 mod table;
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! predictor names. Adding a command is adding a line here and a handler in the session.
 
 use super::{Arg, Grammar};
-use crate::session::ModeKind;
+use crate::mode::ModeKind;
 
 /// What a command does: the grammar's leaves. The session executes these.
 #[allow(missing_docs)]

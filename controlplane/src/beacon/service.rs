@@ -6,7 +6,8 @@
 //! Garbage, wrong keys, replays and stale datagrams are counted ([`BeaconStats`]), logged with
 //! the peer (at most once a second per kind) and ignored: never a crash, never a lost binding.
 //!
-//! `[beacon]` and `[election]` tables of the controlplane config (every key optional):
+//! `[beacon]` and `[election]` of `appliance.toml` (typed in the `appliance-config` crate, built
+//! into [`BeaconConfig`] and [`ElectionSettings`] when the file is loaded; every key optional):
 //!
 //! ```toml
 //! [beacon]
@@ -28,13 +29,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acm::{BindingState, Primitive};
-use serde::Deserialize;
+use appliance_config::{BeaconSection, ElectionSection, Invalid};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -79,33 +79,6 @@ impl Default for BeaconConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BeaconToml {
-    port: Option<u16>,
-    groups: Option<Vec<Ipv4Addr>>,
-    #[serde(default)]
-    interfaces: Vec<String>,
-    #[serde(default)]
-    keys: BTreeMap<String, String>,
-    #[serde(default)]
-    key_files: BTreeMap<String, PathBuf>,
-    misses: Option<u32>,
-    min_interval_ms: Option<u64>,
-    replay_window_ms: Option<u64>,
-    #[serde(default)]
-    peers: Vec<SocketAddrV4>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ElectionToml {
-    id: u64,
-    interval_ms: Option<u64>,
-    misses: Option<u32>,
-    profile: Option<String>,
-}
-
 /// Election settings as configured: the state machine's, plus the signing profile.
 #[derive(Debug, Clone)]
 pub struct ElectionSettings {
@@ -115,28 +88,23 @@ pub struct ElectionSettings {
     pub profile: String,
 }
 
-fn table<T: serde::de::DeserializeOwned + Default>(t: Option<&toml::Table>, name: &str) -> Result<T, String> {
-    match t {
-        Some(t) => t.clone().try_into().map_err(|e: toml::de::Error| format!("[{name}]: {}", e.message())),
-        None => Ok(T::default()),
-    }
-}
-
 impl BeaconConfig {
-    /// From the `[beacon]` table.
-    pub fn from_table(t: Option<&toml::Table>) -> Result<BeaconConfig, String> {
-        let b: BeaconToml = table(t, "beacon")?;
+    /// From `[beacon]` (absent: defaults); key files are read here.
+    pub fn from_section(b: Option<&BeaconSection>) -> Result<BeaconConfig, Invalid> {
         let d = BeaconConfig::default();
-        let mut keys: BTreeMap<String, Vec<u8>> = b.keys.into_iter().map(|(p, k)| (p, k.into_bytes())).collect();
-        for (p, f) in b.key_files {
-            let k = std::fs::read(&f).map_err(|e| format!("[beacon] key_files.{p}: {}: {e}", f.display()))?;
-            keys.insert(p, k.trim_ascii().to_vec());
+        let Some(b) = b else { return Ok(d) };
+        let mut keys: BTreeMap<String, Vec<u8>> =
+            b.keys.iter().map(|(p, k)| (p.clone(), k.clone().into_bytes())).collect();
+        for (p, f) in &b.key_files {
+            let k = std::fs::read(f)
+                .map_err(|e| Invalid::new(format!("beacon.key_files.{p}"), format!("{}: {e}", f.display())))?;
+            keys.insert(p.clone(), k.trim_ascii().to_vec());
         }
-        if keys.values().any(|k| k.is_empty()) {
-            return Err("[beacon] keys: empty key".into());
+        if let Some((p, _)) = keys.iter().find(|(_, k)| k.is_empty()) {
+            return Err(Invalid::new(format!("beacon.keys.{p}"), "empty key"));
         }
         if b.interfaces.len() > 1 && b.interfaces.iter().any(|i| i.parse::<Ipv4Addr>().is_err()) {
-            return Err("[beacon] interfaces: an interface given by name must be the only one".into());
+            return Err(Invalid::new("beacon.interfaces", "an interface given by name must be the only one"));
         }
         let tracker = TrackerConfig {
             misses: b.misses.unwrap_or(d.tracker.misses).max(1),
@@ -145,7 +113,7 @@ impl BeaconConfig {
         };
         Ok(BeaconConfig {
             port: b.port.unwrap_or(d.port),
-            groups: b.groups.unwrap_or(d.groups),
+            groups: b.groups.clone().unwrap_or(d.groups),
             interfaces: b
                 .interfaces
                 .iter()
@@ -154,26 +122,30 @@ impl BeaconConfig {
             keys,
             tracker,
             replay_window: b.replay_window_ms.map(Duration::from_millis).unwrap_or(d.replay_window),
-            peers: b.peers,
+            peers: b.peers.clone(),
         })
     }
 }
 
 impl ElectionSettings {
-    /// From the `[election]` table; `None` when absent (no election: always active).
-    pub fn from_table(t: Option<&toml::Table>, beacon: &BeaconConfig) -> Result<Option<ElectionSettings>, String> {
-        let Some(t) = t else { return Ok(None) };
-        let e: ElectionToml =
-            t.clone().try_into().map_err(|e: toml::de::Error| format!("[election]: {}", e.message()))?;
+    /// From `[election]`; `None` when absent (no election: always active).
+    pub fn from_section(
+        e: Option<&ElectionSection>,
+        beacon: &BeaconConfig,
+    ) -> Result<Option<ElectionSettings>, Invalid> {
+        let Some(e) = e else { return Ok(None) };
         let mut config =
             ElectionConfig::with_interval(e.id, Duration::from_millis(e.interval_ms.unwrap_or(3000).max(10)));
         config.misses = e.misses.unwrap_or(3).max(1);
-        let profile = match e.profile {
-            Some(p) => p,
-            None => beacon.keys.keys().next().cloned().ok_or("[election] needs a key in [beacon] keys")?,
-        };
+        let profile =
+            match &e.profile {
+                Some(p) => p.clone(),
+                None => beacon.keys.keys().next().cloned().ok_or_else(|| {
+                    Invalid::new("election.profile", "no key in [beacon] keys to sign heartbeats with")
+                })?,
+            };
         if !beacon.keys.contains_key(&profile) {
-            return Err(format!("[election] profile {profile:?} has no key in [beacon] keys"));
+            return Err(Invalid::new("election.profile", format!("{profile:?} has no key in [beacon] keys")));
         }
         Ok(Some(ElectionSettings { config, profile }))
     }
@@ -286,9 +258,6 @@ impl Drop for Services {
 /// Why the services did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// A config table is wrong.
-    #[error("{0}")]
-    Config(String),
     /// The socket could not be set up.
     #[error("beacon socket on port {port}: {source}")]
     Socket {
@@ -297,20 +266,6 @@ pub enum ServiceError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-/// Starts beacons, health checks and the election from the controlplane config's raw tables
-/// (`[health]` absent: checks with the defaults; `check = "none"` turns probing off).
-pub fn spawn_from_tables(
-    cm: &Cm,
-    beacon: Option<&toml::Table>,
-    health: Option<&toml::Table>,
-    election: Option<&toml::Table>,
-) -> Result<Services, ServiceError> {
-    let b = BeaconConfig::from_table(beacon).map_err(ServiceError::Config)?;
-    let h = HealthConfig::from_table(health).map_err(ServiceError::Config)?;
-    let e = ElectionSettings::from_table(election, &b).map_err(ServiceError::Config)?;
-    spawn(cm, b, Some(h), e)
 }
 
 fn socket(cfg: &BeaconConfig) -> std::io::Result<(tokio::net::UdpSocket, Vec<(Ipv4Addr, Interface)>)> {

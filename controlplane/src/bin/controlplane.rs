@@ -55,10 +55,14 @@ fn main() -> Result<()> {
         .init();
     let started = std::time::Instant::now();
     let args = Args::parse();
+    // Every config error stops it here, before anything starts.
     let cfg = Config::load(&args.config)?;
+    if cfg.file.switches.is_empty() {
+        bail!("{}: no [[switch]] profile: the CM has nothing to manage", args.config.display());
+    }
     // Under restartd: reginfo, kept channels and the state region, before anything else.
-    let sessions = u32::try_from(cfg.telnet.max_sessions).unwrap_or(u32::MAX).min(1024);
-    let z = Zlr::init(&zlr::region_name(&cfg.api.socket), sessions).context("zero-loss restart setup")?;
+    let sessions = u32::try_from(cfg.file.telnet.max_sessions).unwrap_or(u32::MAX).min(1024);
+    let z = Zlr::init(&zlr::region_name(&cfg.file.api.socket), sessions).context("zero-loss restart setup")?;
     if let Some(p) = &args.pid_file {
         std::fs::write(p, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -135,19 +139,17 @@ fn persist_state(z: &'static Zlr, cm: &Cm, shared: &CliShared, persister: Persis
 }
 
 async fn run(cfg: Config, z: Option<&'static Zlr>, started: std::time::Instant) -> Result<()> {
-    if cfg.switches.is_empty() {
-        bail!("no [[switch]] profile in the config: the CM has nothing to manage");
-    }
     let switches = cfg
+        .file
         .switches
         .iter()
-        .map(|p| SwitchSpec { name: p.name.clone(), vips: p.vip_filter(), driver: driver(p) })
+        .map(|p| SwitchSpec { name: p.name.clone(), vips: controlplane::config::vip_filter(p), driver: driver(p) })
         .collect();
     let cm = Cm::new(cfg.cm_options(), switches);
     for (name, desc, _) in cm.switches() {
         tracing::info!("switch {name}: {desc}");
     }
-    let shared = CliShared::new(cm.clone(), cfg.startup_config.clone());
+    let shared = CliShared::new(cm.clone(), cfg.file.startup_config.clone());
 
     // A restarted generation takes over its predecessor's cache and running-config: nothing to
     // relearn, nothing for the sync to remove. Otherwise the startup-config first, through the
@@ -174,17 +176,17 @@ async fn run(cfg: Config, z: Option<&'static Zlr>, started: std::time::Instant) 
         for e in &errors {
             tracing::warn!("{e}");
         }
-        if let Some(p) = &cfg.startup_config {
+        if let Some(p) = &cfg.file.startup_config {
             tracing::info!("startup-config {} replayed: {} binding(s) in the cache", p.display(), cm.list().len());
         }
     }
     cm.spawn_sync();
-    // Beacon listener, health checker and election, each with a clone of `cm` (no table: off).
-    let _services = (cfg.beacon.is_some() || cfg.health.is_some() || cfg.election.is_some())
-        .then(|| {
-            let (b, h, e) = (cfg.beacon.as_ref(), cfg.health.as_ref(), cfg.election.as_ref());
-            controlplane::beacon::service::spawn_from_tables(&cm, b, h, e)
-        })
+    // Beacon listener, health checker and election (checked at load), each with a clone of `cm`
+    // (none of their tables: off).
+    let _services = cfg
+        .services
+        .clone()
+        .map(|s| controlplane::beacon::service::spawn(&cm, s.beacon, Some(s.health), s.election))
         .transpose()
         .context("beacon / health / election")?;
 
@@ -195,22 +197,23 @@ async fn run(cfg: Config, z: Option<&'static Zlr>, started: std::time::Instant) 
             tokio::net::UnixListener::from_std(l)?
         }
         None => {
-            let l = api_server::bind(&cfg.api.socket)
-                .with_context(|| format!("API socket {}", cfg.api.socket.display()))?;
+            let l = api_server::bind(&cfg.file.api.socket)
+                .with_context(|| format!("API socket {}", cfg.file.api.socket.display()))?;
             if let Some(z) = z {
                 z.keep("api", l.as_fd());
             }
             l
         }
     };
-    tracing::info!("API on {}", cfg.api.socket.display());
+    tracing::info!("API on {}", cfg.file.api.socket.display());
     let api_server = ApiServer::new(shared.clone());
     api_server.resume_connections();
     tokio::spawn(api_server.serve(api));
 
     let creds = cfg.credentials()?;
     let mut settings = cli::ServerSettings::new(creds);
-    settings.idle_timeout = (cfg.telnet.idle_timeout_s > 0).then(|| Duration::from_secs(cfg.telnet.idle_timeout_s));
+    settings.idle_timeout =
+        (cfg.file.telnet.idle_timeout_s > 0).then(|| Duration::from_secs(cfg.file.telnet.idle_timeout_s));
     let listener = match z.and_then(|z| z.adopt("telnet")) {
         Some(fd) => {
             let l = std::net::TcpListener::from(fd);
@@ -218,25 +221,25 @@ async fn run(cfg: Config, z: Option<&'static Zlr>, started: std::time::Instant) 
             tokio::net::TcpListener::from_std(l)?
         }
         None => {
-            let l = tokio::net::TcpListener::bind(cfg.telnet.listen)
+            let l = tokio::net::TcpListener::bind(cfg.file.telnet.listen)
                 .await
-                .with_context(|| format!("telnet listen address {}", cfg.telnet.listen))?;
+                .with_context(|| format!("telnet listen address {}", cfg.file.telnet.listen))?;
             if let Some(z) = z {
                 z.keep("telnet", l.as_fd());
             }
             l
         }
     };
-    tracing::info!("telnet on {}", cfg.telnet.listen);
+    tracing::info!("telnet on {}", cfg.file.telnet.listen);
     // Port 23 on the appliance's port addresses (exception path), and any other listener.
     // Kept listeners are adopted here, before the leftovers are released below.
-    for l in &cfg.telnet.extra {
+    for l in &cfg.file.telnet.extra {
         let kept = controlplane::telnet_listen::adopt(z, l);
         controlplane::telnet_listen::spawn(
             l.clone(),
             shared.clone(),
             settings.clone(),
-            cfg.telnet.max_sessions,
+            cfg.file.telnet.max_sessions,
             z,
             kept,
         );
@@ -244,7 +247,7 @@ async fn run(cfg: Config, z: Option<&'static Zlr>, started: std::time::Instant) 
     if let Some(z) = z {
         telnet::resume_sessions(z, &shared, &settings);
     }
-    tokio::spawn(telnet::serve(listener, shared.clone(), settings, cfg.telnet.max_sessions));
+    tokio::spawn(telnet::serve(listener, shared.clone(), settings, cfg.file.telnet.max_sessions));
     if let Some(z) = z {
         z.release_leftovers();
         z.spawn_control_watch().context("restartd control connection")?;
@@ -263,7 +266,7 @@ async fn run(cfg: Config, z: Option<&'static Zlr>, started: std::time::Instant) 
         _ = term.recv() => {}
     }
     tracing::info!("stopping");
-    let _ = std::fs::remove_file(&cfg.api.socket);
+    let _ = std::fs::remove_file(&cfg.file.api.socket);
     if let Some(z) = z {
         // A clean stop: restartd does not start another generation, so the state goes.
         z.remove_region();

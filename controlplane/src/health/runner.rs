@@ -15,7 +15,8 @@
 //! ([`HealthHandle::report`]) takes the endpoint Down at once and holds it down for
 //! `hold_down`.
 //!
-//! `[health]` table of the controlplane config (every key optional):
+//! `[health]` of `appliance.toml` (typed in the `appliance-config` crate, built into a
+//! [`HealthConfig`] when the file is loaded; every key optional):
 //!
 //! ```toml
 //! [health]
@@ -40,7 +41,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use acm::{BindingInfo, BindingKey, BindingState, RealServer, ServiceKey};
-use serde::Deserialize;
+use appliance_config::{CheckKind, HealthSection, Invalid};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -79,66 +80,37 @@ impl Default for HealthConfig {
     }
 }
 
+/// The probe keys of `[health]` or of one `[[health.service]]`.
 #[derive(Debug, Default, Clone)]
 struct ProbeToml {
-    check: Option<String>,
+    check: Option<CheckKind>,
     http_path: Option<String>,
     http_host: Option<String>,
     http_status: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServiceToml {
-    service: String,
-    check: Option<String>,
-    http_path: Option<String>,
-    http_host: Option<String>,
-    http_status: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HealthToml {
-    interval_ms: Option<u64>,
-    timeout_ms: Option<u64>,
-    rise: Option<u32>,
-    fall: Option<u32>,
-    hold_down_ms: Option<u64>,
-    interface: Option<String>,
-    check: Option<String>,
-    http_path: Option<String>,
-    http_host: Option<String>,
-    http_status: Option<Vec<String>>,
-    #[serde(default)]
-    service: Vec<ServiceToml>,
 }
 
 impl ProbeToml {
-    fn build(&self, base: &Probe) -> Result<Probe, String> {
-        let kind = match self.check.as_deref() {
-            None => match base {
-                Probe::Http(_) => "l7",
-                Probe::None => "none",
-                Probe::Arp => "l2",
-                Probe::Icmp => "l3",
-                Probe::Tcp => "l4",
-            },
-            Some(k) => k,
-        };
+    fn build(&self, base: &Probe) -> Result<Probe, Invalid> {
+        let kind = self.check.unwrap_or(match base {
+            Probe::Http(_) => CheckKind::L7,
+            Probe::None => CheckKind::None,
+            Probe::Arp => CheckKind::L2,
+            Probe::Icmp => CheckKind::L3,
+            Probe::Tcp => CheckKind::L4,
+        });
         Ok(match kind {
-            "none" => Probe::None,
-            "l2" | "arp" => Probe::Arp,
-            "l3" | "icmp" => Probe::Icmp,
-            "l4" | "tcp" => Probe::Tcp,
-            "l7" | "http" => {
+            CheckKind::None => Probe::None,
+            CheckKind::L2 => Probe::Arp,
+            CheckKind::L3 => Probe::Icmp,
+            CheckKind::L4 => Probe::Tcp,
+            CheckKind::L7 => {
                 let mut h = match base {
                     Probe::Http(h) => h.clone(),
                     _ => HttpCheck::default(),
                 };
                 if let Some(p) = &self.http_path {
                     if !p.starts_with('/') || p.contains(|c: char| c.is_whitespace() || c.is_control()) {
-                        return Err(format!("http_path {p:?}: want an absolute path without spaces"));
+                        return Err(Invalid::new("http_path", format!("{p:?}: want an absolute path without spaces")));
                     }
                     h.path = p.clone();
                 }
@@ -146,40 +118,46 @@ impl ProbeToml {
                     h.host = Some(host.clone());
                 }
                 if let Some(st) = &self.http_status {
-                    h.accept = st.iter().map(|s| parse_status_range(s)).collect::<Result<_, _>>()?;
+                    h.accept = st
+                        .iter()
+                        .map(|s| parse_status_range(s))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| Invalid::new("http_status", e))?;
                 }
                 Probe::Http(h)
             }
-            k => return Err(format!("check {k:?}: want none, l2, l3, l4 or l7")),
         })
     }
 }
 
 impl HealthConfig {
-    /// From the `[health]` table (absent: defaults).
-    pub fn from_table(t: Option<&toml::Table>) -> Result<HealthConfig, String> {
-        let h: HealthToml = match t {
-            Some(t) => t.clone().try_into().map_err(|e: toml::de::Error| format!("[health]: {}", e.message()))?,
-            None => HealthToml::default(),
-        };
+    /// From `[health]` (absent: defaults).
+    pub fn from_section(h: Option<&HealthSection>) -> Result<HealthConfig, Invalid> {
         let d = HealthConfig::default();
-        let top =
-            ProbeToml { check: h.check, http_path: h.http_path, http_host: h.http_host, http_status: h.http_status };
-        let probe = top.build(&d.probe).map_err(|e| format!("[health]: {e}"))?;
+        let Some(h) = h else { return Ok(d) };
+        let within = |at: String| move |e: Invalid| Invalid::new(format!("{at}.{}", e.field), e.why);
+        let top = ProbeToml {
+            check: h.check,
+            http_path: h.http_path.clone(),
+            http_host: h.http_host.clone(),
+            http_status: h.http_status.clone(),
+        };
+        let probe = top.build(&d.probe).map_err(within("health".into()))?;
         let mut per_service = HashMap::new();
-        for s in h.service {
-            let service: ServiceKey = s.service.parse().map_err(|e| format!("[[health.service]] service: {e}"))?;
+        for (i, s) in h.service.iter().enumerate() {
+            let at = format!("health.service[{i}]");
+            let service: ServiceKey =
+                s.service.parse().map_err(|e| Invalid::new(format!("{at}.service"), format!("{e}")))?;
             let p = ProbeToml {
                 check: s.check,
-                http_path: s.http_path,
-                http_host: s.http_host,
-                http_status: s.http_status,
+                http_path: s.http_path.clone(),
+                http_host: s.http_host.clone(),
+                http_status: s.http_status.clone(),
             };
-            let built = p.build(&probe).map_err(|e| format!("[[health.service]] {service}: {e}"))?;
-            per_service.insert(service, built);
+            per_service.insert(service, p.build(&probe).map_err(within(at))?);
         }
         let ms = |v: Option<u64>, d: Duration| v.map(Duration::from_millis).unwrap_or(d);
-        let cfg = HealthConfig {
+        Ok(HealthConfig {
             probe,
             per_service,
             interval: ms(h.interval_ms, d.interval).max(Duration::from_millis(10)),
@@ -189,9 +167,8 @@ impl HealthConfig {
                 fall: h.fall.unwrap_or(d.thresholds.fall).max(1),
                 hold_down: ms(h.hold_down_ms, d.thresholds.hold_down),
             },
-            interface: h.interface,
-        };
-        Ok(cfg)
+            interface: h.interface.clone(),
+        })
     }
 
     fn probe_for(&self, s: &ServiceKey) -> &Probe {
@@ -434,25 +411,29 @@ pub fn matches_target(t: &Target, key: &BindingKey) -> bool {
 mod tests {
     use super::*;
 
+    fn section(text: &str) -> HealthSection {
+        let a = appliance_config::Appliance::parse(&format!("[health]\n{text}"), std::path::Path::new("t")).unwrap();
+        a.health.unwrap()
+    }
+
     #[test]
-    fn config_from_toml() {
-        let t: toml::Table = toml::from_str(
+    fn config_from_the_section() {
+        let h = section(
             r#"
             check = "l7"
             interval_ms = 100
             rise = 3
             http_path = "/health"
             http_status = ["200", "204-206"]
-            [[service]]
+            [[health.service]]
             service = "10.0.0.100:53/udp"
             check = "l3"
-            [[service]]
+            [[health.service]]
             service = "10.0.0.100:8080"
             http_host = "example"
             "#,
-        )
-        .unwrap();
-        let c = HealthConfig::from_table(Some(&t)).unwrap();
+        );
+        let c = HealthConfig::from_section(Some(&h)).unwrap();
         assert_eq!(c.interval, Duration::from_millis(100));
         assert_eq!(c.thresholds.rise, 3);
         let Probe::Http(h) = &c.probe else { panic!("{:?}", c.probe) };
@@ -460,15 +441,17 @@ mod tests {
         assert_eq!(c.probe_for(&"10.0.0.100:53/udp".parse().unwrap()), &Probe::Icmp);
         let Probe::Http(h2) = c.probe_for(&"10.0.0.100:8080".parse().unwrap()) else { panic!() };
         assert_eq!((h2.path.as_str(), h2.host.as_deref()), ("/health", Some("example")));
-        assert_eq!(HealthConfig::from_table(None).unwrap().probe, Probe::Tcp);
-        for bad in [
-            "check = \"l9\"",
-            "http_path = \"x y\"\ncheck = \"l7\"",
-            "bogus = 1",
-            "http_status = [\"600\"]\ncheck=\"l7\"",
+        assert_eq!(HealthConfig::from_section(None).unwrap().probe, Probe::Tcp);
+        for (bad, field) in [
+            ("http_path = \"x y\"\ncheck = \"l7\"", "health.http_path"),
+            ("http_status = [\"600\"]\ncheck=\"l7\"", "health.http_status"),
+            ("[[health.service]]\nservice = \"10.0.0.100\"", "health.service[0].service"),
+            (
+                "[[health.service]]\nservice = \"10.0.0.1:80\"\ncheck = \"l7\"\nhttp_path = \"a\"",
+                "health.service[0].http_path",
+            ),
         ] {
-            let t: toml::Table = toml::from_str(bad).unwrap();
-            assert!(HealthConfig::from_table(Some(&t)).is_err(), "{bad}");
+            assert_eq!(HealthConfig::from_section(Some(&section(bad))).unwrap_err().field, field, "{bad}");
         }
     }
 

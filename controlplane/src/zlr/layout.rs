@@ -30,9 +30,9 @@ pub const T_SESSION: u32 = 4;
 pub const T_HOLD_CTL: u32 = 5;
 /// hread fallback rings.
 pub const T_HOLD_DATA: u32 = 6;
-/// Binding cache: one record per binding ([`super::bindings::BindingRec`]).
+/// Binding cache: one record per binding ([`super::binding_records::BindingRec`]).
 pub const T_BINDING: u32 = 7;
-/// Binding cache: drop fractions ([`super::bindings::DropRec`]).
+/// Binding cache: drop fractions ([`super::binding_records::DropRec`]).
 pub const T_DROP: u32 = 8;
 /// Binding cache: its generation counter.
 pub const T_CACHE_GEN: u32 = 9;
@@ -66,8 +66,8 @@ pub fn layout(sessions: u32) -> LayoutSpec {
             (T_SESSION, TableKind::Records, SessionRec::SIZE as u32, sessions),
             (T_HOLD_CTL, TableKind::Records, HoldCtl::SIZE as u32, sessions),
             (T_HOLD_DATA, TableKind::Raw, HOLD_CAP, sessions),
-            (T_BINDING, TableKind::Records, super::bindings::BindingRec::SIZE as u32, BINDING_SLOTS),
-            (T_DROP, TableKind::Records, super::bindings::DropRec::SIZE as u32, DROP_SLOTS),
+            (T_BINDING, TableKind::Records, super::binding_records::BindingRec::SIZE as u32, BINDING_SLOTS),
+            (T_DROP, TableKind::Records, super::binding_records::DropRec::SIZE as u32, DROP_SLOTS),
             (T_CACHE_GEN, TableKind::Records, Global::SIZE as u32, 1),
         ],
     }
@@ -242,8 +242,8 @@ mod tests {
             slot[..bytes.len()].copy_from_slice(&bytes);
             let _ = SessionRec::decode(&mut Reader::new(&slot));
             let _ = BlobCtl::decode(&mut Reader::new(&bytes));
-            let _ = super::super::bindings::BindingRec::decode(&mut Reader::new(&bytes));
-            let _ = super::super::bindings::DropRec::decode(&mut Reader::new(&bytes));
+            let _ = super::super::binding_records::BindingRec::decode(&mut Reader::new(&bytes));
+            let _ = super::super::binding_records::DropRec::decode(&mut Reader::new(&bytes));
             let _ = Global::decode(&mut Reader::new(&bytes));
         }
     }

@@ -19,6 +19,7 @@
 //! error and replaced by a fresh one: a cold start (startup-config replay, sync grace), never a
 //! crash loop.
 
+pub mod binding_records;
 pub mod bindings;
 pub mod blob;
 pub mod layout;

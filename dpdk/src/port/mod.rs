@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 pub use queue::{RxQueue, TxQueue};
 pub use types::{
-    Direction, Duplex, LinkStatus, PortConfigError, PortId, PortInfo, PortQueryError, PortStateError, PortStats,
+    Direction, Duplex, LinkStatus, PortConfigError, PortInfo, PortQueryError, PortStateError, PortStats,
     QueueError,
 };
 
-use crate::eal::{port_name, Eal};
+use crate::eal::Eal;
 use crate::errno::Errno;
+use crate::ethdev::{port_name, PortId};
 use crate::live;
 use crate::mempool::Mempool;
 

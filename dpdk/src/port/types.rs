@@ -1,18 +1,9 @@
-//! Plain data about ports: ids, addresses, link, info, statistics, errors.
+//! Plain data about ports: addresses, link, info, statistics, errors.
 
 use std::fmt;
 
 use crate::errno::Errno;
-
-/// An ethdev port id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PortId(pub u16);
-
-impl fmt::Display for PortId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "port {}", self.0)
-    }
-}
+use crate::ethdev::PortId;
 
 /// Receive or transmit side of a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

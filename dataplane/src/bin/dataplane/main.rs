@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dataplane::api::PortStats;
-use dataplane::config::ApplianceConfig;
+use dataplane::config::DataplaneConfig;
 use dataplane::control::Control;
 use dataplane::generation::PortView;
 use dataplane::lb::flows::Placement;
@@ -83,7 +83,7 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
-    let cfg = ApplianceConfig::load(&args.config)?;
+    let cfg = DataplaneConfig::load(&args.config)?;
     let d = &cfg.dataplane;
     let n_ports = cfg.ports.len();
     let n_workers = d.worker_lcores.len();
