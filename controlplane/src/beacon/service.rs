@@ -42,6 +42,7 @@ use super::replay::{ReplayError, ReplayGuard};
 use super::tracker::{Action, Tracker, TrackerConfig};
 use super::wire::{self, Body, DecodeError, Envelope, Role, Sender, Target};
 use super::{DEFAULT_GROUP, DEFAULT_PORT};
+use crate::cm::time::Clock;
 use crate::cm::{Cm, Origin};
 use crate::election::{Effect, Election, ElectionConfig};
 use crate::health::runner::{self as health, HealthConfig, HealthHandle};
@@ -368,11 +369,13 @@ pub fn spawn(
     }
     let mut heartbeat_to: Vec<SocketAddrV4> = cfg.groups.iter().map(|g| SocketAddrV4::new(*g, port)).collect();
     heartbeat_to.extend(&cfg.peers);
+    let clock = Clock::new();
     let rx_loop = Receiver {
+        clock,
         cm: cm.clone(),
         replay: ReplayGuard::new(cfg.replay_window.as_millis() as u64, 65_536),
         tracker: Tracker::new(cfg.tracker),
-        election: election.map(|e| (Election::new(e.config, Instant::now()), e.profile)),
+        election: election.map(|e| (Election::new(e.config, clock.now()), e.profile)),
         me: Sender { addr: Ipv4Addr::UNSPECIFIED, instance: crate::client::random_u64() },
         seq: 0,
         heartbeat_to,
@@ -393,6 +396,7 @@ enum Job {
 }
 
 struct Receiver {
+    clock: Clock,
     cm: Cm,
     replay: ReplayGuard,
     tracker: Tracker,
@@ -427,10 +431,10 @@ impl Receiver {
                 wake = wake.min(next_join);
             }
             if let Some(d) = self.tracker.next_deadline() {
-                wake = wake.min(d);
+                wake = wake.min(self.clock.instant(d));
             }
             if let Some((e, _)) = &self.election {
-                wake = wake.min(e.next_wakeup());
+                wake = wake.min(self.clock.instant(e.next_wakeup()));
             }
             tokio::select! {
                 r = sock.recv_from(&mut buf) => match r {
@@ -442,7 +446,7 @@ impl Receiver {
                 },
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
-            let now = Instant::now();
+            let now = self.clock.now();
             for a in self.tracker.on_tick(now) {
                 if let Action::Lost { key, sender } = a {
                     self.stats.lost.fetch_add(1, Ordering::Relaxed);
@@ -518,7 +522,7 @@ impl Receiver {
     }
 
     async fn message(&mut self, sock: &tokio::net::UdpSocket, env: Envelope, peer: SocketAddr) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let server = IpAddr::V4(env.sender.addr);
         match env.body {
             Body::Beacon { interval_ms, bindings } => {

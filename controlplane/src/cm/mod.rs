@@ -37,6 +37,7 @@ pub mod cache;
 pub mod fake;
 pub mod switch;
 pub mod sync;
+pub mod time;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};

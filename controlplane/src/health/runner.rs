@@ -47,6 +47,7 @@ use tokio::task::JoinHandle;
 use super::fsm::{Checker, Health, Thresholds, Verdict};
 use super::probe::{parse_status_range, HttpCheck, Probe};
 use crate::beacon::wire::Target;
+use crate::cm::time::{Clock, Time};
 use crate::cm::Cm;
 
 /// Checker settings.
@@ -222,6 +223,7 @@ struct Runner {
     cfg: HealthConfig,
     checkers: HashMap<RealServer, Checker>,
     failed_by_us: HashSet<BindingKey>,
+    clock: Clock,
 }
 
 /// What the checker keeps across a control plane restart ([`crate::zlr`]): which bindings it
@@ -237,7 +239,7 @@ pub struct HealthImage {
 }
 
 impl Runner {
-    fn image(&self, now: Instant) -> HealthImage {
+    fn image(&self, now: Time) -> HealthImage {
         let mut failed_by_us: Vec<BindingKey> = self.failed_by_us.iter().copied().collect();
         failed_by_us.sort();
         let mut endpoints: Vec<(RealServer, Health, Option<u64>)> = self
@@ -252,7 +254,7 @@ impl Runner {
         HealthImage { failed_by_us, endpoints }
     }
 
-    fn restore(&mut self, img: HealthImage, now: Instant) {
+    fn restore(&mut self, img: HealthImage, now: Time) {
         self.failed_by_us = img.failed_by_us.into_iter().collect();
         for (real, health, held) in img.endpoints {
             let until = held.map(|ms| now + Duration::from_millis(ms));
@@ -263,7 +265,7 @@ impl Runner {
     /// Saves the image when it changed (hold-downs count down on their own: not a change).
     fn save(&self, last: &mut Option<HealthImage>) {
         let Some(z) = crate::zlr::get() else { return };
-        let mut img = self.image(Instant::now());
+        let mut img = self.image(self.clock.now());
         let key = |i: &HealthImage| {
             (
                 i.failed_by_us.clone(),
@@ -287,7 +289,7 @@ impl Runner {
 /// takes over the previous one's health state ([`HealthImage`]).
 pub fn spawn(cm: Cm, cfg: HealthConfig) -> (HealthHandle, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut r = Runner { cm, cfg, checkers: HashMap::new(), failed_by_us: HashSet::new() };
+    let mut r = Runner { cm, cfg, checkers: HashMap::new(), failed_by_us: HashSet::new(), clock: Clock::new() };
     if let Some(z) = crate::zlr::get().filter(|z| z.start() == crate::zlr::Start::Recover) {
         match crate::zlr::blob::read(z.region(), crate::zlr::blob::BLOB_HEALTH) {
             Ok(Some(b)) => match serde_json::from_slice::<HealthImage>(&b) {
@@ -297,7 +299,7 @@ pub fn spawn(cm: Cm, cfg: HealthConfig) -> (HealthHandle, JoinHandle<()>) {
                         img.endpoints.len(),
                         img.failed_by_us.len()
                     );
-                    r.restore(img, Instant::now());
+                    r.restore(img, r.clock.now());
                 }
                 Err(e) => tracing::error!("state region: kept health state does not decode ({e}); starting fresh"),
             },
@@ -366,7 +368,7 @@ impl Runner {
         for (real, verdict) in results {
             let t = self.cfg.thresholds;
             let c = self.checkers.entry(real).or_insert_with(|| Checker::new(t));
-            if let Some(h) = c.on_result(Instant::now(), &verdict) {
+            if let Some(h) = c.on_result(self.clock.now(), &verdict) {
                 match h {
                     Health::Down => tracing::warn!(%real, "health check failed: {}", c.last_reason().unwrap_or("")),
                     _ => tracing::info!(%real, "health check passed: {h:?}"),
@@ -377,7 +379,7 @@ impl Runner {
     }
 
     async fn report(&mut self, target: Target, from: Ipv4Addr) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let reals: Vec<RealServer> = self
             .cm
             .list()
