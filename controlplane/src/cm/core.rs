@@ -132,9 +132,19 @@ pub(super) struct Request {
     changed: bool,
     undo: Undo,
     waiter: Waiter,
-    /// Per job, in queue order: switch, operation name, answer.
-    slots: Vec<(usize, &'static str, Option<Result<DriverAck, DriverError>>, Time)>,
+    /// Per job, in queue order.
+    slots: Vec<Slot>,
     left: usize,
+}
+
+/// One switch's part in a request.
+#[derive(Debug)]
+struct Slot {
+    switch: usize,
+    op: &'static str,
+    answer: Option<Result<DriverAck, DriverError>>,
+    /// When the answer came.
+    at: Time,
 }
 
 /// What a job belongs to.
@@ -297,7 +307,7 @@ impl CmCore {
                 }
                 let job = self.id();
                 let Some(req) = self.requests.get_mut(&id) else { return };
-                req.slots.push((i, op.name(), None, now));
+                req.slots.push(Slot { switch: i, op: op.name(), answer: None, at: now });
                 req.left += 1;
                 self.jobs.insert(job, JobOwner::Request(id, req.slots.len() - 1));
                 self.outbox.push_back(SwitchJob { id: JobId(job), switch: i, kind: JobKind::Apply(op.clone()) });
@@ -329,8 +339,8 @@ impl CmCore {
                     SwitchReply::Gone => Err(DriverError::Unavailable("switch thread gone".into())),
                 };
                 let Some(req) = self.requests.get_mut(&id) else { return };
-                req.slots[slot].2 = Some(result);
-                req.slots[slot].3 = now;
+                req.slots[slot].answer = Some(result);
+                req.slots[slot].at = now;
                 req.left -= 1;
                 if req.left == 0 {
                     self.finish(id);
@@ -365,13 +375,13 @@ impl CmCore {
         let mut out = Outcome { changed: req.changed, ..Outcome::default() };
         let mut refusal: Option<AcmError> = None;
         let origin = &req.origin;
-        for (i, op, result, at) in &req.slots {
+        for Slot { switch: i, op, answer, at } in &req.slots {
             let switch = self.switches[*i].name.clone();
             let mut so = SwitchOutcome { switch: switch.clone(), op: op.to_string(), ..SwitchOutcome::default() };
             let lat = at.saturating_duration_since(req.received);
             so.latency_us = lat.as_secs_f64() * 1e6;
             out.latency_us = out.latency_us.max(so.latency_us);
-            match result.clone().unwrap_or_else(|| Err(DriverError::Unavailable("no answer".into()))) {
+            match answer.clone().unwrap_or_else(|| Err(DriverError::Unavailable("no answer".into()))) {
                 Ok(DriverAck { changed, switch_ns }) => {
                     self.latency.record(req.name, &switch, lat);
                     so.acked = true;
