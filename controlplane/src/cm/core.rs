@@ -30,9 +30,14 @@
 //! * [`CmCore::poll_heartbeat`] — a heartbeat to send to the other CMs.
 //! * [`CmCore::poll_timeout`] — when to call [`CmCore::handle_tick`] next.
 //!
+//! Health checks: [`CmCore::enable_health`], then [`CmCore::health_targets`] says what to
+//! probe, [`CmCore::handle_probe_results`] and [`CmCore::handle_health_report`] take the verdicts
+//! and reports (the probes are IO, at the edge).
+//!
 //! The core keeps the binding cache ([`super::cache`]), the latency histograms, the counters, the
-//! election ([`crate::election`]) and the beacon tracker ([`crate::beacon::tracker`]); the
-//! periodic sync is in [`super::sync`], beacons and heartbeats in [`super::peers`].
+//! election ([`crate::election`]), the beacon tracker ([`crate::beacon::tracker`]) and the health
+//! state machines ([`crate::health::fsm`]); the periodic sync is in [`super::sync`], beacons and
+//! heartbeats in [`super::peers`], health checks in [`super::health`].
 
 use std::collections::{HashMap, VecDeque};
 
@@ -174,6 +179,7 @@ pub struct CmCore {
     pub(super) heartbeats: VecDeque<Heartbeat>,
     pub(super) tracker: Tracker,
     pub(super) beacons_lost: u64,
+    pub(super) health: Option<super::health::HealthState>,
 }
 
 impl CmCore {
@@ -200,6 +206,7 @@ impl CmCore {
             heartbeats: VecDeque::new(),
             tracker: Tracker::new(TrackerConfig::default()),
             beacons_lost: 0,
+            health: None,
         }
     }
 

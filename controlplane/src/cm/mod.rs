@@ -37,6 +37,7 @@ pub mod cache;
 pub mod core;
 pub mod fake;
 mod handle;
+mod health;
 mod peers;
 pub mod switch;
 pub mod sync;

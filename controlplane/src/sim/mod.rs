@@ -210,6 +210,15 @@ impl World {
         &self.cms[i].core
     }
 
+    /// Runs `f` on CM `i`'s core at the time now, then carries out what it wants done (for
+    /// events the world does not model itself, such as probe verdicts).
+    pub fn drive<R>(&mut self, i: usize, f: impl FnOnce(&mut CmCore, Time) -> R) -> R {
+        let now = self.now;
+        let r = f(&mut self.cms[i].core, now);
+        self.pump(i);
+        r
+    }
+
     /// Kills a CM: it stops at once.
     pub fn kill_cm(&mut self, i: usize) {
         self.cms[i].alive = false;

@@ -348,3 +348,49 @@ fn property_the_switch_converges_to_the_active_cache_after_requests_during_fault
     }
     assert!(refused > 0, "some requests were refused (unknown bindings)");
 }
+
+#[test]
+fn health_checks_gate_fail_hold_down_and_revive_bindings() {
+    use crate::beacon::wire::Target;
+    use crate::cm::cache::{CachePolicy, FailPolicy};
+    use crate::health::fsm::{Health, Thresholds, Verdict};
+    let mut cfg = SimConfig::default();
+    cfg.options.policy = CachePolicy { add_state: BindingState::Testing, fail: FailPolicy::Force };
+    let mut w = World::new(cfg, 9);
+    w.add_switch("local", VipFilter::All);
+    let cm = w.add_cm(None);
+    w.drive(cm, |c, _| c.enable_health(Thresholds { rise: 2, fall: 2, hold_down: 2 * S }));
+    let k = key(1);
+    w.primitive(cm, Origin::Api, Primitive::Add { key: k, params: params(1) }).unwrap();
+    assert_eq!((w.cm(cm).state_of(&k), on_switch(&w, &k)), (Some(BindingState::Testing), None));
+    let round = |w: &mut World, v: Verdict| {
+        let targets = w.drive(cm, |c, _| c.health_targets());
+        assert_eq!(targets, vec![(k.real, k.service)]);
+        w.drive(cm, |c, now| c.handle_probe_results(&[(k.real, v)], now));
+        w.run_for(Duration::from_millis(100));
+    };
+    round(&mut w, Verdict::Pass);
+    assert_eq!((w.cm(cm).state_of(&k), on_switch(&w, &k)), (Some(BindingState::Active), Some(BindingState::Active)));
+    round(&mut w, Verdict::Soft("timeout".into()));
+    assert_eq!(on_switch(&w, &k), Some(BindingState::Active), "one soft failure is not enough");
+    round(&mut w, Verdict::Soft("timeout".into()));
+    assert_eq!((w.cm(cm).state_of(&k), on_switch(&w, &k)), (Some(BindingState::Failed), None));
+    round(&mut w, Verdict::Pass);
+    assert_eq!(w.cm(cm).state_of(&k), Some(BindingState::Failed), "rise is 2");
+    round(&mut w, Verdict::Pass);
+    assert_eq!((w.cm(cm).state_of(&k), on_switch(&w, &k)), (Some(BindingState::Active), Some(BindingState::Active)));
+    // A report takes it out at once and holds it out although probes pass.
+    let report = Target { real: k.real, service: None };
+    w.drive(cm, |c, now| c.handle_health_report(&report, Ipv4Addr::new(10, 0, 1, 12), now));
+    w.run_for(Duration::from_millis(10));
+    assert_eq!((w.cm(cm).health_of(&k.real), on_switch(&w, &k)), (Some(Health::Down), None));
+    let t0 = w.now();
+    while w.cm(cm).state_of(&k) != Some(BindingState::Active) {
+        round(&mut w, Verdict::Pass);
+        assert!(w.now() - t0 < 3 * S, "not back after the hold-down");
+    }
+    assert!(w.now() - t0 >= 2 * S, "back {:?} after the report, within the hold-down", w.now() - t0);
+    // The image carries the checks across a restart.
+    let img = w.drive(cm, |c, now| c.health_image(now));
+    assert!(img.failed_by_us.is_empty() && img.endpoints.iter().all(|e| e.1 == Health::Up), "{img:?}");
+}
