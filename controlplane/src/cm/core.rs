@@ -37,7 +37,7 @@
 //! The core keeps the binding cache ([`super::cache`]), the latency histograms, the counters, the
 //! election ([`crate::election`]), the beacon tracker ([`crate::beacon::tracker`]) and the health
 //! state machines ([`crate::health::fsm`]); the periodic sync is in [`super::sync`], beacons and
-//! heartbeats in [`super::peers`], health checks in [`super::health`].
+//! heartbeats in `cm::peers`, health checks in `cm::health`.
 
 use std::collections::{HashMap, VecDeque};
 

@@ -1,9 +1,9 @@
-//! The Connection Manager core: one code path for every ACM primitive.
+//! The Connection Manager: one code path for every ACM primitive.
 //!
 //! Requests arrive from three doors — beacons of the CM client module on the servers, the
 //! telnet CLI, and the local API used by `acmctl` — plus the health checker and the periodic
-//! sync. All of them call [`Cm::primitive`] (or [`Cm::primitive_blocking`] from a thread that
-//! may block), so they are filtered, ordered, pushed and measured alike:
+//! sync. All of them go through one core, so they are filtered, ordered, pushed and measured
+//! alike:
 //!
 //! 1. the binding cache ([`cache::Cache`], sans-IO) takes the request at once and decides the
 //!    switch operations — none for a request that restates the cache (filtered);
@@ -17,21 +17,36 @@
 //! the change: the cache keeps it and the next sync pushes it ([`Outcome::unavailable`] names
 //! such switches).
 //!
-//! # For the beacon / health / election code (the contract)
+//! # Core and edge
+//!
+//! * [`core::CmCore`] is the whole Connection Manager as a sans-IO state machine: the cache, the
+//!   switch jobs, the latency stamps, the sync ([`sync`]), the beacon tracker and the election
+//!   (`peers`), the health state machines (`health`). Events go in with the time
+//!   ([`time::Time`], never read inside), effects come out of `poll_*` calls; its module docs
+//!   are the contract. The simulation ([`crate::sim`]) drives several cores on virtual time.
+//! * [`Cm`] is the run-time edge that drives one core: the real clock ([`time::Clock`]), a thread
+//!   per switch, tokio channels for callers that wait, a timer task; the beacon service
+//!   ([`crate::beacon::service`]) and the health prober ([`crate::health::runner`]) feed it what
+//!   they receive and probe. CLI presentation types (traffic, sessions) stay at this edge.
+//!
+//! # For the code that uses [`Cm`]
 //!
 //! * [`Cm`] is a cheap `Clone` handle; keep one per task.
-//! * `cm.primitive(Origin::Beacon { server }, Primitive::Add { .. }).await` — what a beacon asks.
-//!   Repeating an Add of an active binding is free (filtered, nothing reaches a switch).
+//! * `cm.primitive(Origin::Api, Primitive::Add { .. }).await` (or [`Cm::primitive_blocking`] from
+//!   a thread that may block). Repeating an Add of an active binding is free (filtered, nothing
+//!   reaches a switch).
 //! * `cm.list()` — the cache, with states Testing / Active / Draining / Failed / Disabled.
-//! * `cm.set_state(key, BindingState::Failed).await` — a health check or beacon timeout says the
-//!   server is down: the binding leaves the switch (ForceRemove, or Remove under
-//!   [`cache::FailPolicy::Drain`]) and stays in the cache as Failed; an Add does not revive it.
-//!   `set_state(key, BindingState::Active)` on recovery puts it back on the switch. With
-//!   [`cache::CachePolicy::add_state`] = Testing, new bindings wait for that call.
+//! * `cm.set_state(key, BindingState::Failed).await` — the server is down: the binding leaves the
+//!   switch (ForceRemove, or Remove under [`cache::FailPolicy::Drain`]) and stays in the cache as
+//!   Failed; an Add does not revive it. `set_state(key, BindingState::Active)` on recovery puts it
+//!   back on the switch. With [`cache::CachePolicy::add_state`] = Testing, new bindings wait for
+//!   that call.
 //! * `cm.set_active(false)` — this CM is a standby (lost the election): the cache keeps taking
-//!   requests, nothing is pushed to switches and no sync runs. `set_active(true)` (won) runs a
+//!   requests, nothing is pushed to switches and no sync runs. `set_active(true)` (won) starts a
 //!   sync at once, so the switches get the cache. [`Cm::is_active`], and [`Cm::generation`]
-//!   (bumped on every cache change) for heartbeats.
+//!   (bumped on every cache change).
+//! * [`Cm::drive`] runs a closure on the core with the time now and carries out its effects:
+//!   the way the edge's drivers hand it beacons, heartbeats and probe verdicts.
 
 pub mod cache;
 pub mod core;
