@@ -9,7 +9,8 @@
 //! * [`CmCore::handle_primitive`] and [`CmCore::handle_set_state`] — a request from a door
 //!   (beacon, CLI, API, health, startup). The cache takes it at once; the answer is either
 //!   immediate ([`Submitted::Done`]: filtered, standby, List) or later, under the returned
-//!   [`RequestId`], from [`CmCore::poll_completion`] once every switch answered.
+//!   [`RequestId`], from [`CmCore::poll_completion`] once every switch answered. An immediate
+//!   answer's latency is the edge's to measure ([`CmCore::record_cache_latency`]).
 //! * [`CmCore::handle_switch_reply`] — a switch answered a [`SwitchJob`] (or never will:
 //!   [`SwitchReply::Gone`]). `now` is the time of the acknowledgement; the latency histograms
 //!   measure receipt to acknowledgement in the caller's time.
@@ -52,6 +53,7 @@ use crate::beacon::tracker::{Tracker, TrackerConfig};
 use crate::beacon::wire::Heartbeat;
 use crate::election::Election;
 use crate::latency::{LatencyBook, LatencyReport, CACHE};
+use std::time::Duration;
 
 /// A request whose answer comes from [`CmCore::poll_completion`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -275,7 +277,6 @@ impl CmCore {
             if !plan.changed {
                 self.counters.filtered += 1;
             }
-            self.latency.record(name, CACHE, std::time::Duration::ZERO);
             return Ok(Submitted::Done(Outcome {
                 changed: plan.changed,
                 latency_us: 0.0,
@@ -501,6 +502,12 @@ impl CmCore {
         self.latency.report()
     }
 
+    /// Records how long the cache took to answer a request alone ([`Submitted::Done`]), under
+    /// the switch name [`CACHE`]. The core cannot know (it reads no clock): the edge measures it.
+    pub fn record_cache_latency(&mut self, primitive: &'static str, d: Duration) {
+        self.latency.record(primitive, CACHE, d);
+    }
+
     /// Forgets the latency samples.
     pub fn reset_latency(&mut self) {
         self.latency.reset()
@@ -536,8 +543,9 @@ pub(super) fn op_service(op: &Primitive) -> Option<ServiceKey> {
     }
 }
 
-/// Starts request `id` as a sync correction of switch `i` (no caller waits).
 impl CmCore {
+    /// Queues a sync round's corrections to switch `i` as one request (no caller waits; the
+    /// round ends when it is answered).
     pub(super) fn correct(&mut self, i: usize, ops: &[Primitive], now: Time) {
         let id = self.id();
         let req = Request {

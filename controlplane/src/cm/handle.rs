@@ -198,12 +198,19 @@ impl Cm {
 
     fn submit(
         &self,
+        name: &'static str,
         f: impl FnOnce(&mut CmCore, Time) -> Result<Submitted, CmError>,
     ) -> Result<Result<Outcome, oneshot::Receiver<Result<Outcome, CmError>>>, CmError> {
-        let now = self.now();
+        let received = std::time::Instant::now();
+        let now = self.inner.clock.at(received);
         let mut l = self.lock();
         match f(&mut l.core, now)? {
-            Submitted::Done(o) => Ok(Ok(o)),
+            Submitted::Done(mut o) => {
+                let took = received.elapsed();
+                l.core.record_cache_latency(name, took);
+                o.latency_us = took.as_secs_f64() * 1e6;
+                Ok(Ok(o))
+            }
             Submitted::Pending(id) => {
                 let (tx, rx) = oneshot::channel();
                 l.waiters.insert(id, tx);
@@ -214,7 +221,7 @@ impl Cm {
 
     /// Runs one primitive: cache, switches, measurement. The one code path of every door.
     pub async fn primitive(&self, origin: Origin, p: Primitive) -> Result<Outcome, CmError> {
-        match self.submit(|c, now| c.handle_primitive(origin, &p, now))? {
+        match self.submit(p.name(), |c, now| c.handle_primitive(origin, &p, now))? {
             Ok(o) => Ok(o),
             Err(rx) => rx.await.unwrap_or(Err(CmError::ShuttingDown)),
         }
@@ -222,7 +229,7 @@ impl Cm {
 
     /// [`Cm::primitive`] for a thread that may block (never call it on an async task).
     pub fn primitive_blocking(&self, origin: Origin, p: Primitive) -> Result<Outcome, CmError> {
-        match self.submit(|c, now| c.handle_primitive(origin, &p, now))? {
+        match self.submit(p.name(), |c, now| c.handle_primitive(origin, &p, now))? {
             Ok(o) => Ok(o),
             Err(rx) => rx.blocking_recv().unwrap_or(Err(CmError::ShuttingDown)),
         }
@@ -230,7 +237,7 @@ impl Cm {
 
     /// A change of health or administrative state; see the module docs of [`crate::cm`].
     pub async fn set_state(&self, key: BindingKey, state: BindingState) -> Result<Outcome, CmError> {
-        match self.submit(|c, now| c.handle_set_state(key, state, now))? {
+        match self.submit("set-state", |c, now| c.handle_set_state(key, state, now))? {
             Ok(o) => Ok(o),
             Err(rx) => rx.await.unwrap_or(Err(CmError::ShuttingDown)),
         }
@@ -238,7 +245,7 @@ impl Cm {
 
     /// [`Cm::set_state`] for a thread that may block.
     pub fn set_state_blocking(&self, key: BindingKey, state: BindingState) -> Result<Outcome, CmError> {
-        match self.submit(|c, now| c.handle_set_state(key, state, now))? {
+        match self.submit("set-state", |c, now| c.handle_set_state(key, state, now))? {
             Ok(o) => Ok(o),
             Err(rx) => rx.blocking_recv().unwrap_or(Err(CmError::ShuttingDown)),
         }

@@ -394,3 +394,29 @@ fn health_checks_gate_fail_hold_down_and_revive_bindings() {
     let img = w.drive(cm, |c, now| c.health_image(now));
     assert!(img.failed_by_us.is_empty() && img.endpoints.iter().all(|e| e.1 == Health::Up), "{img:?}");
 }
+
+#[test]
+fn a_drain_started_before_a_takeover_finishes_under_the_new_active_cm() {
+    let cfg = SimConfig { drain_time: 8 * S, ..SimConfig::default() };
+    let mut w = World::new(cfg, 10);
+    w.add_switch("local", VipFilter::All);
+    w.add_cm(Some(1));
+    w.add_cm(Some(2));
+    w.add_server(Ipv4Addr::new(10, 0, 1, 11), &[(key(1), params(1))]);
+    w.add_server(Ipv4Addr::new(10, 0, 1, 12), &[(key(2), params(1))]);
+    w.run_for(10 * S);
+    assert_eq!(w.active_cms(), vec![0]);
+    // rs1's module lets its binding go: both CMs hear it, the active one drains it.
+    w.server_remove(0, &[key(1)]);
+    w.run_for(Duration::from_millis(50));
+    assert_eq!(on_switch(&w, &key(1)), Some(BindingState::Draining));
+    assert_eq!(w.cm(1).state_of(&key(1)), Some(BindingState::Draining), "the standby knows");
+    w.kill_cm(0);
+    run_until_true(&mut w, 10 * S, "taken over", |w| w.active_cms() == vec![1]);
+    // The new active CM neither revives nor forgets the drain: it ends when the switch lets go.
+    assert_eq!(on_switch(&w, &key(1)), Some(BindingState::Draining));
+    run_until_true(&mut w, 10 * S, "drained", |w| w.cm(1).state_of(&key(1)).is_none());
+    assert_eq!(on_switch(&w, &key(1)), None);
+    assert_eq!(on_switch(&w, &key(2)), Some(BindingState::Active));
+    assert_eq!(w.converged(1), Ok(()));
+}
