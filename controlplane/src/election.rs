@@ -9,7 +9,9 @@
 //! standby keeps its binding cache (it hears the beacons too), so the winner takes over with
 //! every binding and the CM's sync repairs the switches.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::cm::time::Time;
 
 use crate::beacon::wire::{Heartbeat, Role};
 
@@ -55,15 +57,15 @@ pub struct Election {
     cfg: ElectionConfig,
     role: Role,
     /// Standby: when to stand for election. Candidate: when the window closes.
-    deadline: Instant,
+    deadline: Time,
     /// Candidate and active: when to send the next heartbeat.
-    next_send: Instant,
+    next_send: Time,
     leader: Option<u64>,
 }
 
 impl Election {
     /// A CM starting at `now`, standing by.
-    pub fn new(cfg: ElectionConfig, now: Instant) -> Election {
+    pub fn new(cfg: ElectionConfig, now: Time) -> Election {
         Election { cfg, role: Role::Standby, deadline: now + cfg.startup_wait, next_send: now, leader: None }
     }
 
@@ -89,7 +91,7 @@ impl Election {
         self.cfg.interval * self.cfg.misses.max(1)
     }
 
-    fn stand_by(&mut self, now: Instant, leader: Option<u64>) -> Vec<Effect> {
+    fn stand_by(&mut self, now: Time, leader: Option<u64>) -> Vec<Effect> {
         let was_active = self.role == Role::Active;
         self.role = Role::Standby;
         self.deadline = now + self.dead_after();
@@ -102,7 +104,7 @@ impl Election {
     }
 
     /// A heartbeat from another CM.
-    pub fn on_heartbeat(&mut self, now: Instant, hb: &Heartbeat) -> Vec<Effect> {
+    pub fn on_heartbeat(&mut self, now: Time, hb: &Heartbeat) -> Vec<Effect> {
         if hb.cm_id == self.cfg.id {
             return Vec::new(); // our own, looped back
         }
@@ -125,7 +127,7 @@ impl Election {
     }
 
     /// Time passed; call at [`Election::next_wakeup`] (earlier is harmless).
-    pub fn on_tick(&mut self, now: Instant) -> Vec<Effect> {
+    pub fn on_tick(&mut self, now: Time) -> Vec<Effect> {
         match self.role {
             Role::Standby if now >= self.deadline => {
                 tracing::info!(cm = self.cfg.id, "no active CM heard: standing for election");
@@ -151,7 +153,7 @@ impl Election {
     }
 
     /// When [`Election::on_tick`] has something to do next.
-    pub fn next_wakeup(&self) -> Instant {
+    pub fn next_wakeup(&self) -> Time {
         match self.role {
             Role::Standby => self.deadline,
             Role::Candidate => self.deadline.min(self.next_send),
@@ -183,12 +185,7 @@ mod tests {
 
     /// Runs a set of CMs connected by a perfect network until `end`, in 10 ms steps; `alive`
     /// says which are running at a time. Returns the roles at the end.
-    fn simulate(
-        els: &mut [Election],
-        t0: Instant,
-        end: Duration,
-        alive: impl Fn(usize, Duration) -> bool,
-    ) -> Vec<Role> {
+    fn simulate(els: &mut [Election], t0: Time, end: Duration, alive: impl Fn(usize, Duration) -> bool) -> Vec<Role> {
         let step = Duration::from_millis(10);
         let mut t = Duration::ZERO;
         while t <= end {
@@ -222,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_lone_cm_becomes_active_after_the_startup_wait_and_window() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut e = Election::new(ElectionConfig::new(5), t0);
         assert!(e.on_tick(t0 + 4 * S).is_empty());
         assert_eq!(e.on_tick(t0 + 4500 * S / 1000), vec![Effect::Send(Role::Candidate)]);
@@ -236,7 +233,7 @@ mod tests {
 
     #[test]
     fn standby_presumes_death_after_three_missed_heartbeats() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut e = Election::new(ElectionConfig::new(2), t0);
         e.on_heartbeat(t0, &hb(1, Role::Active));
         assert_eq!(e.leader(), Some(1));
@@ -247,7 +244,7 @@ mod tests {
 
     #[test]
     fn candidates_yield_to_a_lower_id_and_to_an_active_cm() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut e = Election::new(ElectionConfig::new(3), t0);
         e.on_tick(t0 + 5 * S);
         assert_eq!(e.role(), Role::Candidate);
@@ -266,7 +263,7 @@ mod tests {
 
     #[test]
     fn of_two_active_cms_the_higher_id_steps_down() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut hi = Election::new(ElectionConfig::new(4), t0);
         hi.on_tick(t0 + 5 * S);
         hi.on_tick(t0 + 8 * S);
@@ -280,7 +277,7 @@ mod tests {
 
     #[test]
     fn three_cms_elect_the_lowest_then_the_next_lowest_when_it_dies() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let cfg = |id| ElectionConfig::with_interval(id, Duration::from_millis(300));
         let mut els = [Election::new(cfg(3), t0), Election::new(cfg(1), t0), Election::new(cfg(2), t0)];
         let roles = simulate(&mut els, t0, 3 * S, |_, _| true);
@@ -295,7 +292,7 @@ mod tests {
 
     #[test]
     fn simultaneous_start_converges_to_one_active() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let cfg = |id| ElectionConfig::with_interval(id, Duration::from_millis(200));
         let mut els: Vec<Election> = (10..15).rev().map(|id| Election::new(cfg(id), t0)).collect();
         let roles = simulate(&mut els, t0, 2 * S, |_, _| true);

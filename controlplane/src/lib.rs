@@ -24,6 +24,7 @@ pub mod election;
 pub mod health;
 pub mod latency;
 pub mod rolling;
+pub mod sim;
 pub mod telnet;
 pub mod telnet_listen;
 pub mod zlr;

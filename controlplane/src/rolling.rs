@@ -8,16 +8,17 @@
 //! 4. wait until it is healthy (a TCP connect to the real port answers);
 //! 5. Add it back and wait until the CM lists it Active; then the next one.
 //!
-//! The procedure is written against [`RollingOps`] so that it runs in tests on a fake clock and
-//! fake switch; [`ApiOps`] is the real thing over the controlplane's API (`acmctl
+//! The procedure is written against [`RollingOps`] so that it runs in tests on virtual time
+//! (against the real CM core in the simulation, [`crate::sim`]); [`ApiOps`] is the real thing over the controlplane's API (`acmctl
 //! rolling-restart --vip VIP:PORT --each 'COMMAND {server}'`).
 
 use std::net::SocketAddrV4;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use acm::{BindingInfo, BindingKey, BindingState, Primitive, RealServer, ServiceKey};
 
 use crate::api::client::Client;
+use crate::cm::time::{Clock, Time};
 
 /// What the procedure needs from the world.
 pub trait RollingOps {
@@ -32,7 +33,7 @@ pub trait RollingOps {
     /// Waits.
     fn sleep(&mut self, d: Duration);
     /// The clock.
-    fn now(&mut self) -> Instant;
+    fn now(&mut self) -> Time;
 }
 
 /// The settings of one rolling restart.
@@ -229,8 +230,9 @@ impl RollingOps for ApiOps<'_> {
     fn sleep(&mut self, d: Duration) {
         std::thread::sleep(d)
     }
-    fn now(&mut self) -> Instant {
-        Instant::now()
+    fn now(&mut self) -> Time {
+        static CLOCK: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
+        CLOCK.get_or_init(Clock::new).now()
     }
 }
 
@@ -239,13 +241,14 @@ mod tests {
     use super::*;
     use acm::{BindingCounters, BindingParams};
 
-    /// A fake CM + switch + servers on a fake clock: drains take `drain_for`, restarts take
+    /// A fake CM + switch + servers on a fake clock (the real CM core on virtual time is in
+    /// [`crate::sim`]'s tests): drains take `drain_for`, restarts take
     /// `boot_for` of fake time; Add makes a binding Testing, Active one poll later.
     struct World {
-        now: Instant,
+        now: Time,
         bindings: Vec<BindingInfo>,
         drain_left: Option<(BindingKey, Duration)>,
-        down_until: Option<(RealServer, Instant)>,
+        down_until: Option<(RealServer, Time)>,
         drain_for: Duration,
         boot_for: Duration,
         ran: Vec<String>,
@@ -267,7 +270,7 @@ mod tests {
                 })
                 .collect();
             World {
-                now: Instant::now(),
+                now: Time::ZERO,
                 bindings,
                 drain_left: None,
                 down_until: None,
@@ -340,7 +343,7 @@ mod tests {
                 .filter(|b| b.state == BindingState::Testing)
                 .for_each(|b| b.state = BindingState::Active);
         }
-        fn now(&mut self) -> Instant {
+        fn now(&mut self) -> Time {
             self.now
         }
     }

@@ -50,7 +50,7 @@ fn client(to: SocketAddrV4, interval: Duration) -> CmClient {
 }
 
 fn stat(s: &Services, name: &str) -> u64 {
-    s.stats.snapshot().into_iter().find(|(n, _)| *n == name).map(|(_, v)| v).unwrap()
+    s.snapshot().into_iter().find(|(n, _)| *n == name).map(|(_, v)| v).unwrap()
 }
 
 async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
@@ -154,8 +154,8 @@ async fn garbage_wrong_keys_replays_and_stale_beacons_are_counted_and_ignored() 
     future.timestamp_ms += 60_000;
     h.send_raw(&encode(&future, KEY).unwrap());
     wait_for("every datagram is counted", Duration::from_secs(5), || stat(&svc, "received") == 14).await;
-    assert_eq!(stat(&svc, "malformed"), 8, "{:?}", svc.stats.snapshot());
-    assert_eq!(stat(&svc, "unauthenticated"), 2, "tampered + wrong key: {:?}", svc.stats.snapshot());
+    assert_eq!(stat(&svc, "malformed"), 8, "{:?}", svc.snapshot());
+    assert_eq!(stat(&svc, "unauthenticated"), 2, "tampered + wrong key: {:?}", svc.snapshot());
     assert_eq!(stat(&svc, "replayed"), 1);
     assert_eq!(stat(&svc, "stale"), 2);
     assert_eq!(stat(&svc, "accepted"), 1);

@@ -32,4 +32,3 @@ pub mod nat;
 pub mod pipeline;
 pub mod runtime;
 pub mod wire;
-

@@ -80,8 +80,8 @@ pub use lcore::{current_lcore, set_thread_nice, LaunchError, LCORE_PANICKED};
 pub use mbuf::{Mbuf, MbufError};
 pub use mempool::{AllocError, Mempool, MempoolError, SocketId};
 pub use port::{
-    Direction, Duplex, LinkStatus, Port, PortConfig, PortConfigError, PortInfo, PortQueryError,
-    PortStateError, PortStats, QueueError, RxQueue, TxQueue,
+    Direction, Duplex, LinkStatus, Port, PortConfig, PortConfigError, PortInfo, PortQueryError, PortStateError,
+    PortStats, QueueError, RxQueue, TxQueue,
 };
 pub use ring::{Consumer as RingConsumer, Producer as RingProducer, Ring, RingError};
 

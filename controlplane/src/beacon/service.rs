@@ -28,22 +28,20 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use acm::{BindingState, Primitive};
 use appliance_config::{BeaconSection, ElectionSection, Invalid};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::replay::{ReplayError, ReplayGuard};
-use super::tracker::{Action, Tracker, TrackerConfig};
-use super::wire::{self, Body, DecodeError, Envelope, Role, Sender, Target};
+use super::tracker::TrackerConfig;
+use super::wire::{self, Body, DecodeError, Envelope, Role, Sender};
 use super::{DEFAULT_GROUP, DEFAULT_PORT};
-use crate::cm::{Cm, Origin};
-use crate::election::{Effect, Election, ElectionConfig};
+use crate::cm::Cm;
+use crate::election::ElectionConfig;
 use crate::health::runner::{self as health, HealthConfig, HealthHandle};
 
 /// Beacon receiver settings.
@@ -209,8 +207,6 @@ pub struct BeaconStats {
     pub stale: AtomicU64,
     /// Beacons refused because the sender table is full.
     pub overflow: AtomicU64,
-    /// Bindings removed because their server fell silent.
-    pub lost: AtomicU64,
     /// Failure reports taken.
     pub reports: AtomicU64,
     /// Heartbeats of other CMs taken.
@@ -229,14 +225,14 @@ impl BeaconStats {
             ("replayed", l(&self.replayed)),
             ("stale", l(&self.stale)),
             ("overflow", l(&self.overflow)),
-            ("lost", l(&self.lost)),
             ("reports", l(&self.reports)),
             ("heartbeats", l(&self.heartbeats)),
         ]
     }
 }
 
-/// The running beacon, health and election tasks; dropping it stops them.
+/// The running beacon, health and election tasks; dropping it stops them, and the CM leaves
+/// the election (it stays in the role it had).
 pub struct Services {
     /// Beacon counters.
     pub stats: Arc<BeaconStats>,
@@ -244,7 +240,18 @@ pub struct Services {
     pub local_addr: SocketAddr,
     /// Failure reports into the health checker.
     pub health: Option<HealthHandle>,
+    cm: Cm,
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl Services {
+    /// The counters as (name, value) pairs: the socket's, and `lost` (bindings removed because
+    /// their server fell silent).
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let mut v = self.stats.snapshot();
+        v.push(("lost", self.cm.drive(|c, _| c.beacons_lost())));
+        v
+    }
 }
 
 impl Drop for Services {
@@ -252,6 +259,7 @@ impl Drop for Services {
         for t in &self.tasks {
             t.abort();
         }
+        self.cm.drive(|c, _| c.disable_election());
     }
 }
 
@@ -316,48 +324,46 @@ pub fn spawn(
         tasks.push(task);
         handle
     });
-    let (tx, rx) = mpsc::unbounded_channel();
-    tasks.push(tokio::spawn(apply_loop(cm.clone(), rx, health.clone())));
-    if election.is_some() {
-        cm.set_active(false);
-    }
+    let profile = election.as_ref().map(|e| e.profile.clone());
+    cm.drive(|c, now| {
+        c.set_tracker_config(cfg.tracker);
+        if let Some(e) = &election {
+            c.enable_election(e.config, now);
+        }
+    });
+    cm.spawn_timer();
     let mut heartbeat_to: Vec<SocketAddrV4> = cfg.groups.iter().map(|g| SocketAddrV4::new(*g, port)).collect();
     heartbeat_to.extend(&cfg.peers);
     let rx_loop = Receiver {
         cm: cm.clone(),
         replay: ReplayGuard::new(cfg.replay_window.as_millis() as u64, 65_536),
-        tracker: Tracker::new(cfg.tracker),
-        election: election.map(|e| (Election::new(e.config, Instant::now()), e.profile)),
+        profile,
         me: Sender { addr: Ipv4Addr::UNSPECIFIED, instance: crate::client::random_u64() },
         seq: 0,
         heartbeat_to,
         keys: cfg.keys,
         stats: stats.clone(),
-        tx,
+        health: health.clone(),
         warned: HashMap::new(),
         pending_joins: joins,
     };
     tasks.push(tokio::spawn(rx_loop.run(sock)));
-    Ok(Services { stats, local_addr, health, tasks })
+    Ok(Services { stats, local_addr, health, cm: cm.clone(), tasks })
 }
 
-/// What the receiver hands the applier.
-enum Job {
-    Track(Action, IpAddr),
-    Report(Vec<Target>, Ipv4Addr),
-}
-
+/// The socket's side: datagrams in (authenticated, de-duplicated, then handed to the CM's
+/// core), heartbeats out. Timers (beacon loss, election) run in the CM's timer task.
 struct Receiver {
     cm: Cm,
     replay: ReplayGuard,
-    tracker: Tracker,
-    election: Option<(Election, String)>,
+    /// With an election: whose key signs heartbeats.
+    profile: Option<String>,
     me: Sender,
     seq: u64,
     heartbeat_to: Vec<SocketAddrV4>,
     keys: BTreeMap<String, Vec<u8>>,
     stats: Arc<BeaconStats>,
-    tx: mpsc::UnboundedSender<Job>,
+    health: Option<HealthHandle>,
     warned: HashMap<&'static str, Instant>,
     pending_joins: Vec<(Ipv4Addr, Interface)>,
 }
@@ -381,35 +387,18 @@ impl Receiver {
             if !self.pending_joins.is_empty() {
                 wake = wake.min(next_join);
             }
-            if let Some(d) = self.tracker.next_deadline() {
-                wake = wake.min(d);
-            }
-            if let Some((e, _)) = &self.election {
-                wake = wake.min(e.next_wakeup());
-            }
             tokio::select! {
                 r = sock.recv_from(&mut buf) => match r {
-                    Ok((n, peer)) => self.datagram(&sock, &buf[..n], peer).await,
+                    Ok((n, peer)) => self.datagram(&buf[..n], peer),
                     Err(e) => {
                         self.warn("socket", format!("beacon socket: {e}"));
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
+                _ = self.cm.heartbeats_ready() => {}
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
-            let now = Instant::now();
-            for a in self.tracker.on_tick(now) {
-                if let Action::Lost { key, sender } = a {
-                    self.stats.lost.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(binding = %key, server = %sender.addr, "beacons stopped for {} intervals: removing", self.tracker.config().misses);
-                }
-                let _ = self.tx.send(Job::Track(a, IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
-            }
-            let fx = match &mut self.election {
-                Some((e, _)) => e.on_tick(now),
-                None => Vec::new(),
-            };
-            self.effects(&sock, fx).await;
+            self.send_heartbeats(&sock).await;
         }
     }
 
@@ -439,7 +428,7 @@ impl Receiver {
         }
     }
 
-    async fn datagram(&mut self, sock: &tokio::net::UdpSocket, bytes: &[u8], peer: SocketAddr) {
+    fn datagram(&mut self, bytes: &[u8], peer: SocketAddr) {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         let keys = &self.keys;
         let env = match wire::decode(bytes, |p| keys.get(p).map(Vec::as_slice)) {
@@ -469,129 +458,58 @@ impl Receiver {
             return;
         }
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        self.message(sock, env, peer).await;
+        self.message(env, peer);
     }
 
-    async fn message(&mut self, sock: &tokio::net::UdpSocket, env: Envelope, peer: SocketAddr) {
-        let now = Instant::now();
-        let server = IpAddr::V4(env.sender.addr);
+    fn message(&mut self, env: Envelope, peer: SocketAddr) {
         match env.body {
             Body::Beacon { interval_ms, bindings } => {
                 let interval = Duration::from_millis(u64::from(interval_ms));
-                match self.tracker.on_beacon(now, env.sender, interval, &bindings) {
-                    Ok(actions) => actions.into_iter().for_each(|a| {
-                        let _ = self.tx.send(Job::Track(a, server));
-                    }),
-                    Err(e) => {
-                        self.stats.overflow.fetch_add(1, Ordering::Relaxed);
-                        self.warn("overflow", format!("beacon from {peer} refused: {e}"));
-                    }
+                let r = self.cm.drive(|c, now| c.handle_beacon(env.sender, interval, &bindings, now));
+                if let Err(e) = r {
+                    self.stats.overflow.fetch_add(1, Ordering::Relaxed);
+                    self.warn("overflow", format!("beacon from {peer} refused: {e}"));
                 }
             }
-            Body::Remove { bindings } => {
-                for a in self.tracker.on_remove(now, env.sender, &bindings) {
-                    let _ = self.tx.send(Job::Track(a, server));
-                }
-            }
+            Body::Remove { bindings } => self.cm.drive(|c, now| c.handle_beacon_remove(env.sender, &bindings, now)),
             Body::Report { targets } => {
                 self.stats.reports.fetch_add(1, Ordering::Relaxed);
-                let _ = self.tx.send(Job::Report(targets, env.sender.addr));
+                for t in targets {
+                    match &self.health {
+                        Some(h) => h.report(t, env.sender.addr),
+                        None => self.cm.drive(|c, now| c.handle_report(&t, env.sender.addr, now)),
+                    }
+                }
             }
             Body::Heartbeat(hb) => {
                 self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
-                let fx = match &mut self.election {
-                    Some((e, _)) => e.on_heartbeat(now, &hb),
-                    None => {
-                        if hb.role == Role::Active {
-                            self.warn(
-                                "heartbeat",
-                                format!("heartbeat of active CM {} from {peer}, but no [election] here", hb.cm_id),
-                            );
-                        }
-                        Vec::new()
-                    }
-                };
-                self.effects(sock, fx).await;
+                if self.profile.is_none() && hb.role == Role::Active {
+                    self.warn(
+                        "heartbeat",
+                        format!("heartbeat of active CM {} from {peer}, but no [election] here", hb.cm_id),
+                    );
+                }
+                self.cm.drive(|c, now| c.handle_heartbeat(&hb, now));
             }
         }
     }
 
-    async fn effects(&mut self, sock: &tokio::net::UdpSocket, fx: Vec<Effect>) {
-        for f in fx {
-            match f {
-                Effect::BecomeActive => self.cm.set_active(true),
-                Effect::BecomeStandby => self.cm.set_active(false),
-                Effect::Send(role) => {
-                    let Some((e, profile)) = &self.election else { continue };
-                    let list = self.cm.list();
-                    let hb = e.heartbeat(role, self.cm.generation(), list.len().min(u32::MAX as usize) as u32);
-                    self.seq += 1;
-                    let env = Envelope {
-                        sender: self.me,
-                        seq: self.seq,
-                        timestamp_ms: crate::client::now_ms(),
-                        profile: profile.clone(),
-                        body: Body::Heartbeat(hb),
-                    };
-                    let Some(key) = self.keys.get(profile) else { continue };
-                    let Ok(bytes) = wire::encode(&env, key) else { continue };
-                    for d in &self.heartbeat_to {
-                        if let Err(e) = sock.send_to(&bytes, d).await {
-                            tracing::debug!("heartbeat to {d}: {e}");
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Runs the CM primitives beacons decide, in order.
-async fn apply_loop(cm: Cm, mut rx: mpsc::UnboundedReceiver<Job>, health: Option<HealthHandle>) {
-    while let Some(job) = rx.recv().await {
-        match job {
-            Job::Track(a, server) => {
-                let origin = Origin::Beacon { server };
-                let r = match a {
-                    Action::Add { key, params } => cm.primitive(origin, Primitive::Add { key, params }).await.map(drop),
-                    Action::Remove { key } => match cm.state_of(&key) {
-                        None => Ok(()),
-                        Some(_) => cm.primitive(origin, Primitive::Remove { key }).await.map(drop),
-                    },
-                    Action::Lost { key, .. } => match cm.state_of(&key) {
-                        None => Ok(()),
-                        Some(_) => cm.primitive(origin, Primitive::ForceRemove { key }).await.map(drop),
-                    },
-                    Action::Down { key } => match cm.state_of(&key) {
-                        Some(BindingState::Active | BindingState::Testing) => {
-                            tracing::warn!(binding = %key, "the server says this binding is down");
-                            cm.set_state(key, BindingState::Failed).await.map(drop)
-                        }
-                        _ => Ok(()),
-                    },
-                    Action::Up { key } => match cm.state_of(&key) {
-                        Some(BindingState::Failed) => cm.set_state(key, BindingState::Active).await.map(drop),
-                        _ => Ok(()),
-                    },
-                };
-                if let Err(e) = r {
-                    tracing::warn!(%server, "beacon action {a:?} refused: {e}");
-                }
-            }
-            Job::Report(targets, from) => {
-                for t in targets {
-                    match &health {
-                        Some(h) => h.report(t, from),
-                        None => {
-                            let live =
-                                |b: &acm::BindingInfo| matches!(b.state, BindingState::Active | BindingState::Testing);
-                            for b in cm.list().into_iter().filter(|b| live(b) && health::matches_target(&t, &b.key)) {
-                                if let Err(e) = cm.set_state(b.key, BindingState::Failed).await {
-                                    tracing::warn!(binding = %b.key, "failure report: {e}");
-                                }
-                            }
-                        }
-                    }
+    async fn send_heartbeats(&mut self, sock: &tokio::net::UdpSocket) {
+        for hb in self.cm.take_heartbeats() {
+            let Some(profile) = &self.profile else { continue };
+            self.seq += 1;
+            let env = Envelope {
+                sender: self.me,
+                seq: self.seq,
+                timestamp_ms: crate::client::now_ms(),
+                profile: profile.clone(),
+                body: Body::Heartbeat(hb),
+            };
+            let Some(key) = self.keys.get(profile) else { continue };
+            let Ok(bytes) = wire::encode(&env, key) else { continue };
+            for d in &self.heartbeat_to {
+                if let Err(e) = sock.send_to(&bytes, d).await {
+                    tracing::debug!("heartbeat to {d}: {e}");
                 }
             }
         }

@@ -14,7 +14,9 @@
 //!   → [`Action::Up`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::cm::time::Time;
 
 use acm::{BindingKey, BindingParams};
 
@@ -89,7 +91,7 @@ pub enum TrackError {
 #[derive(Debug, Clone)]
 struct SenderState {
     bindings: BTreeMap<BindingKey, Advert>,
-    deadline: Instant,
+    deadline: Time,
 }
 
 /// The detector.
@@ -99,7 +101,7 @@ pub struct Tracker {
     senders: HashMap<Sender, SenderState>,
     claims: BTreeMap<BindingKey, BTreeSet<Sender>>,
     /// Every sender by deadline: ticks and timers cost O(log n), not a walk over all senders.
-    deadlines: BTreeSet<(Instant, Sender)>,
+    deadlines: BTreeSet<(Time, Sender)>,
 }
 
 impl Tracker {
@@ -116,7 +118,7 @@ impl Tracker {
     /// A beacon: `bindings` is the sender's whole list.
     pub fn on_beacon(
         &mut self,
-        now: Instant,
+        now: Time,
         sender: Sender,
         interval: Duration,
         bindings: &[Advert],
@@ -164,7 +166,7 @@ impl Tracker {
     }
 
     /// A clean Remove of some of the sender's bindings.
-    pub fn on_remove(&mut self, now: Instant, sender: Sender, keys: &[BindingKey]) -> Vec<Action> {
+    pub fn on_remove(&mut self, now: Time, sender: Sender, keys: &[BindingKey]) -> Vec<Action> {
         let _ = now;
         let mut actions = Vec::new();
         for key in keys {
@@ -188,7 +190,7 @@ impl Tracker {
     }
 
     /// Senders whose deadline passed are dropped; returns the bindings they leave unclaimed.
-    pub fn on_tick(&mut self, now: Instant) -> Vec<Action> {
+    pub fn on_tick(&mut self, now: Time) -> Vec<Action> {
         let mut dead = Vec::new();
         while let Some(&(deadline, sender)) = self.deadlines.first() {
             if deadline > now {
@@ -210,7 +212,7 @@ impl Tracker {
     }
 
     /// The earliest sender deadline, for the caller's timer.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Time> {
         self.deadlines.first().map(|(d, _)| *d)
     }
 
@@ -267,7 +269,7 @@ mod tests {
 
     #[test]
     fn beacons_add_once_and_silence_loses_after_k_intervals() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut t = Tracker::new(TrackerConfig::default());
         let s1 = sender(1, 1);
         let a = t.on_beacon(t0, s1, 10 * SEC, &[advert(1)]).unwrap();
@@ -283,7 +285,7 @@ mod tests {
 
     #[test]
     fn interval_is_clamped_and_k_configurable() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut t = Tracker::new(TrackerConfig { misses: 5, ..TrackerConfig::default() });
         t.on_beacon(t0, sender(1, 1), Duration::from_millis(1), &[advert(1)]).unwrap();
         assert_eq!(t.next_deadline(), Some(t0 + Duration::from_millis(500)));
@@ -291,7 +293,7 @@ mod tests {
 
     #[test]
     fn list_changes_add_and_remove() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut t = Tracker::new(TrackerConfig::default());
         let s = sender(1, 1);
         t.on_beacon(t0, s, SEC, &[advert(1), advert(2)]).unwrap();
@@ -310,7 +312,7 @@ mod tests {
 
     #[test]
     fn explicit_remove_drains_and_forgets_the_sender() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut t = Tracker::new(TrackerConfig::default());
         let s = sender(1, 1);
         t.on_beacon(t0, s, SEC, &[advert(1)]).unwrap();
@@ -324,7 +326,7 @@ mod tests {
 
     #[test]
     fn a_restarted_sender_keeps_the_binding_when_the_old_instance_times_out() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut t = Tracker::new(TrackerConfig::default());
         t.on_beacon(t0, sender(1, 1), SEC, &[advert(1)]).unwrap();
         // Crash and restart: a new instance claims the same binding.
@@ -341,7 +343,7 @@ mod tests {
 
     #[test]
     fn self_reported_down_and_up() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut t = Tracker::new(TrackerConfig::default());
         let s = sender(1, 1);
         let mut down = advert(1);
@@ -357,7 +359,7 @@ mod tests {
 
     #[test]
     fn sender_table_is_bounded() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut t = Tracker::new(TrackerConfig { max_senders: 2, ..TrackerConfig::default() });
         t.on_beacon(t0, sender(1, 1), SEC, &[]).unwrap();
         t.on_beacon(t0, sender(2, 1), SEC, &[]).unwrap();
@@ -369,7 +371,7 @@ mod tests {
     fn the_deadline_index_follows_every_sender() {
         // Random beacons, removes and ticks over 50 senders: the index always holds exactly
         // one entry per sender, at its deadline, and the earliest is the timer.
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut t = Tracker::new(TrackerConfig::default());
         let mut x: u64 = 0x1234_5678;
         let mut rnd = move |n: u64| {

@@ -207,6 +207,7 @@ async fn run(a: RunArgs) -> Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut checkers: Vec<Checker> =
         keys.iter().map(|_| Checker::new(Thresholds { rise: 1, fall: 2, hold_down: Duration::ZERO })).collect();
+    let clock = controlplane::cm::time::Clock::new();
     let timeout = a.check_interval.clamp(Duration::from_millis(50), Duration::from_secs(2));
     let status = loop {
         tokio::select! {
@@ -221,7 +222,7 @@ async fn run(a: RunArgs) -> Result<()> {
                 let probe = check.as_ref().expect("guarded");
                 for (k, c) in keys.iter().zip(checkers.iter_mut()) {
                     let v = probe.run(k.real, timeout, None).await;
-                    if let Some(h) = c.on_result(std::time::Instant::now(), &v) {
+                    if let Some(h) = c.on_result(clock.now(), &v) {
                         let up = h == Health::Up;
                         match &v {
                             Verdict::Pass => tracing::info!(binding = %k, "local check passed: up"),

@@ -2,7 +2,8 @@
 //!
 //! Every switch the CM manages is a [`SwitchDriver`] (the local dataplane through its switch
 //! API, a ServerIron-CLI device over telnet, or a fake in tests) owned by one OS thread that
-//! works through a FIFO queue of jobs. The CM enqueues a switch's operations in cache order,
+//! works through a FIFO queue of jobs. The core's jobs ([`super::core::SwitchJob`]) are answered
+//! through a callback into the CM's edge ([`ReplyFn`]). The CM enqueues a switch's operations in cache order,
 //! so each switch sees them in the order the cache decided them; a slow or dead switch delays
 //! only its own queue.
 
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use acm::{AcmError, BindingInfo, DropFraction, Primitive, ServiceKey};
 use tokio::sync::oneshot;
+
+use super::core::{JobId, JobKind, SwitchReply};
 
 /// Why a switch did not do what it was asked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -85,20 +88,20 @@ impl VipFilter {
     }
 }
 
-/// The answer to one operation.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// The outcome.
-    pub result: Result<DriverAck, DriverError>,
-    /// When the switch's acknowledgement arrived.
-    pub acked_at: Instant,
-}
+/// Called by a switch's thread with its answer to a core job and the time it arrived.
+pub type ReplyFn = Arc<dyn Fn(JobId, SwitchReply, Instant) + Send + Sync>;
 
 pub(crate) enum Job {
-    Apply { op: Primitive, reply: oneshot::Sender<Reply> },
-    List { reply: oneshot::Sender<Result<SwitchView, DriverError>> },
-    Traffic { reply: oneshot::Sender<Option<cli::TrafficCounters>> },
-    Sessions { limit: u32, reply: oneshot::Sender<Result<Option<cli::SessionTable>, DriverError>> },
+    /// A job of the core ([`super::core::CmCore::poll_switch_job`]), answered through the
+    /// [`ReplyFn`].
+    Core(JobId, JobKind),
+    Traffic {
+        reply: oneshot::Sender<Option<cli::TrafficCounters>>,
+    },
+    Sessions {
+        limit: u32,
+        reply: oneshot::Sender<Result<Option<cli::SessionTable>, DriverError>>,
+    },
 }
 
 /// Health of a switch as the CM saw it last.
@@ -127,7 +130,7 @@ pub struct SwitchHandle {
 
 impl SwitchHandle {
     /// Starts the switch's thread.
-    pub fn spawn(name: &str, vips: VipFilter, mut driver: Box<dyn SwitchDriver>) -> SwitchHandle {
+    pub fn spawn(name: &str, vips: VipFilter, mut driver: Box<dyn SwitchDriver>, on_reply: ReplyFn) -> SwitchHandle {
         let (tx, rx) = mpsc::channel::<Job>();
         let health = Arc::new(SwitchHealth::default());
         let description = driver.describe();
@@ -139,16 +142,17 @@ impl SwitchHandle {
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
                     match job {
-                        Job::Apply { op, reply } => {
+                        Job::Core(id, JobKind::Apply(op)) => {
                             let result = driver.apply(&op);
                             let acked_at = Instant::now();
                             note(&h, &log_name, &result);
-                            let _ = reply.send(Reply { result, acked_at });
+                            on_reply(id, SwitchReply::Applied(result), acked_at);
                         }
-                        Job::List { reply } => {
+                        Job::Core(id, JobKind::List) => {
                             let r = driver.list();
+                            let at = Instant::now();
                             note(&h, &log_name, &r);
-                            let _ = reply.send(r);
+                            on_reply(id, SwitchReply::Listed(r), at);
                         }
                         Job::Traffic { reply } => {
                             let _ = reply.send(driver.traffic());

@@ -14,7 +14,9 @@
 //! report of a client module marks the endpoint Down at once and holds it down for `hold_down`
 //! (passing probes do not bring it back before then).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::cm::time::Time;
 
 /// The result of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +65,7 @@ pub struct Checker {
     health: Health,
     passes: u32,
     fails: u32,
-    held_until: Option<Instant>,
+    held_until: Option<Time>,
     last_reason: Option<String>,
 }
 
@@ -75,7 +77,7 @@ impl Checker {
 
     /// An endpoint taken over from a previous control plane generation: its health, and how
     /// much longer a report holds it down (counts start from zero).
-    pub fn restored(t: Thresholds, health: Health, held_until: Option<Instant>) -> Checker {
+    pub fn restored(t: Thresholds, health: Health, held_until: Option<Time>) -> Checker {
         Checker { t, health, passes: 0, fails: 0, held_until, last_reason: None }
     }
 
@@ -90,12 +92,12 @@ impl Checker {
     }
 
     /// Held down by a report until this time.
-    pub fn held_until(&self) -> Option<Instant> {
+    pub fn held_until(&self) -> Option<Time> {
         self.held_until
     }
 
     /// A probe finished at `now`; returns the new health when it changed.
-    pub fn on_result(&mut self, now: Instant, v: &Verdict) -> Option<Health> {
+    pub fn on_result(&mut self, now: Time, v: &Verdict) -> Option<Health> {
         match v {
             Verdict::Pass => {
                 self.fails = 0;
@@ -121,7 +123,7 @@ impl Checker {
     }
 
     /// A client module reports the endpoint failed: Down at once, held down for `hold_down`.
-    pub fn on_report(&mut self, now: Instant, why: &str) -> Option<Health> {
+    pub fn on_report(&mut self, now: Time, why: &str) -> Option<Health> {
         self.held_until = Some(now + self.t.hold_down);
         self.passes = 0;
         self.last_reason = Some(why.to_string());
@@ -149,7 +151,7 @@ mod tests {
 
     #[test]
     fn first_pass_makes_a_new_endpoint_up() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut c = Checker::new(Thresholds::default());
         assert_eq!(c.health(), Health::Unknown);
         assert_eq!(c.on_result(t0, &Verdict::Pass), Some(Health::Up));
@@ -158,7 +160,7 @@ mod tests {
 
     #[test]
     fn soft_failures_need_fall_in_a_row() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut c = Checker::new(Thresholds { fall: 3, ..Thresholds::default() });
         c.on_result(t0, &Verdict::Pass);
         assert_eq!(c.on_result(t0, &soft()), None);
@@ -172,7 +174,7 @@ mod tests {
 
     #[test]
     fn one_hard_failure_is_enough() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut c = Checker::new(Thresholds::default());
         c.on_result(t0, &Verdict::Pass);
         assert_eq!(c.on_result(t0, &Verdict::Hard("connection refused".into())), Some(Health::Down));
@@ -183,7 +185,7 @@ mod tests {
 
     #[test]
     fn recovery_needs_rise_passes() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut c = Checker::new(Thresholds { rise: 3, ..Thresholds::default() });
         c.on_result(t0, &Verdict::Hard("refused".into()));
         assert_eq!(c.on_result(t0, &Verdict::Pass), None);
@@ -196,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_report_holds_the_endpoint_down() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut c = Checker::new(Thresholds { rise: 2, fall: 2, hold_down: 1000 * MS });
         c.on_result(t0, &Verdict::Pass);
         assert_eq!(c.on_report(t0, "reported by 10.0.1.12"), Some(Health::Down));

@@ -1,5 +1,7 @@
 //! The health checker at run time: every `interval` it probes the real server of every binding
-//! in the CM's cache (Testing, Active, Failed) and moves bindings with their endpoint's health:
+//! in the CM's cache (Testing, Active, Failed) and hands the verdicts to the CM's core, which
+//! moves the bindings with their endpoint's health (the table is in `cm::health`, the core's
+//! part of the checks):
 //!
 //! | endpoint | binding | becomes |
 //! |---|---|---|
@@ -36,16 +38,16 @@
 //! http_path = "/healthz"
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use acm::{BindingInfo, BindingKey, BindingState, RealServer, ServiceKey};
+use acm::{BindingKey, RealServer, ServiceKey};
 use appliance_config::{CheckKind, HealthSection, Invalid};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::fsm::{Checker, Health, Thresholds, Verdict};
+use super::fsm::{Health, Thresholds, Verdict};
 use super::probe::{parse_status_range, HttpCheck, Probe};
 use crate::beacon::wire::Target;
 use crate::cm::Cm;
@@ -193,12 +195,11 @@ impl HealthHandle {
     }
 }
 
-/// The checker's state (exposed for tests and `show` commands).
+/// The prober: the core ([`crate::cm::core::CmCore`]) keeps the health state machines and moves
+/// the bindings; this runs the probes and keeps the state region up to date.
 struct Runner {
     cm: Cm,
     cfg: HealthConfig,
-    checkers: HashMap<RealServer, Checker>,
-    failed_by_us: HashSet<BindingKey>,
 }
 
 /// What the checker keeps across a control plane restart ([`crate::zlr`]): which bindings it
@@ -214,33 +215,10 @@ pub struct HealthImage {
 }
 
 impl Runner {
-    fn image(&self, now: Instant) -> HealthImage {
-        let mut failed_by_us: Vec<BindingKey> = self.failed_by_us.iter().copied().collect();
-        failed_by_us.sort();
-        let mut endpoints: Vec<(RealServer, Health, Option<u64>)> = self
-            .checkers
-            .iter()
-            .map(|(r, c)| {
-                let held = c.held_until().map(|u| u.saturating_duration_since(now).as_millis() as u64);
-                (*r, c.health(), held.filter(|ms| *ms > 0))
-            })
-            .collect();
-        endpoints.sort_by_key(|e| e.0);
-        HealthImage { failed_by_us, endpoints }
-    }
-
-    fn restore(&mut self, img: HealthImage, now: Instant) {
-        self.failed_by_us = img.failed_by_us.into_iter().collect();
-        for (real, health, held) in img.endpoints {
-            let until = held.map(|ms| now + Duration::from_millis(ms));
-            self.checkers.insert(real, Checker::restored(self.cfg.thresholds, health, until));
-        }
-    }
-
     /// Saves the image when it changed (hold-downs count down on their own: not a change).
     fn save(&self, last: &mut Option<HealthImage>) {
         let Some(z) = crate::zlr::get() else { return };
-        let mut img = self.image(Instant::now());
+        let mut img = self.cm.drive(|c, now| c.health_image(now));
         let key = |i: &HealthImage| {
             (
                 i.failed_by_us.clone(),
@@ -264,7 +242,9 @@ impl Runner {
 /// takes over the previous one's health state ([`HealthImage`]).
 pub fn spawn(cm: Cm, cfg: HealthConfig) -> (HealthHandle, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut r = Runner { cm, cfg, checkers: HashMap::new(), failed_by_us: HashSet::new() };
+    let thresholds = cfg.thresholds;
+    cm.drive(|c, _| c.enable_health(thresholds));
+    let r = Runner { cm, cfg };
     if let Some(z) = crate::zlr::get().filter(|z| z.start() == crate::zlr::Start::Recover) {
         match crate::zlr::blob::read(z.region(), crate::zlr::blob::BLOB_HEALTH) {
             Ok(Some(b)) => match serde_json::from_slice::<HealthImage>(&b) {
@@ -274,7 +254,7 @@ pub fn spawn(cm: Cm, cfg: HealthConfig) -> (HealthHandle, JoinHandle<()>) {
                         img.endpoints.len(),
                         img.failed_by_us.len()
                     );
-                    r.restore(img, Instant::now());
+                    r.cm.drive(|c, now| c.restore_health(img, now));
                 }
                 Err(e) => tracing::error!("state region: kept health state does not decode ({e}); starting fresh"),
             },
@@ -290,7 +270,7 @@ pub fn spawn(cm: Cm, cfg: HealthConfig) -> (HealthHandle, JoinHandle<()>) {
             tokio::select! {
                 _ = tick.tick() => r.round().await,
                 m = rx.recv() => match m {
-                    Some(Msg::Report { target, from }) => r.report(target, from).await,
+                    Some(Msg::Report { target, from }) => r.cm.drive(|c, now| c.handle_health_report(&target, from, now)),
                     None => return,
                 },
             }
@@ -300,21 +280,12 @@ pub fn spawn(cm: Cm, cfg: HealthConfig) -> (HealthHandle, JoinHandle<()>) {
     (HealthHandle { tx }, task)
 }
 
-fn checked(b: &BindingInfo) -> bool {
-    matches!(b.state, BindingState::Testing | BindingState::Active | BindingState::Failed)
-}
-
 impl Runner {
-    async fn round(&mut self) {
-        let list = self.cm.list();
-        let mut endpoints: BTreeMap<RealServer, Probe> = BTreeMap::new();
-        for b in list.iter().filter(|b| checked(b)) {
-            endpoints.entry(b.key.real).or_insert_with(|| self.cfg.probe_for(&b.key.service).clone());
-        }
-        self.checkers.retain(|r, _| endpoints.contains_key(r));
-        self.failed_by_us.retain(|k| list.iter().any(|b| b.key == *k));
+    async fn round(&self) {
+        let targets = self.cm.drive(|c, _| c.health_targets());
         let mut probes = tokio::task::JoinSet::new();
-        for (real, probe) in endpoints {
+        for (real, service) in targets {
+            let probe = self.cfg.probe_for(&service).clone();
             let timeout = self.cfg.timeout;
             let iface = self.cfg.interface.clone();
             probes.spawn(async move { (real, probe.run(real, timeout, iface.as_deref()).await) });
@@ -340,62 +311,7 @@ impl Runner {
             );
             results.retain(|(_, v)| !matches!(v, Verdict::Soft(_)));
         }
-        for (real, verdict) in results {
-            let t = self.cfg.thresholds;
-            let c = self.checkers.entry(real).or_insert_with(|| Checker::new(t));
-            if let Some(h) = c.on_result(Instant::now(), &verdict) {
-                match h {
-                    Health::Down => tracing::warn!(%real, "health check failed: {}", c.last_reason().unwrap_or("")),
-                    _ => tracing::info!(%real, "health check passed: {h:?}"),
-                }
-            }
-        }
-        self.apply(None).await;
-    }
-
-    async fn report(&mut self, target: Target, from: Ipv4Addr) {
-        let now = Instant::now();
-        let reals: Vec<RealServer> = self
-            .cm
-            .list()
-            .iter()
-            .filter(|b| checked(b) && matches_target(&target, &b.key))
-            .map(|b| b.key.real)
-            .collect();
-        if reals.is_empty() {
-            tracing::info!(%from, real = %target.real, "failure report for a server with no binding: ignored");
-            return;
-        }
-        for real in &reals {
-            let t = self.cfg.thresholds;
-            let c = self.checkers.entry(*real).or_insert_with(|| Checker::new(t));
-            c.on_report(now, &format!("reported failed by {from}"));
-            tracing::warn!(%real, %from, "failure report: taking the server out");
-        }
-        self.apply(Some(&target)).await;
-    }
-
-    /// Moves bindings with their endpoint's health (only those matching `only`, if given).
-    async fn apply(&mut self, only: Option<&Target>) {
-        for b in self.cm.list() {
-            if only.is_some_and(|t| !matches_target(t, &b.key)) {
-                continue;
-            }
-            let Some(h) = self.checkers.get(&b.key.real).map(|c| c.health()) else { continue };
-            let to = match (h, b.state) {
-                (Health::Up, BindingState::Testing) => BindingState::Active,
-                (Health::Up, BindingState::Failed) if self.failed_by_us.remove(&b.key) => BindingState::Active,
-                (Health::Down, BindingState::Testing | BindingState::Active) => {
-                    self.failed_by_us.insert(b.key);
-                    BindingState::Failed
-                }
-                _ => continue,
-            };
-            match self.cm.set_state(b.key, to).await {
-                Ok(_) => tracing::info!(binding = %b.key, "health: {} -> {to}", b.state),
-                Err(e) => tracing::warn!(binding = %b.key, "health: cannot set {to}: {e}"),
-            }
-        }
+        self.cm.drive(|c, now| c.handle_probe_results(&results, now));
     }
 }
 

@@ -21,9 +21,9 @@ use acm::Primitive;
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use crossbeam::queue::ArrayQueue;
 
+use super::api_server::Handler;
 use super::clock::now_ns;
 use super::sessions::{sessions_link, SessionsEnd, SessionsLink, SESSIONS_TIMEOUT};
-use super::api_server::Handler;
 use crate::api::{
     ApiError, MaglevStats, PortStats, Request, RequestBody, Response, ResponseBody, ServiceStats, Stats, Timing,
     WorkerStats,

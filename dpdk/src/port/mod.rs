@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 pub use queue::{RxQueue, TxQueue};
 pub use types::{
-    Direction, Duplex, LinkStatus, PortConfigError, PortInfo, PortQueryError, PortStateError, PortStats,
-    QueueError,
+    Direction, Duplex, LinkStatus, PortConfigError, PortInfo, PortQueryError, PortStateError, PortStats, QueueError,
 };
 
 use crate::eal::Eal;
