@@ -4,6 +4,7 @@
 //! `cargo bench -p dataplane --bench lb` (add `-- --warm-up-time 1 --measurement-time 3` for a
 //! quick run). Flow benchmarks report time per batch of [`BATCH`] operations; criterion's
 //! throughput line gives operations per second.
+#![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;

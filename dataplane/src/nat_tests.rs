@@ -196,10 +196,7 @@ fn rst_builder() {
         let v4 = p.ipv4().unwrap();
         let t = v4.tcp().unwrap();
         assert_eq!((p.vlan, v4.src, v4.dst, v4.ttl), (vlan, VIP, CLIENT, DEFAULT_TTL));
-        assert_eq!(
-            (t.src_port, t.dst_port, t.seq, t.ack, t.flags),
-            (80, 40000, 5, 6, TcpFlags::RST | TcpFlags::ACK)
-        );
+        assert_eq!((t.src_port, t.dst_port, t.seq, t.ack, t.flags), (80, 40000, 5, 6, TcpFlags::RST | TcpFlags::ACK));
         assert_eq!((&f[..6], &f[6..12]), (&b.0[..], &a.0[..]));
     }
     assert_eq!(build_tcp_rst(&mut f[..59], a, b, None, src, dst, 0, 0), Err(NatError::BufferTooSmall));

@@ -1,6 +1,7 @@
 //! Runtime overhead of the framework's building blocks, measured:
 //! hread (peek + delete) against a plain read on a loopback TCP socket,
 //! crash-atomic state record updates, and the fd-keeping message.
+#![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

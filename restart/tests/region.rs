@@ -1,3 +1,5 @@
+//! State regions: crash-atomic records, layout versions, adoption by a new generation.
+
 mod common;
 
 use restart::region::record::{Reader, Record, RecordError, Writer};

@@ -6,7 +6,7 @@ use crate::frame::FrameError;
 
 /// Why a call failed; `E` is the API's refusal ([`crate::Protocol::Error`]).
 #[derive(Debug, thiserror::Error)]
-pub enum Error<E> {
+pub enum CallError<E> {
     /// Could not connect to the socket.
     #[error("cannot connect to the {peer} at {path}")]
     Connect {

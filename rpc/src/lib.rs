@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use client::Client;
-pub use error::Error;
+pub use error::CallError;
 pub use serve::{Incoming, Reject};
 pub use server::{Handler, Server, ServerCounters};
 

@@ -96,7 +96,7 @@ fn connect_names_the_peer_and_connect_wait_gives_up() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nobody.sock");
     let e = Client::<TestApi>::connect_wait(&path, Duration::from_millis(120)).err().unwrap();
-    assert!(matches!(e, Error::Connect { peer: "test server", .. }), "{e:?}");
+    assert!(matches!(e, CallError::Connect { peer: "test server", .. }), "{e:?}");
     assert!(e.to_string().starts_with("cannot connect to the test server at "), "{e}");
 }
 
@@ -155,7 +155,7 @@ fn a_response_to_another_request_is_unexpected() {
         write_frame(&mut s, &Response { id: 42, result: Ok(String::new()) }, 1 << 10).unwrap();
     });
     let e = Client::<TestApi>::connect(&path).unwrap().call(Body::Ping).unwrap_err();
-    assert!(matches!(&e, Error::Unexpected(m) if m.contains("42")), "{e:?}");
+    assert!(matches!(&e, CallError::Unexpected(m) if m.contains("42")), "{e:?}");
     liar.join().unwrap();
 }
 

@@ -65,13 +65,7 @@ fn every_kind_round_trips() {
                 Target { real: "10.0.1.12:80".parse().unwrap(), service: Some("10.0.0.100:80".parse().unwrap()) },
             ],
         },
-        Body::Heartbeat(Heartbeat {
-            cm_id: 2,
-            role: Role::Candidate,
-            interval_ms: 3000,
-            generation: 9,
-            bindings: 4,
-        }),
+        Body::Heartbeat(Heartbeat { cm_id: 2, role: Role::Candidate, interval_ms: 3000, generation: 9, bindings: 4 }),
         Body::Beacon { interval_ms: 100, bindings: vec![] },
     ];
     for body in bodies {

@@ -244,6 +244,8 @@ async fn run(a: RunArgs) -> Result<()> {
     }
     match status.and_then(|s| s.code()) {
         Some(0) | None => Ok(()),
+        // The agent wraps a service: it exits with the service's own code.
+        #[allow(clippy::exit, reason = "a wrapper's exit status is the wrapped service's")]
         Some(code) => std::process::exit(code),
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use acm::Primitive;
-use switch_api::client::{Client, Error};
+use switch_api::client::{CallError, Client};
 use switch_api::ApiError;
 
 use crate::cm::switch::{DriverAck, DriverError, SwitchDriver, SwitchView};
@@ -30,15 +30,15 @@ impl DataplaneDriver {
         Ok(self.client.as_mut().expect("just connected"))
     }
 
-    fn call<T>(&mut self, f: impl Fn(&mut Client) -> Result<T, Error>) -> Result<T, DriverError> {
+    fn call<T>(&mut self, f: impl Fn(&mut Client) -> Result<T, CallError>) -> Result<T, DriverError> {
         // One retry on a fresh connection: the dataplane may have restarted since the last call.
         for attempt in 0..2 {
             let fresh = self.client.is_none();
             let r = f(self.client()?);
             match r {
                 Ok(v) => return Ok(v),
-                Err(Error::Refused(ApiError::Acm(e))) => return Err(DriverError::Refused(e)),
-                Err(e @ Error::Refused(_)) | Err(e @ Error::Unexpected(_)) => {
+                Err(CallError::Refused(ApiError::Acm(e))) => return Err(DriverError::Refused(e)),
+                Err(e @ CallError::Refused(_)) | Err(e @ CallError::Unexpected(_)) => {
                     return Err(DriverError::Unavailable(chain(&e)))
                 }
                 Err(e) => {

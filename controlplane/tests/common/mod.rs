@@ -1,7 +1,7 @@
 //! Shared by the controlplane's process tests: start a controlplane, run acmctl.
 #![allow(dead_code)]
 
-pub mod supervised;
+pub(crate) mod supervised;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -10,20 +10,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A process killed (SIGTERM, then SIGKILL) when dropped.
-pub struct Proc {
+pub(crate) struct Proc {
     pub child: Child,
     pub log: PathBuf,
     pub name: &'static str,
 }
 
 impl Proc {
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if !self.alive() {
             return;
         }
@@ -39,7 +39,7 @@ impl Proc {
         let _ = self.child.wait();
     }
 
-    pub fn alive(&mut self) -> bool {
+    pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 }
@@ -51,18 +51,18 @@ impl Drop for Proc {
 }
 
 /// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// PHC hash of the lab password, made once per test binary (Argon2 is slow on purpose).
-pub fn lab_hash() -> String {
+pub(crate) fn lab_hash() -> String {
     static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     H.get_or_init(|| cli::auth::hash_password("acm-lab").unwrap()).clone()
 }
 
 /// Files of one controlplane instance.
-pub struct CpFiles {
+pub(crate) struct CpFiles {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub socket: PathBuf,
@@ -71,7 +71,7 @@ pub struct CpFiles {
 }
 
 /// Writes a controlplane config in `dir` with one switch profile (`switch_toml`).
-pub fn write_config(dir: &Path, switch_toml: &str, extra: &str) -> CpFiles {
+pub(crate) fn write_config(dir: &Path, switch_toml: &str, extra: &str) -> CpFiles {
     let telnet = free_port();
     let socket = dir.join("cp.sock");
     let startup = dir.join("startup-config");
@@ -105,7 +105,7 @@ sync_grace_ms = 1000
 }
 
 /// Starts the controlplane and waits for its API.
-pub fn start_controlplane(f: &CpFiles) -> Proc {
+pub(crate) fn start_controlplane(f: &CpFiles) -> Proc {
     let log = f.dir.join("controlplane.log");
     let child = Command::new(env!("CARGO_BIN_EXE_controlplane"))
         .args(["--config", f.config.to_str().unwrap()])
@@ -128,7 +128,7 @@ pub fn start_controlplane(f: &CpFiles) -> Proc {
 }
 
 /// Runs acmctl; returns (success, stdout + stderr).
-pub fn acmctl(socket: &Path, args: &[&str]) -> (bool, String) {
+pub(crate) fn acmctl(socket: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_acmctl")).arg("-s").arg(socket).args(args).output().expect("run acmctl");
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
@@ -136,14 +136,14 @@ pub fn acmctl(socket: &Path, args: &[&str]) -> (bool, String) {
 }
 
 /// acmctl that must succeed.
-pub fn acmctl_ok(socket: &Path, args: &[&str]) -> String {
+pub(crate) fn acmctl_ok(socket: &Path, args: &[&str]) -> String {
     let (ok, s) = acmctl(socket, args);
     assert!(ok, "acmctl {args:?} failed: {s}");
     s
 }
 
 /// Polls `f` until it is true or `timeout` passes (then panics naming `what`).
-pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
         if f() {
@@ -155,7 +155,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// Runs an `expect` script; returns (exit code, output).
-pub fn expect(script: &str) -> (i32, String) {
+pub(crate) fn expect(script: &str) -> (i32, String) {
     let mut child = Command::new("expect")
         .arg("-c")
         .arg(script)

@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 use super::{acmctl_ok, wait_until, CpFiles, Proc};
 
 /// A switch driver that needs nothing running.
-pub const FAKE: &str = "[[switch]]\nname = \"fake\"\ndriver = \"fake\"\n";
+pub(crate) const FAKE: &str = "[[switch]]\nname = \"fake\"\ndriver = \"fake\"\n";
 
-pub fn bin(name: &str) -> Option<PathBuf> {
+pub(crate) fn bin(name: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_BIN_EXE_controlplane")).with_file_name(name);
     p.exists().then_some(p)
 }
 
 /// The restart binaries, or a skip (a failure under CI=true).
-pub fn restart_bins() -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn restart_bins() -> Option<(PathBuf, PathBuf)> {
     match (bin("restartd"), bin("restartctl")) {
         (Some(d), Some(c)) => Some((d, c)),
         _ => {
@@ -28,7 +28,7 @@ pub fn restart_bins() -> Option<(PathBuf, PathBuf)> {
 }
 
 /// Reads until `needle` shows up; returns everything read. Fails on EOF or a reset.
-pub fn read_until(s: &mut TcpStream, got: &mut Vec<u8>, needle: &str, timeout: Duration) -> String {
+pub(crate) fn read_until(s: &mut TcpStream, got: &mut Vec<u8>, needle: &str, timeout: Duration) -> String {
     s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
     let end = Instant::now() + timeout;
     let mut buf = [0u8; 4096];
@@ -48,20 +48,20 @@ pub fn read_until(s: &mut TcpStream, got: &mut Vec<u8>, needle: &str, timeout: D
 }
 
 /// Sends `line`, reads until `needle`; returns what came back for it.
-pub fn cmd(s: &mut TcpStream, line: &[u8], needle: &str) -> String {
+pub(crate) fn cmd(s: &mut TcpStream, line: &[u8], needle: &str) -> String {
     s.write_all(line).unwrap();
     let mut got = Vec::new();
     read_until(s, &mut got, needle, Duration::from_secs(20))
 }
 
-pub struct Supervised {
+pub(crate) struct Supervised {
     pub rd: Proc,
     pub ctl: PathBuf,
     pub restartctl: PathBuf,
 }
 
 impl Supervised {
-    pub fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         let out = Command::new(&self.restartctl)
             .args(["--control", self.ctl.to_str().unwrap(), "status", "--json"])
             .output()
@@ -70,7 +70,7 @@ impl Supervised {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
     }
 
-    pub fn find(v: &serde_json::Value, key: &str) -> Option<serde_json::Value> {
+    pub(crate) fn find(v: &serde_json::Value, key: &str) -> Option<serde_json::Value> {
         match v {
             serde_json::Value::Object(m) => m.get(key).cloned().or_else(|| m.values().find_map(|x| Self::find(x, key))),
             serde_json::Value::Array(a) => a.iter().find_map(|x| Self::find(x, key)),
@@ -79,21 +79,21 @@ impl Supervised {
     }
 
     /// The running generation's pid (`None` between generations).
-    pub fn try_pid(&self) -> Option<u32> {
+    pub(crate) fn try_pid(&self) -> Option<u32> {
         Self::find(&self.status(), "pid").and_then(|p| p.as_u64()).map(|p| p as u32)
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.try_pid().expect("a running generation")
     }
 
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         let st = self.status();
         Self::find(&st, "generation").and_then(|p| p.as_u64()).unwrap_or_else(|| panic!("no generation in {st}"))
     }
 
     /// Clean stop: SIGTERM to the controlplane (exit 0: not restarted), then restartd ends.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(pid) = self.try_pid() {
             let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
         }
@@ -104,11 +104,11 @@ impl Supervised {
     }
 }
 
-pub fn start(f: &CpFiles, restartd: &Path, restartctl: &Path) -> Supervised {
+pub(crate) fn start(f: &CpFiles, restartd: &Path, restartctl: &Path) -> Supervised {
     start_with(f, restartd, restartctl, &[])
 }
 
-pub fn start_with(f: &CpFiles, restartd: &Path, restartctl: &Path, extra: &[&str]) -> Supervised {
+pub(crate) fn start_with(f: &CpFiles, restartd: &Path, restartctl: &Path, extra: &[&str]) -> Supervised {
     let ctl = f.dir.join("restartd.sock");
     let log = f.dir.join("restartd.log");
     let child = Command::new(restartd)
@@ -131,11 +131,11 @@ pub fn start_with(f: &CpFiles, restartd: &Path, restartctl: &Path, extra: &[&str
     s
 }
 
-pub fn api_up(sock: &Path) -> bool {
+pub(crate) fn api_up(sock: &Path) -> bool {
     controlplane::api::client::Client::connect(sock).and_then(|mut c| c.status()).is_ok()
 }
 
-pub fn list_json(sock: &Path) -> serde_json::Value {
+pub(crate) fn list_json(sock: &Path) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_str(&acmctl_ok(sock, &["list", "--json"])).unwrap();
     // Counters come from the switch's syncs; the bindings and their states are what must match.
     if let Some(a) = v.as_array_mut() {
@@ -148,11 +148,11 @@ pub fn list_json(sock: &Path) -> serde_json::Value {
     v
 }
 
-pub fn segv(pid: u32) {
+pub(crate) fn segv(pid: u32) {
     assert!(Command::new("kill").args(["-SEGV", &pid.to_string()]).status().unwrap().success());
 }
 
-pub fn login_to_config(port: u16) -> TcpStream {
+pub(crate) fn login_to_config(port: u16) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut got = Vec::new();
     read_until(&mut s, &mut got, "Login Name:", Duration::from_secs(10));
@@ -166,7 +166,7 @@ pub fn login_to_config(port: u16) -> TcpStream {
 }
 
 /// Dead or a zombie (restartd reaps it).
-pub fn gone(pid: u32) -> bool {
+pub(crate) fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(st) => st.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),

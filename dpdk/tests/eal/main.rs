@@ -103,7 +103,9 @@ impl Runner {
 
 /// What the steps share: the one EAL and a pool.
 pub struct Ctx {
+    /// The EAL, initialised once.
     pub eal: Eal,
+    /// A mempool for the steps' mbufs.
     pub pool: Mempool,
 }
 

@@ -4,7 +4,7 @@ use dpdk::{ring, AllocError, Burst, Mbuf, MbufError, Mempool, SocketId};
 
 use crate::Ctx;
 
-pub fn mbuf_lengths(ctx: &Ctx) {
+pub(crate) fn mbuf_lengths(ctx: &Ctx) {
     let in_use = ctx.pool.in_use();
     let mut m = ctx.pool.alloc().expect("alloc");
     assert_eq!(ctx.pool.in_use(), in_use + 1);
@@ -59,7 +59,7 @@ fn unsafe_round_trip(raw: *mut dpdk::raw::rte_mbuf) -> Mbuf {
     unsafe { Mbuf::from_raw(raw) }
 }
 
-pub fn burst_behaviour(ctx: &Ctx) {
+pub(crate) fn burst_behaviour(ctx: &Ctx) {
     let in_use = ctx.pool.in_use();
     let mut b: Burst<4> = Burst::new();
     assert_eq!((b.len(), b.capacity(), b.spare()), (0, 4, 4));
@@ -105,7 +105,7 @@ pub fn burst_behaviour(ctx: &Ctx) {
     assert_eq!(default_burst.capacity(), dpdk::DEFAULT_BURST);
 }
 
-pub fn mempool_errors(ctx: &Ctx) {
+pub(crate) fn mempool_errors(ctx: &Ctx) {
     use dpdk::MempoolError;
     let small = Mempool::new(&ctx.eal, "tiny", 7, 0, 512, SocketId::ANY).expect("small pool");
     assert_eq!(small.size(), 7);
@@ -123,7 +123,7 @@ pub fn mempool_errors(ctx: &Ctx) {
     ));
 }
 
-pub fn ring_between_lcores(ctx: &Ctx) {
+pub(crate) fn ring_between_lcores(ctx: &Ctx) {
     let in_use = ctx.pool.in_use();
     let (mut tx, mut rx) = ring::channel(&ctx.eal, "test_ring", 16, SocketId::ANY).unwrap();
     assert!(matches!(ring::channel(&ctx.eal, "test_ring", 16, SocketId::ANY), Err(dpdk::RingError::Create { .. })));

@@ -11,7 +11,7 @@ use dpdk::{
 
 use crate::Ctx;
 
-pub fn net_null_two_ports(ctx: &Ctx) {
+pub(crate) fn net_null_two_ports(ctx: &Ctx) {
     let ids = [ctx.eal.port_by_name("net_null0").unwrap(), ctx.eal.port_by_name("net_null1").unwrap()];
     let cfg = PortConfig::new(ctx.pool.clone()).descriptors(256, 256);
     let mut ports: Vec<Port> = ids.iter().map(|&id| Port::configure(&ctx.eal, id, &cfg).expect("configure")).collect();
@@ -70,7 +70,7 @@ pub fn net_null_two_ports(ctx: &Ctx) {
     assert!(ctx.eal.port_by_name("net_null0").is_err(), "closed port is released");
 }
 
-pub fn net_null_rss(ctx: &Ctx) {
+pub(crate) fn net_null_rss(ctx: &Ctx) {
     // net_null advertises RSS (and a 40-byte key): spread over 2 rx queues
     // with a caller-supplied (symmetric) key.
     let id = ctx.eal.port_by_name("net_null2").unwrap();
@@ -132,7 +132,7 @@ fn rx_until<const N: usize>(rx: &mut dpdk::RxQueue, burst: &mut Burst<N>, want: 
     }
 }
 
-pub fn net_ring_loopback(ctx: &mut Ctx) {
+pub(crate) fn net_ring_loopback(ctx: &mut Ctx) {
     let id = ctx.eal.port_by_name("net_ring0").unwrap();
     let cfg = PortConfig::new(ctx.pool.clone()).descriptors(256, 256);
     let mut port = Port::configure(&ctx.eal, id, &cfg).expect("configure net_ring0");

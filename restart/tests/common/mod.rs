@@ -2,7 +2,7 @@
 use std::path::Path;
 
 /// hugetlbfs is a prerequisite: fail under CI, otherwise skip with a message.
-pub fn hugetlbfs_or_skip(test: &str) -> bool {
+pub(crate) fn hugetlbfs_or_skip(test: &str) -> bool {
     let ok = restart::sys::is_hugetlbfs(Path::new(restart::region::HUGETLBFS_DIR));
     if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
@@ -13,7 +13,7 @@ pub fn hugetlbfs_or_skip(test: &str) -> bool {
     ok
 }
 
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
@@ -26,15 +26,15 @@ use std::time::{Duration, Instant};
 
 use restart::proto::{Reply, Request, StatusReport};
 
-pub const RESTARTD: &str = env!("CARGO_BIN_EXE_restartd");
-pub const RESTARTCTL: &str = env!("CARGO_BIN_EXE_restartctl");
-pub const HTTPD: &str = env!("CARGO_BIN_EXE_zlr-httpd");
+pub(crate) const RESTARTD: &str = env!("CARGO_BIN_EXE_restartd");
+pub(crate) const RESTARTCTL: &str = env!("CARGO_BIN_EXE_restartctl");
+pub(crate) const HTTPD: &str = env!("CARGO_BIN_EXE_zlr-httpd");
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-pub fn tmpdir(name: &str) -> PathBuf {
+pub(crate) fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(unique(name));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
@@ -42,7 +42,7 @@ pub fn tmpdir(name: &str) -> PathBuf {
 }
 
 /// Deterministic pseudo-random content.
-pub fn content(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -54,7 +54,7 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub child: Child,
     pub control: PathBuf,
     pub log: PathBuf,
@@ -65,7 +65,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// `restartd [extra] -- zlr-httpd --root DIR --listen 127.0.0.1:PORT [httpd_args]`
-    pub fn start(dir: &std::path::Path, extra: &[&str], httpd_args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start(dir: &std::path::Path, extra: &[&str], httpd_args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let control = dir.join("restartd.sock");
         let log = dir.join("restartd.log");
@@ -79,7 +79,7 @@ impl Daemon {
         Daemon { child, control, log, port, dir: dir.to_path_buf(), state }
     }
 
-    pub fn status(&self) -> Option<StatusReport> {
+    pub(crate) fn status(&self) -> Option<StatusReport> {
         let sock = restart::fdpass::connect(&self.control).ok()?;
         restart::fdpass::send(sock.as_fd(), &serde_json::to_vec(&Request::Status).unwrap(), &[]).ok()?;
         let mut buf = Vec::new();
@@ -91,7 +91,7 @@ impl Daemon {
     }
 
     /// Wait until role 0 of `generation` is serving; returns its pid.
-    pub fn wait_ready(&self, generation: u64) -> u32 {
+    pub(crate) fn wait_ready(&self, generation: u64) -> u32 {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(s) = self.status() {
@@ -105,12 +105,12 @@ impl Daemon {
         }
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Wait for restartd to exit (bounded), returning its status code.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -138,18 +138,18 @@ impl Drop for Daemon {
     }
 }
 
-pub fn segv(pid: u32) {
+pub(crate) fn segv(pid: u32) {
     let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::SEGV).unwrap();
 }
 
-pub fn sha256(b: &[u8]) -> String {
+pub(crate) fn sha256(b: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Read one HTTP response (head + Content-Length body) from a blocking stream.
-pub fn read_response(s: &mut std::net::TcpStream) -> (String, Vec<u8>) {
+pub(crate) fn read_response(s: &mut std::net::TcpStream) -> (String, Vec<u8>) {
     use std::io::Read;
     let mut head = Vec::new();
     let mut b = [0u8; 1];

@@ -18,13 +18,13 @@ use dpdk::ring::Producer;
 use dpdk::{Burst, Mempool, Port, PortId, RxQueue};
 
 /// Frames from the kernel sent out, per port (written by the main lcore only).
-pub struct HostCounters(Vec<AtomicU64>);
+pub(crate) struct HostCounters(Vec<AtomicU64>);
 
 impl HostCounters {
-    pub fn new(n: usize) -> HostCounters {
+    pub(crate) fn new(n: usize) -> HostCounters {
         HostCounters((0..n).map(|_| AtomicU64::new(0)).collect())
     }
-    pub fn get(&self, i: usize) -> u64 {
+    pub(crate) fn get(&self, i: usize) -> u64 {
         self.0.get(i).map(read).unwrap_or(0)
     }
 }
@@ -33,12 +33,12 @@ impl HostCounters {
 static SNAPSHOT: Mutex<Vec<(u16, dpdk::PortStats, bool)>> = Mutex::new(Vec::new());
 
 /// The latest counters of `id` and whether its link is up.
-pub fn port_stats(id: PortId) -> (dpdk::PortStats, bool) {
+pub(crate) fn port_stats(id: PortId) -> (dpdk::PortStats, bool) {
     let snap = SNAPSHOT.lock().unwrap_or_else(|e| e.into_inner());
     snap.iter().find(|(p, _, _)| *p == id.0).map(|(_, s, up)| (*s, *up)).unwrap_or_default()
 }
 
-pub struct Mgmt<'a> {
+pub(crate) struct Mgmt<'a> {
     ports: &'a [Port],
     /// Every rx queue of every tap, with the tap's port index.
     tap_rx: Vec<(usize, RxQueue)>,
@@ -55,7 +55,7 @@ pub struct Mgmt<'a> {
 
 impl<'a> Mgmt<'a> {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         ports: &'a [Port],
         taps: &[Port],
         port_tx: Vec<Producer>,
@@ -86,7 +86,7 @@ impl<'a> Mgmt<'a> {
     }
 
     /// One round; sleeps briefly when there was nothing to do.
-    pub fn poll(&mut self) {
+    pub(crate) fn poll(&mut self) {
         let mut busy = false;
         let mut burst: Burst<32> = Burst::new();
         for (i, rx) in self.tap_rx.iter_mut() {

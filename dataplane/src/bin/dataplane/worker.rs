@@ -26,13 +26,13 @@ const DUMP_BUDGET: usize = 256;
 
 /// The rings between workers: for worker `w`, `producers[v]` sends to worker `v` and
 /// `consumers` receive from every other worker.
-pub struct HandoffRings {
+pub(crate) struct HandoffRings {
     producers: Vec<Option<Producer>>,
     consumers: Vec<Consumer>,
 }
 
 /// Creates the handoff rings of `n` workers (none for one worker).
-pub fn handoff_rings(eal: &Eal, n: usize) -> Result<Vec<HandoffRings>> {
+pub(crate) fn handoff_rings(eal: &Eal, n: usize) -> Result<Vec<HandoffRings>> {
     let mut out: Vec<HandoffRings> =
         (0..n).map(|_| HandoffRings { producers: (0..n).map(|_| None).collect(), consumers: Vec::new() }).collect();
     for from in 0..n {
@@ -51,7 +51,7 @@ pub fn handoff_rings(eal: &Eal, n: usize) -> Result<Vec<HandoffRings>> {
 
 /// Rings from the main lcore to worker 0, one per port: frames the main lcore sends
 /// (exception path, ARP) are transmitted by worker 0 on its queue of that port.
-pub fn inject_rings(eal: &Eal, ports: usize) -> Result<(Vec<Producer>, Vec<Consumer>)> {
+pub(crate) fn inject_rings(eal: &Eal, ports: usize) -> Result<(Vec<Producer>, Vec<Consumer>)> {
     let mut p = Vec::new();
     let mut c = Vec::new();
     for i in 0..ports {
@@ -64,7 +64,7 @@ pub fn inject_rings(eal: &Eal, ports: usize) -> Result<(Vec<Producer>, Vec<Consu
 }
 
 /// What a worker polls and transmits on.
-pub struct WorkerIo {
+pub(crate) struct WorkerIo {
     rx: Vec<RxQueue>,
     tx: Vec<TxQueue>,
     tap_tx: Vec<TxQueue>,
@@ -88,7 +88,7 @@ pub struct WorkerIo {
 impl WorkerIo {
     /// Takes queue `w` of every port and tap.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         ports: &[Port],
         taps: &[Port],
         w: u16,
@@ -132,7 +132,7 @@ impl Clock {
 }
 
 /// The worker's loop; returns 0 when stopped.
-pub fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicBool>) -> i32 {
+pub(crate) fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicBool>) -> i32 {
     let clock = Clock { hz: u128::from(dpdk::tsc_hz().max(1)) };
     let Ok(mut gen) = end.generations.recv() else { return 1 };
     core.adopt(&gen);

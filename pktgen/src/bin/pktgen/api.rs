@@ -17,21 +17,21 @@ use pktgen::histogram::Histogram;
 use pktgen::summary::Churn;
 
 /// The binding of a real server to the run's service.
-pub fn binding(vip: Ipv4Addr, vport: u16, proto: Proto, rs: (Ipv4Addr, u16)) -> BindingKey {
+pub(crate) fn binding(vip: Ipv4Addr, vport: u16, proto: Proto, rs: (Ipv4Addr, u16)) -> BindingKey {
     BindingKey { service: ServiceKey { vip, proto, vport }, real: RealServer { rip: rs.0, rport: rs.1 } }
 }
 
-pub fn connect(sock: &Path) -> Result<Client> {
+pub(crate) fn connect(sock: &Path) -> Result<Client> {
     Client::connect(sock).with_context(|| format!("switch API at {}", sock.display()))
 }
 
-pub fn stats(sock: &Path) -> Result<Stats> {
+pub(crate) fn stats(sock: &Path) -> Result<Stats> {
     Ok(connect(sock)?.stats()?)
 }
 
 /// Waits until every Maglev table of the device is exact (no change waiting for its build);
 /// returns the milliseconds waited. Polls the counters; fails after `timeout`.
-pub fn wait_exact_maglev(sock: &Path, timeout: Duration) -> Result<f64> {
+pub(crate) fn wait_exact_maglev(sock: &Path, timeout: Duration) -> Result<f64> {
     let start = Instant::now();
     let mut client = connect(sock)?;
     loop {
@@ -47,7 +47,7 @@ pub fn wait_exact_maglev(sock: &Path, timeout: Duration) -> Result<f64> {
 
 /// The dataplane's counters over a phase: new flows and drops of our service, drops by
 /// reason, per-port rx/tx.
-pub fn stats_delta(before: &Stats, after: &Stats, service: &ServiceKey) -> serde_json::Value {
+pub(crate) fn stats_delta(before: &Stats, after: &Stats, service: &ServiceKey) -> serde_json::Value {
     let svc = |s: &Stats| s.services.iter().find(|x| x.key == *service).cloned();
     let (b, a) = (svc(before), svc(after));
     let d = |f: fn(&dataplane::api::ServiceStats) -> u64| match (&b, &a) {
@@ -108,13 +108,13 @@ fn maglev_delta(b: &dataplane::api::MaglevStats, a: &dataplane::api::MaglevStats
 /// A thread making `rate` binding changes per second until stopped: the real servers in
 /// turn are removed (drained) and added back, so their established flows must keep
 /// flowing.
-pub struct ChurnThread {
+pub(crate) struct ChurnThread {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<Result<(Churn, Histogram)>>,
 }
 
 impl ChurnThread {
-    pub fn start(sock: PathBuf, keys: Vec<BindingKey>, rate: f64) -> Result<ChurnThread> {
+    pub(crate) fn start(sock: PathBuf, keys: Vec<BindingKey>, rate: f64) -> Result<ChurnThread> {
         let mut client = connect(&sock)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -170,7 +170,7 @@ impl ChurnThread {
         Ok(ChurnThread { stop, handle })
     }
 
-    pub fn finish(self) -> Result<(Churn, Histogram)> {
+    pub(crate) fn finish(self) -> Result<(Churn, Histogram)> {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().map_err(|_| anyhow::anyhow!("churn thread panicked"))?
     }

@@ -9,11 +9,11 @@ use pktgen::histogram::Histogram;
 use pktgen::packet::{reflect, Template, TS_MASK};
 use pktgen::validate::{Invalid, Received, Space, Validator};
 
-pub const BURST: usize = 32;
+pub(crate) const BURST: usize = 32;
 
 /// What the client side sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// Nothing (drain).
     Idle,
     /// One SYN to each long-lived flow not yet seen, in order; then nothing.
@@ -28,7 +28,7 @@ pub enum Source {
 
 /// Counters; copied to take a snapshot.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub tx_syn: u64,
     pub tx_est: u64,
     pub tx_new: u64,
@@ -61,18 +61,18 @@ pub struct Counters {
 }
 
 /// A gap between polls this long counts as a stall of the generator.
-pub const STALL_NS: u64 = 100_000;
+pub(crate) const STALL_NS: u64 = 100_000;
 
 impl Counters {
-    pub fn invalid_fwd_total(&self) -> u64 {
+    pub(crate) fn invalid_fwd_total(&self) -> u64 {
         self.invalid_fwd.iter().sum()
     }
-    pub fn invalid_rev_total(&self) -> u64 {
+    pub(crate) fn invalid_rev_total(&self) -> u64 {
         self.invalid_rev.iter().sum()
     }
 }
 
-pub struct Io {
+pub(crate) struct Io {
     pub client_rx: RxQueue,
     pub client_tx: TxQueue,
     pub server_rx: RxQueue,
@@ -81,7 +81,7 @@ pub struct Io {
     pub server_mac: MacAddr,
 }
 
-pub struct Engine {
+pub(crate) struct Engine {
     io: Io,
     tmpl: Template,
     pub v: Validator,
@@ -119,7 +119,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(io: Io, tmpl: Template, v: Validator, reply: bool, rate: f64, ring_slots: u64) -> Engine {
+    pub(crate) fn new(io: Io, tmpl: Template, v: Validator, reply: bool, rate: f64, ring_slots: u64) -> Engine {
         let hz = dpdk::tsc_hz().max(1);
         let n = v.established.len();
         let servers = v.servers.len().max(1);
@@ -157,7 +157,7 @@ impl Engine {
     }
 
     /// Switches what is sent (pacing restarts).
-    pub fn set_source(&mut self, s: Source) {
+    pub(crate) fn set_source(&mut self, s: Source) {
         self.source = s;
         self.next_open = 0;
         self.pace_start = dpdk::tsc();
@@ -165,13 +165,13 @@ impl Engine {
     }
 
     /// Clears the record of opened flows (to open them all again).
-    pub fn reset_opened(&mut self) {
+    pub(crate) fn reset_opened(&mut self) {
         self.opened = FlowBits::new(self.v.established.len());
         self.flow_server.fill(u16::MAX);
     }
 
     /// Whether [`Source::OpenFlows`] has gone through every flow.
-    pub fn open_pass_done(&self) -> bool {
+    pub(crate) fn open_pass_done(&self) -> bool {
         self.next_open >= self.v.established.len() && self.pending.is_empty()
     }
 
@@ -182,7 +182,7 @@ impl Engine {
 
     /// One round: send, receive both sides.
     #[inline]
-    pub fn poll(&mut self) {
+    pub(crate) fn poll(&mut self) {
         let now = dpdk::tsc();
         let gap = now.wrapping_sub(self.last_poll);
         self.last_poll = now;
@@ -211,7 +211,7 @@ impl Engine {
     }
 
     /// Converts TSC ticks to microseconds.
-    pub fn ticks_to_us(&self, t: u64) -> f64 {
+    pub(crate) fn ticks_to_us(&self, t: u64) -> f64 {
         t as f64 * 1e6 / self.hz as f64
     }
 

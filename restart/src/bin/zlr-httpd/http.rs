@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub head_only: bool,
     pub path: Vec<u8>,
     pub keep_alive: bool,
@@ -21,7 +21,7 @@ pub struct Request {
 
 /// Find a complete request in `buf`. `Ok(None)` if more bytes are needed,
 /// `Err(())` if the head exceeds `max`.
-pub fn parse(buf: &[u8], max: usize) -> Result<Option<Request>, ()> {
+pub(crate) fn parse(buf: &[u8], max: usize) -> Result<Option<Request>, ()> {
     let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
         return if buf.len() >= max { Err(()) } else { Ok(None) };
     };
@@ -112,7 +112,7 @@ fn parse_range(v: &[u8]) -> Option<((u64, Option<u64>), bool)> {
 }
 
 /// Map a request target to a file under `root`, refusing `..`.
-pub fn resolve(root: &Path, target: &[u8]) -> Option<PathBuf> {
+pub(crate) fn resolve(root: &Path, target: &[u8]) -> Option<PathBuf> {
     let t = std::str::from_utf8(target).ok()?;
     let t = t.split(['?', '#']).next()?;
     let decoded = percent_decode(t)?;
@@ -146,7 +146,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// The body range to send for a request and file size: `(status, start, len)`.
-pub fn body_range(range: Option<(u64, Option<u64>)>, suffix: bool, size: u64) -> (u16, u64, u64) {
+pub(crate) fn body_range(range: Option<(u64, Option<u64>)>, suffix: bool, size: u64) -> (u16, u64, u64) {
     match range {
         None => (200, 0, size),
         Some((n, None)) if suffix => {
@@ -199,7 +199,7 @@ fn content_type(path: &[u8]) -> &'static str {
 
 /// Build the response head. Deterministic in its arguments.
 #[allow(clippy::too_many_arguments)]
-pub fn head(
+pub(crate) fn head(
     status: u16,
     path: &[u8],
     size: u64,
@@ -234,7 +234,7 @@ pub fn head(
 }
 
 /// RFC 7231 IMF-fixdate.
-pub fn http_date(secs: i64) -> String {
+pub(crate) fn http_date(secs: i64) -> String {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     let (y, m, d) = civil(days);

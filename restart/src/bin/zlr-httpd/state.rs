@@ -7,23 +7,23 @@ use restart::region::record::{Reader, Record, RecordError, Writer};
 use restart::region::{LayoutSpec, TableKind};
 
 /// Layout name.
-pub const LAYOUT_NAME: &str = "zlr-httpd";
+pub(crate) const LAYOUT_NAME: &str = "zlr-httpd";
 /// Layout version of this build (env `ZLR_LAYOUT_VERSION` overrides it, to
 /// exercise the refusal of incompatible layouts).
-pub const LAYOUT_VERSION: u32 = 1;
-pub const T_GLOBAL: u32 = 1;
-pub const T_CONN: u32 = 2;
-pub const T_HOLD_CTL: u32 = 3;
-pub const T_HOLD_DATA: u32 = 4;
+pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const T_GLOBAL: u32 = 1;
+pub(crate) const T_CONN: u32 = 2;
+pub(crate) const T_HOLD_CTL: u32 = 3;
+pub(crate) const T_HOLD_DATA: u32 = 4;
 /// Longest request (head + body) held.
-pub const MAX_REQUEST: usize = 8192;
-pub const PATH_CAP: usize = 256;
+pub(crate) const MAX_REQUEST: usize = 8192;
+pub(crate) const PATH_CAP: usize = 256;
 
-pub fn layout_version() -> u32 {
+pub(crate) fn layout_version() -> u32 {
     std::env::var("ZLR_LAYOUT_VERSION").ok().and_then(|v| v.parse().ok()).unwrap_or(LAYOUT_VERSION)
 }
 
-pub fn layout(max_conns: u32) -> LayoutSpec {
+pub(crate) fn layout(max_conns: u32) -> LayoutSpec {
     LayoutSpec {
         name: LAYOUT_NAME.into(),
         version: layout_version(),
@@ -37,7 +37,7 @@ pub fn layout(max_conns: u32) -> LayoutSpec {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Global {
+pub(crate) struct Global {
     pub next_conn_id: u64,
 }
 
@@ -53,7 +53,7 @@ impl Record for Global {
 
 /// Connection stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Stage {
+pub(crate) enum Stage {
     #[default]
     Free = 0,
     Reading = 1,
@@ -77,7 +77,7 @@ impl Stage {
 /// connection's input/output stream counted from its start; the kernel's
 /// counters minus `base_*` give the same numbers, exactly, at any instant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConnRec {
+pub(crate) struct ConnRec {
     pub stage: Stage,
     pub conn_id: u64,
     pub base_written: u64,
