@@ -22,11 +22,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use acm::{BindingKey, BindingParams, RealServer};
-use controlplane::beacon::service::{spawn, BeaconConfig, Services};
 use controlplane::beacon::wire::{encode, Advert, Body, Envelope, Sender};
 use controlplane::cm::fake::FakeSwitch;
 use controlplane::cm::switch::VipFilter;
 use controlplane::cm::{Cm, CmOptions, SwitchSpec};
+use controlplane::services::beacon::{spawn, BeaconConfig, Services};
 
 const KEY: &[u8] = b"bench-beacon-key";
 const SERVERS: u32 = 1000;

@@ -43,7 +43,7 @@
 //! ```
 //!
 //! `[beacon]`, `[health]` and `[election]` are documented with their services
-//! ([`crate::beacon::service`], [`crate::health::runner`]).
+//! ([`crate::services::beacon`], [`crate::services::health`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -51,11 +51,11 @@ use std::time::Duration;
 use acm::BindingState;
 use appliance_config::{AddState, Appliance, ControlplaneConfig, Invalid};
 
-use crate::beacon::service::{BeaconConfig, ElectionSettings};
 use crate::cm::cache::{CachePolicy, FailPolicy};
 use crate::cm::switch::VipFilter;
 use crate::cm::CmOptions;
-use crate::health::runner::HealthConfig;
+use crate::services::beacon::{BeaconConfig, ElectionSettings};
+use crate::services::health::HealthConfig;
 
 pub use appliance_config::{
     ApiConfig, CmConfig, ConfigError, DriverKind, ExtraListen, SwitchProfile, TelnetConfig, User, DEFAULT_API_SOCKET,

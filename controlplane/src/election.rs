@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::cm::time::Time;
+use crate::time::Time;
 
 use crate::beacon::wire::{Heartbeat, Role};
 

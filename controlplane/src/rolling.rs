@@ -18,7 +18,7 @@ use std::time::Duration;
 use acm::{BindingInfo, BindingKey, BindingState, Primitive, RealServer, ServiceKey};
 
 use crate::api::client::Client;
-use crate::cm::time::{Clock, Time};
+use crate::time::{Clock, Time};
 
 /// What the procedure needs from the world.
 pub trait RollingOps {

@@ -6,14 +6,14 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use acm::{BindingKey, BindingParams, BindingState, RealServer};
-use controlplane::beacon::service::{self, BeaconConfig, Services};
 use controlplane::beacon::tracker::TrackerConfig;
 use controlplane::beacon::wire::{encode, Advert, Body, Envelope, Sender};
 use controlplane::client::{now_ms, ClientConfig, CmClient};
 use controlplane::cm::fake::FakeSwitch;
 use controlplane::cm::{Cm, CmOptions, SwitchSpec};
 use controlplane::health::probe::Probe;
-use controlplane::health::runner::HealthConfig;
+use controlplane::services::beacon::{self, BeaconConfig, Services};
+use controlplane::services::health::HealthConfig;
 
 const KEY: &[u8] = b"lab-secret";
 
@@ -103,7 +103,7 @@ impl Hand {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn module_registers_anonymous_port_and_removes_on_shutdown() {
     let (cm, fake) = cm_with_fake();
-    let svc = service::spawn(&cm, beacon_config(), Some(no_probe()), None).unwrap();
+    let svc = beacon::spawn(&cm, beacon_config(), Some(no_probe()), None).unwrap();
     let c = client(dest(&svc), Duration::from_millis(100));
     // The two-line change: a listener on an anonymous port, registered.
     let listener = c.listen("10.0.0.100:80".parse().unwrap()).unwrap();
@@ -130,7 +130,7 @@ async fn module_registers_anonymous_port_and_removes_on_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_wrong_keys_replays_and_stale_beacons_are_counted_and_ignored() {
     let (cm, _fake) = cm_with_fake();
-    let svc = service::spawn(&cm, beacon_config(), Some(no_probe()), None).unwrap();
+    let svc = beacon::spawn(&cm, beacon_config(), Some(no_probe()), None).unwrap();
     let mut h = Hand::new(dest(&svc), 1);
     let good = h.beacon(10_000, &[binding(1, 80)]);
     wait_for("the beacon is taken", Duration::from_secs(5), || cm.state_of(&binding(1, 80)).is_some()).await;
@@ -166,7 +166,7 @@ async fn garbage_wrong_keys_replays_and_stale_beacons_are_counted_and_ignored() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_server_is_removed_after_k_intervals() {
     let (cm, fake) = cm_with_fake();
-    let svc = service::spawn(&cm, beacon_config(), Some(no_probe()), None).unwrap();
+    let svc = beacon::spawn(&cm, beacon_config(), Some(no_probe()), None).unwrap();
     let mut h = Hand::new(dest(&svc), 2);
     for _ in 0..3 {
         h.beacon(100, &[binding(2, 80)]);
@@ -190,7 +190,7 @@ async fn a_silent_server_is_removed_after_k_intervals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reported_server_is_out_at_once_and_self_reports_go_both_ways() {
     let (cm, fake) = cm_with_fake();
-    let svc = service::spawn(&cm, beacon_config(), Some(no_probe()), None).unwrap();
+    let svc = beacon::spawn(&cm, beacon_config(), Some(no_probe()), None).unwrap();
     let to = dest(&svc);
     let mut h = Hand::new(to, 3);
     h.beacon(10_000, &[binding(3, 80)]);

@@ -7,13 +7,13 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use acm::{BindingKey, BindingState, RealServer};
-use controlplane::beacon::service::{self, BeaconConfig, ElectionSettings};
 use controlplane::client::{ClientConfig, CmClient};
 use controlplane::cm::fake::FakeSwitch;
 use controlplane::cm::{Cm, CmOptions, SwitchSpec};
 use controlplane::election::ElectionConfig;
 use controlplane::health::probe::Probe;
-use controlplane::health::runner::HealthConfig;
+use controlplane::services::beacon::{self, BeaconConfig, ElectionSettings};
+use controlplane::services::health::HealthConfig;
 
 const KEY: &[u8] = b"lab-secret";
 
@@ -54,7 +54,7 @@ async fn standby_takes_over_with_every_binding() {
             ElectionSettings { config: ElectionConfig::with_interval(id, interval), profile: "local".into() };
         let health =
             HealthConfig { probe: Probe::None, interval: Duration::from_millis(50), ..HealthConfig::default() };
-        services.push(Some(service::spawn(&cm, cfg, Some(health), Some(election)).unwrap()));
+        services.push(Some(beacon::spawn(&cm, cfg, Some(health), Some(election)).unwrap()));
         cms.push(cm);
     }
     // Three servers beacon to both CMs (unicast to each; multicast reaches both alike).

@@ -11,7 +11,7 @@ use controlplane::cm::fake::FakeSwitch;
 use controlplane::cm::{Cm, CmOptions, Origin, SwitchSpec};
 use controlplane::health::fsm::Thresholds;
 use controlplane::health::probe::{HttpCheck, Probe};
-use controlplane::health::runner::{self, HealthConfig};
+use controlplane::services::health::{self, HealthConfig};
 
 async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
     let t0 = Instant::now();
@@ -50,7 +50,7 @@ async fn tcp_check_gates_fails_and_recovers_a_binding() {
         thresholds: Thresholds { rise: 2, fall: 2, hold_down: Duration::from_secs(1) },
         ..HealthConfig::default()
     };
-    let (_h, _task) = runner::spawn(cm.clone(), cfg);
+    let (_h, _task) = health::spawn(cm.clone(), cfg);
     cm.primitive(Origin::Api, Primitive::Add { key, params: BindingParams::default() }).await.unwrap();
     assert_eq!(cm.state_of(&key), Some(BindingState::Testing));
     assert!(!fake.lock().bindings.contains_key(&key), "no traffic before a check passed");
@@ -106,7 +106,7 @@ async fn http_check_fails_on_a_wrong_status_and_reports_hold_down() {
         thresholds: Thresholds { rise: 2, fall: 2, hold_down: Duration::from_millis(2000) },
         ..HealthConfig::default()
     };
-    let (h, _task) = runner::spawn(cm.clone(), cfg);
+    let (h, _task) = health::spawn(cm.clone(), cfg);
     cm.primitive(Origin::Api, Primitive::Add { key, params: BindingParams::default() }).await.unwrap();
     wait_for("active", Duration::from_secs(2), || cm.state_of(&key) == Some(BindingState::Active)).await;
     *status.lock().unwrap() = "500 Internal Server Error";

@@ -6,12 +6,11 @@
 //! | [`wire`] | the authenticated datagram format (HMAC-SHA256 with the switch profile's key) |
 //! | [`replay`] | refusing replayed and stale datagrams (per-sender sequence numbers, timestamps) |
 //! | [`tracker`] | the beacon-loss detector: which bindings are claimed, which senders fell silent |
-//! | [`service`] | the CM side at run time: the socket, counters, and what beacons do to the [`crate::cm::Cm`] |
+//! | [`crate::services::beacon`] | the CM side at run time: the socket, counters, and what beacons do to the [`crate::cm::Cm`] |
 
 use std::net::Ipv4Addr;
 
 pub mod replay;
-pub mod service;
 pub mod tracker;
 pub mod wire;
 

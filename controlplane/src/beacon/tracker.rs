@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::cm::time::Time;
+use crate::time::Time;
 
 use acm::{BindingKey, BindingParams};
 

@@ -207,7 +207,7 @@ async fn run(a: RunArgs) -> Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut checkers: Vec<Checker> =
         keys.iter().map(|_| Checker::new(Thresholds { rise: 1, fall: 2, hold_down: Duration::ZERO })).collect();
-    let clock = controlplane::cm::time::Clock::new();
+    let clock = controlplane::time::Clock::new();
     let timeout = a.check_interval.clamp(Duration::from_millis(50), Duration::from_secs(2));
     let status = loop {
         tokio::select! {

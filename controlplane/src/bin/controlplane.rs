@@ -186,7 +186,7 @@ async fn run(cfg: Config, z: Option<&'static Zlr>, started: std::time::Instant) 
     let _services = cfg
         .services
         .clone()
-        .map(|s| controlplane::beacon::service::spawn(&cm, s.beacon, Some(s.health), s.election))
+        .map(|s| controlplane::services::beacon::spawn(&cm, s.beacon, Some(s.health), s.election))
         .transpose()
         .context("beacon / health / election")?;
 

@@ -47,12 +47,12 @@ use acm::{AcmError, BindingInfo, BindingKey, BindingState, Primitive, ServiceKey
 use super::cache::{Cache, Plan, Undo};
 use super::switch::{DriverAck, DriverError, SwitchView, VipFilter};
 use super::sync::{SyncId, SyncState};
-use super::time::Time;
 use super::{CmCounters, CmError, CmOptions, Origin, Outcome, SwitchOutcome};
 use crate::beacon::tracker::{Tracker, TrackerConfig};
 use crate::beacon::wire::Heartbeat;
 use crate::election::Election;
 use crate::latency::{LatencyBook, LatencyReport, CACHE};
+use crate::time::Time;
 use std::time::Duration;
 
 /// A request whose answer comes from [`CmCore::poll_completion`].

@@ -20,10 +20,10 @@ use super::cache::{self, Cache};
 use super::core::{CmCore, Completion, RequestId, Submitted, SwitchReply};
 use super::switch::{Job, ReplyFn, SwitchHandle};
 use super::sync::{SyncId, SyncReport};
-use super::time::{Clock, Time};
 use super::{CmCounters, CmError, CmOptions, Origin, Outcome, SwitchSpec};
 use crate::beacon::wire::Heartbeat;
 use crate::latency::LatencyReport;
+use crate::time::{Clock, Time};
 
 /// What [`Cm::on_change`] installs.
 pub type CacheHook = Box<dyn Fn(&Cache) + Send + Sync>;

@@ -10,7 +10,7 @@
 //!
 //! Draining and Disabled bindings are left alone, and so are bindings failed by someone else
 //! (a client module that flagged its own binding down brings it back itself). The probes
-//! themselves are IO: the edge ([`crate::health::runner`]) asks [`CmCore::health_targets`] what
+//! themselves are IO: the edge ([`crate::services::health`]) asks [`CmCore::health_targets`] what
 //! to probe, probes, and hands the verdicts to [`CmCore::handle_probe_results`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -20,10 +20,10 @@ use std::time::Duration;
 use acm::{BindingKey, BindingState, RealServer, ServiceKey};
 
 use super::core::CmCore;
-use super::time::Time;
 use crate::beacon::wire::Target;
 use crate::health::fsm::{Checker, Health, Thresholds, Verdict};
-use crate::health::runner::{matches_target, HealthImage};
+use crate::health::target::{matches_target, HealthImage};
+use crate::time::Time;
 
 /// The health checks' part of the core's state.
 #[derive(Debug)]

@@ -26,7 +26,7 @@
 //!   are the contract. The simulation ([`crate::sim`]) drives several cores on virtual time.
 //! * [`Cm`] is the run-time edge that drives one core: the real clock ([`time::Clock`]), a thread
 //!   per switch, tokio channels for callers that wait, a timer task; the beacon service
-//!   ([`crate::beacon::service`]) and the health prober ([`crate::health::runner`]) feed it what
+//!   ([`crate::services::beacon`]) and the health prober ([`crate::services::health`]) feed it what
 //!   they receive and probe. CLI presentation types (traffic, sessions) stay at this edge.
 //!
 //! # For the code that uses [`Cm`]
@@ -56,7 +56,6 @@ mod health;
 mod peers;
 pub mod switch;
 pub mod sync;
-pub mod time;
 
 pub use handle::{CacheHook, Cm};
 

@@ -19,12 +19,12 @@ use std::time::Duration;
 use acm::{BindingKey, BindingState, Primitive};
 
 use super::core::CmCore;
-use super::time::Time;
 use super::Origin;
 use crate::beacon::tracker::{Action, TrackError, TrackerConfig};
 use crate::beacon::wire::{Advert, Heartbeat, Sender, Target};
 use crate::election::{Effect, Election, ElectionConfig};
-use crate::health::runner::matches_target;
+use crate::health::target::matches_target;
+use crate::time::Time;
 
 impl CmCore {
     /// Takes part in elections from now on: standby until it wins.

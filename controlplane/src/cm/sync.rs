@@ -13,7 +13,7 @@
 
 use super::core::CmCore;
 use super::switch::SwitchView;
-use super::time::Time;
+use crate::time::Time;
 
 /// A sync round, as [`CmCore::start_sync`] names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

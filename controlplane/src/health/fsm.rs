@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use crate::cm::time::Time;
+use crate::time::Time;
 
 /// The result of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,11 +6,14 @@
 //! |---|---|
 //! | [`fsm`] | the per-endpoint state machine (rise, fall, hard failures, report hold-down) |
 //! | [`probe`] | the probes |
-//! | [`runner`] | the checker at run time: probes every binding's real server, sets binding states in the CM |
+//! | [`target`] | which bindings a failure report names; the checker's state across restarts |
+//!
+//! The checker at run time (it probes every binding's real server and hands the verdicts to the
+//! CM's core) is [`crate::services::health`].
 //!
 //! With checks on, run the CM with `add_state = "testing"`: new bindings wait in Testing until
 //! their first check passes.
 
 pub mod fsm;
 pub mod probe;
-pub mod runner;
+pub mod target;

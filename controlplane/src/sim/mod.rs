@@ -34,9 +34,9 @@ use crate::cm::core::{CmCore, Completion, JobKind, RequestId, Submitted, SwitchJ
 use crate::cm::fake::FakeSwitch;
 use crate::cm::switch::{SwitchDriver, VipFilter};
 use crate::cm::sync::{SyncId, SyncReport};
-use crate::cm::time::Time;
 use crate::cm::{CmError, CmOptions, Origin, Outcome};
 use crate::election::ElectionConfig;
+use crate::time::Time;
 use net::{Faults, Rng};
 
 /// The world's settings.

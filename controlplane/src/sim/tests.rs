@@ -10,9 +10,9 @@ use acm::{BindingKey, BindingParams, BindingState, Primitive, RealServer};
 use super::net::Faults;
 use super::{SimConfig, World};
 use crate::cm::switch::{SwitchDriver, VipFilter};
-use crate::cm::time::Time;
 use crate::cm::Origin;
 use crate::rolling::{rolling_restart, RollingOps, RollingPlan};
+use crate::time::Time;
 
 const S: Duration = Duration::from_secs(1);
 

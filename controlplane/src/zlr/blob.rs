@@ -12,7 +12,7 @@ use super::layout::{fnv1a, BlobCtl, BLOB_CAP, T_BLOB_CTL, T_BLOB_DATA};
 
 /// The running-config (CLI text).
 pub const BLOB_CONFIG: u32 = 0;
-/// The health checker's state (JSON of [`crate::health::runner::HealthImage`]).
+/// The health checker's state (JSON of [`crate::services::health::HealthImage`]).
 pub const BLOB_HEALTH: u32 = 1;
 
 /// Why a blob could not be written or read.

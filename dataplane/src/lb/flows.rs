@@ -51,6 +51,12 @@ use thiserror::Error;
 
 use super::key::Seeds;
 pub use super::key::{client_hash, flow_hash, FlowKey, FLOW_HASH_SEED};
+use index::Bucket;
+
+#[path = "flows_index.rs"]
+mod index;
+#[path = "flows_sweep.rs"]
+mod sweep;
 
 /// The largest capacity [`FlowTable::with_capacity`] grants (larger requests are clamped).
 pub const MAX_CAPACITY: usize = 1 << 28;
@@ -60,9 +66,6 @@ const RECLAIM_SCAN: usize = 16;
 
 /// The index seed of [`FlowTable::with_capacity`].
 const DEFAULT_INDEX_SEED: u64 = 0x5eed_f10e_1dc5_0001;
-
-/// Slots per index bucket.
-const SLOTS: usize = 8;
 
 /// The most keys one [`FlowTable::lookup_burst`] step processes together.
 const BURST: usize = 32;
@@ -158,32 +161,6 @@ struct Record<T> {
     gen: u32,
     expires_at: u64,
     value: T,
-}
-
-/// One index bucket: exactly one cache line.
-#[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
-struct Bucket {
-    /// 0 = empty slot.
-    tags: [u16; SLOTS],
-    /// `record << 1 | direction`.
-    refs: [u32; SLOTS],
-    /// Keys that probed past this bucket (saturating; `u16::MAX` = unknown, maybe more).
-    overflow: u16,
-}
-
-impl Bucket {
-    const EMPTY: Bucket = Bucket { tags: [0; SLOTS], refs: [0; SLOTS], overflow: 0 };
-
-    /// Bit `i` set when slot `i` carries `tag`.
-    #[inline]
-    fn matches(&self, tag: u16) -> u32 {
-        let mut m = 0u32;
-        for (i, &t) in self.tags.iter().enumerate() {
-            m |= u32::from(t == tag) << i;
-        }
-        m
-    }
 }
 
 /// A per-worker flow table; see the [module docs](self) for the design.
@@ -292,82 +269,6 @@ impl<T: Copy> FlowTable<T> {
     /// Where the records and the index live.
     pub fn placement(&self) -> Placement {
         self.records.placement()
-    }
-
-    #[inline]
-    fn hash(&self, key: &FlowKey) -> u64 {
-        let (a, b) = key.words();
-        self.seeds.hash(a, b)
-    }
-
-    #[inline]
-    fn home(&self, h: u64) -> usize {
-        (h >> 16) as usize & self.bucket_mask
-    }
-
-    #[inline]
-    fn tag(h: u64) -> u16 {
-        (h as u16).max(1)
-    }
-
-    /// The index reference of `key`, whether its flow is expired or not.
-    #[inline]
-    fn find(&self, key: &FlowKey, h: u64) -> Option<u32> {
-        let tag = Self::tag(h);
-        let mut i = self.home(h);
-        for _ in 0..self.buckets.len() {
-            let b = &self.buckets[i];
-            let mut m = b.matches(tag);
-            while m != 0 {
-                let r = b.refs[m.trailing_zeros() as usize];
-                m &= m - 1;
-                if self.records[(r >> 1) as usize].keys[(r & 1) as usize] == *key {
-                    return Some(r);
-                }
-            }
-            if b.overflow == 0 {
-                return None;
-            }
-            i = (i + 1) & self.bucket_mask;
-        }
-        None
-    }
-
-    /// Adds `r` under hash `h`. Cannot fail while the load is ≤ 50%, which capacity guarantees.
-    fn link(&mut self, h: u64, r: u32) {
-        let tag = Self::tag(h);
-        let mut i = self.home(h);
-        for _ in 0..self.buckets.len() {
-            let b = &mut self.buckets[i];
-            if let Some(s) = b.tags.iter().position(|&t| t == 0) {
-                b.tags[s] = tag;
-                b.refs[s] = r;
-                return;
-            }
-            b.overflow = b.overflow.saturating_add(1);
-            i = (i + 1) & self.bucket_mask;
-        }
-        debug_assert!(false, "flow index full");
-    }
-
-    /// Removes `r` (present under hash `h`), undoing the overflow counts its insertion added.
-    fn unlink(&mut self, h: u64, r: u32) {
-        let tag = Self::tag(h);
-        let mut i = self.home(h);
-        for _ in 0..self.buckets.len() {
-            let b = &mut self.buckets[i];
-            for s in 0..SLOTS {
-                if b.tags[s] == tag && b.refs[s] == r {
-                    b.tags[s] = 0;
-                    return;
-                }
-            }
-            if b.overflow != u16::MAX {
-                b.overflow = b.overflow.saturating_sub(1);
-            }
-            i = (i + 1) & self.bucket_mask;
-        }
-        debug_assert!(false, "flow index entry missing");
     }
 
     #[inline]
@@ -590,101 +491,6 @@ impl<T: Copy> FlowTable<T> {
         self.link(hr, index << 1 | 1);
         self.len += 1;
         Ok(self.id_of(index as usize))
-    }
-
-    /// Scans up to [`RECLAIM_SCAN`] records from the sweep cursor and reaps the first expired
-    /// flow found. Returns whether one was.
-    fn reclaim_one(&mut self, now: u64, on_expired: &mut impl FnMut(FlowId, T)) -> bool {
-        let n = self.records.len();
-        for _ in 0..RECLAIM_SCAN.min(n) {
-            let i = self.cursor;
-            self.cursor = if i + 1 >= n { 0 } else { i + 1 };
-            let rec = &self.records[i];
-            if rec.gen & 1 == 1 && now >= rec.expires_at {
-                let (id, v) = self.release(i);
-                on_expired(id, v);
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Incremental expiry: visits at most `budget` records from a cursor that wraps around the
-    /// table, removes the flows among them that have expired (`now >= expires_at`) and passes
-    /// each to `on_expired`. Returns how many were removed.
-    ///
-    /// Calling it with `budget = capacity / k` between bursts visits the whole table every `k`
-    /// calls; removal is O(1) per flow.
-    pub fn sweep(&mut self, now: u64, budget: usize, mut on_expired: impl FnMut(FlowId, T)) -> usize {
-        let n = self.records.len();
-        let mut removed = 0;
-        for _ in 0..budget.min(n) {
-            let i = self.cursor;
-            self.cursor = if i + 1 >= n { 0 } else { i + 1 };
-            let rec = &self.records[i];
-            if rec.gen & 1 == 1 && now >= rec.expires_at {
-                let (id, v) = self.release(i);
-                on_expired(id, v);
-                removed += 1;
-            }
-        }
-        removed
-    }
-
-    /// Full walk: calls `keep` for every flow (expired or not) and removes those for which it
-    /// returns false (e.g. all flows of a force-removed binding). Returns how many were removed.
-    pub fn retain(&mut self, mut keep: impl FnMut(FlowId, &mut T) -> bool) -> usize {
-        let mut removed = 0;
-        for i in 0..self.records.len() {
-            let rec = &mut self.records[i];
-            if rec.gen & 1 == 1 {
-                let id = FlowId { index: i as u32, gen: rec.gen };
-                if !keep(id, &mut rec.value) {
-                    self.release(i);
-                    removed += 1;
-                }
-            }
-        }
-        removed
-    }
-
-    /// Full walk: calls `f` with every flow (expired or not), its keys and deadline.
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(FlowEntry<'_, T>)) {
-        for (i, rec) in self.records.iter_mut().enumerate() {
-            if rec.gen & 1 == 1 {
-                f(FlowEntry {
-                    id: FlowId { index: i as u32, gen: rec.gen },
-                    direction: Direction::Forward,
-                    keys: &rec.keys,
-                    expires_at: &mut rec.expires_at,
-                    value: &mut rec.value,
-                });
-            }
-        }
-    }
-
-    /// Visits the records from index `from` on, at most `budget` of them, and calls `f` for
-    /// every flow among them (expired or not) with its `[forward, reverse]` keys, deadline and
-    /// payload. Returns the index to go on from, or `None` once the end was reached.
-    ///
-    /// For walks spread over many calls (a flow listing between bursts): flows inserted or
-    /// removed between two calls may be missed or seen.
-    pub fn scan(&self, from: usize, budget: usize, mut f: impl FnMut(FlowId, &[FlowKey; 2], u64, &T)) -> Option<usize> {
-        let end = from.saturating_add(budget).min(self.records.len());
-        for (i, rec) in self.records.iter().enumerate().take(end).skip(from) {
-            if rec.gen & 1 == 1 {
-                f(FlowId { index: i as u32, gen: rec.gen }, &rec.keys, rec.expires_at, &rec.value);
-            }
-        }
-        (end < self.records.len()).then_some(end)
-    }
-
-    /// Iterates over every flow (expired or not).
-    pub fn iter(&self) -> impl Iterator<Item = (FlowId, &T)> + '_ {
-        self.records
-            .iter()
-            .enumerate()
-            .filter_map(|(i, rec)| (rec.gen & 1 == 1).then_some((FlowId { index: i as u32, gen: rec.gen }, &rec.value)))
     }
 
     /// The payload of flow `id` (expired or not), if it is still in the table.

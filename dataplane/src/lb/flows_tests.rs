@@ -1,5 +1,6 @@
 //! Unit and property tests of [`super::FlowTable`].
 
+use super::index::SLOTS;
 use super::*;
 use proptest::prelude::*;
 use std::collections::HashMap;

@@ -42,15 +42,16 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use acm::{BindingKey, RealServer, ServiceKey};
+use acm::ServiceKey;
 use appliance_config::{CheckKind, HealthSection, Invalid};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::fsm::{Health, Thresholds, Verdict};
-use super::probe::{parse_status_range, HttpCheck, Probe};
 use crate::beacon::wire::Target;
 use crate::cm::Cm;
+use crate::health::fsm::{Thresholds, Verdict};
+use crate::health::probe::{parse_status_range, HttpCheck, Probe};
+pub use crate::health::target::{matches_target, HealthImage};
 
 /// Checker settings.
 #[derive(Debug, Clone)]
@@ -202,18 +203,6 @@ struct Runner {
     cfg: HealthConfig,
 }
 
-/// What the checker keeps across a control plane restart ([`crate::zlr`]): which bindings it
-/// failed (only those it revives) and the endpoints that are not Up, with their hold-down, so
-/// a new generation neither flaps a Down server back in on one pass nor leaves a binding it
-/// failed Failed forever.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct HealthImage {
-    /// Bindings this checker took out.
-    pub failed_by_us: Vec<BindingKey>,
-    /// Endpoints with their health and the milliseconds of hold-down left.
-    pub endpoints: Vec<(RealServer, Health, Option<u64>)>,
-}
-
 impl Runner {
     /// Saves the image when it changed (hold-downs count down on their own: not a change).
     fn save(&self, last: &mut Option<HealthImage>) {
@@ -315,17 +304,10 @@ impl Runner {
     }
 }
 
-/// Does a report target name this binding? (Port 0: every port of the address; no service:
-/// every service.)
-pub fn matches_target(t: &Target, key: &BindingKey) -> bool {
-    t.real.rip == key.real.rip
-        && (t.real.rport == 0 || t.real.rport == key.real.rport)
-        && t.service.is_none_or(|s| s == key.service)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use acm::BindingKey;
 
     fn section(text: &str) -> HealthSection {
         let a = appliance_config::Appliance::parse(&format!("[health]\n{text}"), std::path::Path::new("t")).unwrap();

@@ -3,7 +3,7 @@
 //!
 //! The run-time edge reads the real clock through a [`Clock`] (its origin is the moment it was
 //! made); the simulation harness ([`crate::sim`]) counts virtual time from [`Time::ZERO`]. The
-//! connection manager core ([`super::core`]), the election ([`crate::election`]), the beacon
+//! connection manager core ([`crate::cm::core`]), the election ([`crate::election`]), the beacon
 //! tracker ([`crate::beacon::tracker`]) and the health state machine ([`crate::health::fsm`])
 //! take `now: Time` on every call, so the same code runs on either.
 

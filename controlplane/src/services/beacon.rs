@@ -36,13 +36,13 @@ use std::time::{Duration, Instant};
 use appliance_config::{BeaconSection, ElectionSection, Invalid};
 use tokio::task::JoinHandle;
 
-use super::replay::{ReplayError, ReplayGuard};
-use super::tracker::TrackerConfig;
-use super::wire::{self, Body, DecodeError, Envelope, Role, Sender};
-use super::{DEFAULT_GROUP, DEFAULT_PORT};
+use crate::beacon::replay::{ReplayError, ReplayGuard};
+use crate::beacon::tracker::TrackerConfig;
+use crate::beacon::wire::{self, Body, DecodeError, Envelope, Role, Sender};
+use crate::beacon::{DEFAULT_GROUP, DEFAULT_PORT};
 use crate::cm::Cm;
 use crate::election::ElectionConfig;
-use crate::health::runner::{self as health, HealthConfig, HealthHandle};
+use crate::services::health::{self as health, HealthConfig, HealthHandle};
 
 /// Beacon receiver settings.
 #[derive(Debug, Clone)]
