@@ -339,6 +339,20 @@ fn dataplane_in_the_lab() {
     );
     assert!(reused(&churned) > reused(&after) + 100, "ports were reused");
 
+    // A closed pipe ends dpctl quietly (`dpctl list | head`), no panic, no backtrace: the
+    // reader is gone before dpctl has connected and written.
+    let dpctl = env!("CARGO_BIN_EXE_dpctl");
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!("{dpctl} -s {} sessions --limit 5000 | true; echo \"${{PIPESTATUS[0]}}\"", sock.display()),
+        ])
+        .output()
+        .unwrap();
+    let (status, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "dpctl on a closed pipe: {stderr}");
+    assert!(["0", "141"].contains(&status.trim()), "dpctl's status on a closed pipe: {status} {stderr}");
+
     // A burst of malformed frames is counted and forwarding goes on.
     let before = api.stats().unwrap();
     let malformed = |s: &dataplane::api::Stats| -> u64 {

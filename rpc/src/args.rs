@@ -148,3 +148,42 @@ mod tests {
         }
     }
 }
+
+/// Makes a command-line tool end quietly when its standard output is closed (`acmctl list |
+/// head`), as `ls | head` does: Rust ignores SIGPIPE, so `println!` to a closed pipe panics
+/// with a backtrace. A panic whose message is that failure exits with status 141 (128 +
+/// SIGPIPE, what a shell reports for a tool killed by the signal) and prints nothing; any other
+/// panic goes to the previous hook unchanged. Call first thing in `main`.
+pub fn quiet_on_closed_stdout() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if is_closed_stdout(message) {
+            #[allow(clippy::exit, reason = "the tool's output is gone: nothing is left to do or say")]
+            std::process::exit(141);
+        }
+        previous(info);
+    }));
+}
+
+/// Whether a panic message is `println!`'s failure on a closed pipe.
+fn is_closed_stdout(message: &str) -> bool {
+    message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
+}
+
+#[cfg(test)]
+mod closed_stdout_tests {
+    use super::is_closed_stdout;
+
+    #[test]
+    fn only_a_closed_stdout_is_quiet() {
+        assert!(is_closed_stdout("failed printing to stdout: Broken pipe (os error 32)"));
+        assert!(!is_closed_stdout("failed printing to stdout: No space left on device (os error 28)"));
+        assert!(!is_closed_stdout("index out of bounds"));
+    }
+}

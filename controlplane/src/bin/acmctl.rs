@@ -91,6 +91,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    rpc::args::quiet_on_closed_stdout();
     let args = Args::parse();
     match run(&args) {
         Ok(code) => code,

@@ -45,6 +45,7 @@ enum Cmd {
 }
 
 fn main() {
+    rpc::args::quiet_on_closed_stdout();
     if let Err(e) = run(Args::parse()) {
         eprintln!("dpctl: {e:#}");
         std::process::exit(1);
