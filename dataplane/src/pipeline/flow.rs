@@ -3,11 +3,11 @@
 
 use crate::counters::{drop_gauge, WorkerCounters};
 use crate::generation::{SlotState, SlotTable};
-use crate::lb::flows::FlowKey;
+use crate::lb::flows::{FlowId, FlowKey};
 use crate::wire::MacAddr;
 
 use super::snat::SnatPorts;
-use super::TcpState;
+use super::{TcpState, Worker};
 
 /// What a worker remembers about one flow, beside its two keys.
 ///
@@ -102,5 +102,14 @@ pub(super) fn forget(counters: &WorkerCounters, snat: &mut SnatPorts, bindings: 
     drop_gauge(&counters.flows, 1);
     if f.snat_port != 0 {
         snat.release(f.snat_port);
+    }
+}
+
+impl Worker {
+    /// Deletes one flow from the table with its bookkeeping ([`forget`]).
+    pub(super) fn remove_flow(&mut self, bindings: &SlotTable, id: FlowId) {
+        if let Some(f) = self.flows.remove(id) {
+            forget(&self.counters, &mut self.snat, bindings, &f);
+        }
     }
 }

@@ -72,11 +72,8 @@ impl Worker {
             return self.reset_flow(fr, id);
         }
         if let Some(id) = stale {
-            let Self { flows, counters, snat, .. } = self;
-            if let Some(f) = flows.remove(id) {
-                forget(counters, snat, &gen.bindings, &f);
-            }
-            bump(&counters.reused_tuples, 1);
+            self.remove_flow(&gen.bindings, id);
+            bump(&self.counters.reused_tuples, 1);
         }
         if over {
             if let Some(h) = &found {
@@ -201,11 +198,8 @@ impl Worker {
     /// A packet of a flow whose binding was force-removed: the flow goes, and a TCP client
     /// gets a RST back the way the segment came (MACs and addresses swapped).
     fn reset_flow(&mut self, fr: &mut Frame<'_>, id: FlowId) -> Verdict {
-        let Self { flows, counters, snat, .. } = self;
-        if let Some(f) = flows.remove(id) {
-            forget(counters, snat, &fr.gen.bindings, &f);
-        }
-        counters.count_drop(DropReason::ForceRemoved);
+        self.remove_flow(&fr.gen.bindings, id);
+        self.counters.count_drop(DropReason::ForceRemoved);
         if fr.parsed.ipv4().is_some_and(|i| matches!(i.l4, L4::Tcp(_))) {
             if let Ok(len) = nat::tcp_rst_in_place(fr.bytes, fr.parsed) {
                 return Verdict::Forward { port: fr.in_port, len };

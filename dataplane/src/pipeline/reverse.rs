@@ -6,7 +6,7 @@ use crate::counters::DropReason;
 use crate::lb::flows::{client_hash, Direction, FlowKey};
 use crate::wire::{Ipv4Info, TcpFlags, L4};
 
-use super::flow::{connection_over, forget, slot_alive, Hit};
+use super::flow::{connection_over, slot_alive, Hit};
 use super::tcp_state::{next_tcp_state, timeout_for};
 use super::translate::Way;
 use super::{Frame, TcpState, Verdict, Worker};
@@ -87,10 +87,7 @@ impl Worker {
             _ => return self.drop(DropReason::NoFlow),
         }
         if let Some(id) = dead {
-            let Self { flows, counters, snat, .. } = self;
-            if let Some(f) = flows.remove(id) {
-                forget(counters, snat, &gen.bindings, &f);
-            }
+            self.remove_flow(&gen.bindings, id);
             return self.drop(DropReason::ForceRemoved);
         }
         if over {
