@@ -61,6 +61,50 @@ fn client_sh(lab: &Lab, script: &str) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `n` sequential `Connection: close` requests to the VIP, each from the first of `ports`
+/// that can be bound, so that the same source port is reused at once. Unlike curl, which
+/// closes first once it has the whole body (the client's port then sits in TIME_WAIT for
+/// 60 s and the next bind fails), this client reads to the server's FIN, so the server
+/// closes first. 10 ms apart, so that a churn runs beside them. Prints each response's body, or `FAIL <reason>`.
+fn reusing_requests(lab: &Lab, ports: &[u16], n: usize) -> String {
+    let script = format!(
+        r#"
+import socket, time
+ports, n = {ports:?}, {n}
+for _ in range(n):
+    time.sleep(0.01)
+    err = None
+    for port in ports:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.settimeout(3)
+        try:
+            s.bind(("10.0.0.2", port))
+            s.connect(("10.0.0.100", 80))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            print(body.decode().strip() if head.startswith(b"HTTP/1.1 200") else "FAIL status " + head[:40].decode())
+            err = None
+            break
+        except OSError as e:
+            s.close()
+            err = e
+    if err is not None:
+        print("FAIL", port, err)
+"#
+    );
+    let out = lab.exec_in(Role::Client, "python3", &["-c", &script]).unwrap();
+    assert!(out.status.success(), "python3: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Starts `curl --limit-rate RATE http://VIP/big.bin | sha256sum` in the background;
 /// prints the exit status of curl and the digest.
 fn slow_download(lab: &Lab, rate: &str) -> Child {
@@ -273,9 +317,8 @@ fn dataplane_in_the_lab() {
     // Port reuse (issue #17): a `Connection: close` client that reuses its source port right
     // after every server was drained and re-added opens a new connection (it was reset and
     // counted as force_removed while the closed flow's record lived).
-    let reuse = "curl -sS -m 3 -H 'Connection: close' --local-port 40001 http://10.0.0.100/";
-    let (code, out) = client_sh(&lab, reuse);
-    assert_eq!(code, 0, "first request from port 40001: {out}");
+    let out = reusing_requests(&lab, &[40001], 1);
+    assert!(out.starts_with("rs"), "first request from port 40001: {out}");
     let before = api.stats().unwrap();
     // Their connections are over, so the drained bindings are reaped and the Adds make new
     // ones — all within this lab's 1 s closing timeout, while the closed record lives.
@@ -290,15 +333,15 @@ fn dataplane_in_the_lab() {
     for i in 1..=3 {
         api.add(binding(i), BindingParams::default()).expect("add");
     }
-    let (code, out) = client_sh(&lab, reuse);
-    assert_eq!(code, 0, "the same client port after drain + re-add: {out}");
+    let out = reusing_requests(&lab, &[40001], 1);
+    assert!(out.starts_with("rs"), "the same client port after drain + re-add: {out}");
     let after = api.stats().unwrap();
     assert_eq!(after.drops["force_removed"], before.drops["force_removed"], "nothing was force-removed");
     let reused = |s: &dataplane::api::Stats| s.workers.iter().map(|w| w.reused_tuples).sum::<u64>();
     assert!(reused(&after) > reused(&before), "the SYN replaced the closed flow's record");
 
     // The same under churn: 150 sequential `Connection: close` requests from a few client
-    // ports (curl takes the first free one, so they are reused at once) while another API
+    // ports (the first that binds, so they are reused at once) while another API
     // client drains and re-adds the servers one at a time. None may fail.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let churn = {
@@ -321,16 +364,12 @@ fn dataplane_in_the_lab() {
             changes
         })
     };
-    let (code, out) = client_sh(
-        &lab,
-        "for i in $(seq 150); do curl -s -m 3 -H 'Connection: close' --local-port 40100-40103 \
-         http://10.0.0.100/ || echo FAIL; done",
-    );
+    let out = reusing_requests(&lab, &[40100, 40101, 40102, 40103], 150);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let changes = churn.join().expect("churn thread");
-    assert_eq!(code, 0);
-    assert!(changes >= 6, "the churn made only {changes} changes");
-    assert_eq!(out.matches("FAIL").count(), 0, "requests failed under churn with port reuse:\n{out}");
+    assert!(changes >= 12, "the churn made only {changes} changes");
+    let failed = out.lines().filter(|l| !l.starts_with("rs")).collect::<Vec<_>>();
+    assert!(failed.is_empty(), "requests failed under churn with port reuse: {failed:?}\n{:?}", api.stats());
     assert_eq!(out.lines().filter(|l| l.starts_with("rs")).count(), 150);
     let churned = api.stats().unwrap();
     eprintln!(
