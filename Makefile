@@ -6,6 +6,7 @@
 #   make run     setup, build, lab "acm" up, start the appliance in it
 #   make stop    stop the appliance, lab "acm" down
 #   make bench   benchmarks
+#   make fuzz    every fuzz target for FUZZ_SECONDS (default 60) each (scripts/fuzz.sh)
 #   make clean   remove build output
 #   make lab-up / lab-down / lab-status [LAB=prefix]   just the lab
 #
@@ -14,7 +15,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := build
-.PHONY: all setup build test run stop bench clean lab-up lab-down lab-status help
+.PHONY: all setup build test run stop bench fuzz clean lab-up lab-down lab-status help
 
 CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/target
@@ -46,6 +47,14 @@ test: setup
 	$(CARGO) test --workspace --release --no-run
 	@echo "== test"
 	$(CARGO) test --workspace --release
+	@echo "== fuzz: every target, $(FUZZ_TEST_RUNS) inputs each from its seeds"
+	@FUZZ_RUNS=$(FUZZ_TEST_RUNS) scripts/fuzz.sh
+
+# The short fuzz run of make test: a fixed number of inputs per target, fixed seed.
+FUZZ_TEST_RUNS ?= 5000
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 run: setup
 	@if [ ! -e $(RUN_APPLIANCE) ]; then \

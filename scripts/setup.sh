@@ -150,5 +150,20 @@ if is_root; then
   modprobe -q bridge 2>/dev/null || true
 fi
 
+# ------------------------------------------------------- fuzzing tools
+# The fuzz targets (fuzz/, scripts/fuzz.sh) need a nightly toolchain and cargo-fuzz.
+# ACM_SETUP_SKIP_FUZZ=1 skips this (a laptop that never fuzzes).
+fuzz_tools="fuzz tools skipped"
+if [ "${ACM_SETUP_SKIP_FUZZ:-0}" != 1 ] && command -v rustup >/dev/null 2>&1; then
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal >/dev/null 2>&1 \
+      || die "cannot install the nightly toolchain (rustup toolchain install nightly)"
+  fi
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install --locked cargo-fuzz >/dev/null 2>&1 || die "cannot install cargo-fuzz (cargo install cargo-fuzz)"
+  fi
+  fuzz_tools="nightly + $(cargo fuzz --version 2>/dev/null)"
+fi
+
 if is_root; then checked="veth ok, system nginx stopped"; else checked="veth and system nginx not checked (not root)"; fi
-echo "setup: ok: ${installed_now}, hugepages ${have}x2MB (${free_pages} free) on ${HUGE_MNT}, /dev/net/tun ok, ${checked}"
+echo "setup: ok: ${installed_now}, hugepages ${have}x2MB (${free_pages} free) on ${HUGE_MNT}, /dev/net/tun ok, ${fuzz_tools}, ${checked}"

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod controlplane;
 pub mod dataplane;
+pub mod fuzzing;
 pub mod presets;
 pub mod services;
 

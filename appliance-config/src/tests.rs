@@ -158,3 +158,13 @@ fn the_lab_appliance() {
     assert_eq!(cp.health.unwrap().interface.as_deref(), Some("acmt1"));
     assert_eq!(cp.startup_config.as_deref(), Some(Path::new("/run/acm-lab/acm/startup-config")));
 }
+
+#[test]
+fn the_fuzz_entry_point_takes_a_preset_through_every_stage() {
+    use crate::fuzzing::{appliance_toml, Outcome};
+    let lab = presets::lab(&lab());
+    let all = Outcome { parsed: true, dataplane_ok: true, controlplane_ok: true, reparsed: true };
+    assert_eq!(appliance_toml(lab.to_toml().as_bytes()), all);
+    assert_eq!(appliance_toml(b"[health]\ninterval_ms = \"fast\"\n"), Outcome::default());
+    assert_eq!(appliance_toml(&[0xff, 0xfe, b'[', 0]), Outcome::default());
+}

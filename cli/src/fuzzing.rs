@@ -75,3 +75,15 @@ pub fn connection(input: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// `input` (lossily as UTF-8) as a startup-config read at boot: replayed, rendered as the
+/// running-config, and the rendering replayed again, as `write memory` and the next boot would.
+/// Returns the lines the first replay refused and the two configurations.
+pub fn startup_config(input: &[u8]) -> (usize, SlbConfig, SlbConfig) {
+    let text = String::from_utf8_lossy(input);
+    let mut cfg = SlbConfig::default();
+    let refused = crate::replay::replay(&text, &mut cfg, &mut FakeBackend::default()).len();
+    let mut again = SlbConfig::default();
+    let _ = crate::replay::replay(&cfg.render(), &mut again, &mut FakeBackend::default());
+    (refused, cfg, again)
+}

@@ -135,6 +135,19 @@ proptest! {
     }
 
     #[test]
+    fn startup_config_never_panics_on_any_bytes(input in prop::collection::vec(any::<u8>(), 0..300)) {
+        fuzzing::startup_config(&input);
+    }
+
+    #[test]
+    fn a_startup_config_survives_write_memory_and_reboot(lines in prop::collection::vec(vocab_line(), 0..30)) {
+        // Whatever the saved file held, what the box runs after booting from it is what it
+        // writes back, and booting from that gives the same configuration.
+        let (_, cfg, again) = fuzzing::startup_config(lines.join("\n").as_bytes());
+        prop_assert_eq!(again, cfg);
+    }
+
+    #[test]
     fn connection_never_panics(input in prop::collection::vec(any::<u8>(), 0..400)) {
         fuzzing::connection(&input);
     }

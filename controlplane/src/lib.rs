@@ -10,6 +10,7 @@
 //! | [`telnet`] | the telnet server of the ServerIron CLI, and the CLI backend over the CM |
 //! | [`telnet_listen`] | extra telnet listeners: port 23 on the appliance's port addresses (exception path) |
 //! | [`zlr`] | zero-loss restart under `restartd`: kept channels, the cache and running-config in a state region, telnet session continuity |
+//! | [`fuzzing`] | entry points of the fuzz targets: beacon datagrams, a ServerIron device's output |
 //! | [`drivers`] | switch drivers: the local dataplane (switch API) and ServerIron-CLI devices over telnet |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod cm;
 pub mod config;
 pub mod drivers;
 pub mod election;
+pub mod fuzzing;
 pub mod health;
 pub mod latency;
 pub mod rolling;

@@ -1,11 +1,13 @@
 //! Property tests of the beacon codec: arbitrary bytes never panic the decoder, every message
-//! round-trips, and any change to a signed datagram is refused.
+//! round-trips, and any change to a signed datagram is refused; the fuzz entry points of the
+//! control plane (beacons, a ServerIron device's output) reach what they should.
 
 use std::net::Ipv4Addr;
 
 use acm::{BindingKey, BindingParams, Proto, RealServer, ServiceKey, MAX_WEIGHT};
 use controlplane::beacon::wire::{
     decode, encode, Advert, Body, DecodeError, Envelope, Heartbeat, Role, Sender, Target, MAX_DATAGRAM, MAX_ENTRIES,
+    TAG_LEN,
 };
 use proptest::prelude::*;
 
@@ -127,4 +129,25 @@ proptest! {
         let n = cut.index(bytes.len());
         prop_assert!(decode(&bytes[..n], keys).is_err());
     }
+
+    /// The fuzz target's entry point: a datagram signed with its key decodes as it is, and
+    /// without its tag the entry point signs it itself, so the body decoder is reached.
+    #[test]
+    fn the_fuzz_entry_point_reaches_the_body_decoder(env in envelope(), junk in proptest::collection::vec(any::<u8>(), 0..200)) {
+        use controlplane::fuzzing::{beacon_datagram, BEACON_KEY};
+        let env = Envelope { profile: "fuzz".into(), ..env };
+        let bytes = encode(&env, BEACON_KEY).unwrap();
+        let [raw, _] = beacon_datagram(&bytes);
+        prop_assert_eq!(raw, Ok(env.clone()));
+        let [_, tagged] = beacon_datagram(&bytes[..bytes.len() - TAG_LEN]);
+        prop_assert_eq!(tagged, Ok(env));
+        let _ = beacon_datagram(&junk);
+    }
+}
+
+#[test]
+fn the_fuzz_entry_point_reads_a_serveriron_answer() {
+    let text = "Virtual server: www                  Status: enabled  IP: 10.0.0.100\n        http -------> rs1: 10.0.1.11, http (ACT)\n                      rs4: 10.0.1.14, http (GDN)\nSessions: 7 (1 shown)\nProto Client VIP\nUDP 10.0.0.2:53 10.0.0.100:53 10.0.1.11:53 UDP 0 30\n";
+    assert_eq!(controlplane::fuzzing::serveriron_output(text.as_bytes()), (2, 1));
+    assert_eq!(controlplane::fuzzing::serveriron_output(&[0xff, b'\n', 0, 0x80]), (0, 0));
 }

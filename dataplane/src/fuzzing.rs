@@ -112,7 +112,51 @@ pub fn pipeline(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::build::{icmp_echo_frame, tcp_frame, udp_frame, Ipv4Frame, TcpSegment};
+    use crate::wire::TcpFlags;
     use proptest::prelude::*;
+
+    /// A client's TCP segment to the VIP from port 40000.
+    fn client_tcp(flags: TcpFlags, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+        let mut buf = [0u8; 256];
+        let seg = TcpSegment { src_port: 40000, dst_port: 80, seq, ack, flags, window: 65535 };
+        let mss = [2, 4, 0x05, 0xb4];
+        let opts: &[u8] = if flags == TcpFlags::SYN { &mss } else { &[] };
+        let n = tcp_frame(&mut buf, &Ipv4Frame::default(), &seg, opts, payload).expect("fits");
+        buf[..n].to_vec()
+    }
+
+    /// The seeds of the `packet_parse` and `pipeline` fuzz targets (`fuzz/seeds/`), built
+    /// with the frame builders; each must parse, and the connection must open a flow.
+    #[test]
+    fn fuzz_seeds() {
+        let syn = client_tcp(TcpFlags::SYN, 1000, 0, &[]);
+        let get = client_tcp(TcpFlags::ACK | TcpFlags::PSH, 1001, 5001, b"GET / HTTP/1.1\r\nHost: v\r\n\r\n");
+        let fin = client_tcp(TcpFlags::FIN | TcpFlags::ACK, 1029, 5001, &[]);
+        let mut buf = [0u8; 256];
+        let n = udp_frame(&mut buf, &Ipv4Frame::default(), 5353, 53, b"query", true).expect("fits");
+        let udp = buf[..n].to_vec();
+        let ping = Ipv4Frame { dst: Ipv4Addr::new(10, 0, 0, 1), ..Ipv4Frame::default() };
+        let n = icmp_echo_frame(&mut buf, &ping, true, 7, 1, b"ping").expect("fits");
+        let icmp = buf[..n].to_vec();
+        for (name, f) in [("tcp-syn", &syn), ("tcp-data", &get), ("tcp-fin", &fin), ("udp", &udp), ("icmp-echo", &icmp)]
+        {
+            assert!(parse(f).is_ok(), "{name}");
+            labtest::fuzz_seed("packet_parse", name, f);
+        }
+        // One connection on port 0: the frames behind the port byte, split by 0xFF 0x00.
+        let mut conn = vec![0u8];
+        for f in [&syn, &get, &fin] {
+            conn.extend_from_slice(f);
+            conn.extend_from_slice(&[0xff, 0x00]);
+        }
+        conn.truncate(conn.len() - 2);
+        let mut t = Target::new();
+        t.run(0, &syn);
+        assert_eq!(t.worker.flow_count(), 1, "the seed's SYN opens a flow");
+        pipeline(&conn);
+        labtest::fuzz_seed("pipeline", "connection", &conn);
+    }
 
     proptest! {
         #[test]

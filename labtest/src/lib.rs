@@ -33,6 +33,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use appliance_config::presets::{self, LabPorts};
 use appliance_config::{Appliance, Timeouts};
 
+mod seeds;
+pub use seeds::fuzz_seed;
+
 /// The virtual IP the appliance serves, on the client side.
 pub const VIP: &str = "10.0.0.100";
 /// The virtual port.

@@ -266,6 +266,14 @@ fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// A string argument (a health check's request line): printable, and no `"`, which the
+/// running-config could not quote (found by the `startup_config` fuzz target: `url E"` was
+/// stored, written as `"E""` and refused at the next boot). Control characters would also
+/// end up inside the HTTP request the health checker sends.
+fn valid_string(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 256 && !s.chars().any(|c| c == '"' || c.is_control())
+}
+
 impl Grammar {
     pub(super) fn empty() -> Grammar {
         let mut g = Grammar { nodes: Vec::new(), roots: [0; 5] };
@@ -357,7 +365,7 @@ impl Grammar {
                     .ok()
                     .filter(|f| (0.0..=1.0).contains(f) && w.chars().all(|c| c.is_ascii_digit() || c == '.'))
                     .map(Value::Fraction),
-                Arg::Str => Some(Value::Str(word.text.clone())),
+                Arg::Str if valid_string(&word.text) => Some(Value::Str(word.text.clone())),
                 _ => None,
             };
             if let Some(v) = v {

@@ -67,6 +67,15 @@ fn ports() {
 }
 
 #[test]
+fn string_arguments_are_printable_and_quotable() {
+    let g = g();
+    assert!(g.parse(ModeKind::RealServer, "port http url \"HEAD /x y\"").is_ok());
+    for bad in ["port http url E\"", "port http url a\u{1}b", "port http url \"GET /\0\"", "port http url \"\""] {
+        assert!(g.parse(ModeKind::RealServer, bad).is_err(), "{bad:?} accepted");
+    }
+}
+
+#[test]
 fn tokenizer() {
     let w = tokenize("  port http url \"HEAD /\"  x");
     let t: Vec<&str> = w.iter().map(|w| w.text.as_str()).collect();
