@@ -6,6 +6,7 @@
 #   make run     setup, build, lab "acm" up, start the appliance in it
 #   make stop    stop the appliance, lab "acm" down
 #   make bench   benchmarks
+#   make experiments  the paper's §4 experiments in a lab -> docs/experiments/*.svg
 #   make fuzz    every fuzz target for FUZZ_SECONDS (default 60) each (scripts/fuzz.sh)
 #   make clean   remove build output
 #   make lab-up / lab-down / lab-status [LAB=prefix]   just the lab
@@ -15,7 +16,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := build
-.PHONY: all setup build test run stop bench fuzz clean lab-up lab-down lab-status help
+.PHONY: all setup build test run stop bench fuzz experiments clean lab-up lab-down lab-status help
 
 CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/target
@@ -31,7 +32,7 @@ RUN_APPLIANCE := lab/run-appliance.sh
 all: build
 
 help:
-	@sed -n '1,13p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
+	@sed -n '1,15p' $(firstword $(MAKEFILE_LIST)) | sed 's/^# \{0,1\}//'
 
 setup:
 	@scripts/setup.sh
@@ -55,6 +56,10 @@ FUZZ_TEST_RUNS ?= 5000
 FUZZ_SECONDS ?= 60
 fuzz: setup
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+# The paper's experiments (experiments/run.py): its own lab "exp", figures in docs/experiments/.
+experiments: setup build
+	@python3 experiments/run.py $(if $(ONLY),--only $(ONLY))
 
 run: setup
 	@if [ ! -e $(RUN_APPLIANCE) ]; then \

@@ -28,6 +28,7 @@ PACKAGES=(
   libclang-dev clang pkg-config
   iproute2 iputils-ping curl telnet expect socat wrk hey
   ethtool tcpdump python3 bridge-utils procps psmisc kmod
+  gnuplot-nox
 )
 
 pkg_installed() {
