@@ -82,6 +82,19 @@ pub enum IdleMode {
     Busy,
 }
 
+impl std::str::FromStr for IdleMode {
+    type Err = String;
+
+    /// `adaptive` or `busy`, as in the file.
+    fn from_str(s: &str) -> Result<IdleMode, String> {
+        match s {
+            "adaptive" => Ok(IdleMode::Adaptive),
+            "busy" => Ok(IdleMode::Busy),
+            other => Err(format!("{other:?} is neither \"adaptive\" nor \"busy\"")),
+        }
+    }
+}
+
 impl Default for DataplaneSection {
     fn default() -> Self {
         DataplaneSection {
@@ -441,6 +454,9 @@ address = "10.0.1.1/24"
         let with = |extra: &str| GOOD.replace("flow_capacity = 65536", &format!("flow_capacity = 65536\n{extra}"));
         let c = load(&with("idle = \"busy\"\nidle_max_sleep_us = 200")).unwrap();
         assert_eq!((c.dataplane.idle, c.dataplane.idle_max_sleep_us), (IdleMode::Busy, 200));
+        assert_eq!("busy".parse::<IdleMode>(), Ok(IdleMode::Busy));
+        assert_eq!("adaptive".parse::<IdleMode>(), Ok(IdleMode::Adaptive));
+        assert!("lazy".parse::<IdleMode>().is_err());
         match load(&with("idle = \"lazy\"")) {
             Err(ConfigError::Syntax { message, .. }) => assert!(message.contains("lazy"), "{message}"),
             other => panic!("{other:?}"),

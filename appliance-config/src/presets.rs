@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     ApiConfig, Appliance, BeaconSection, CheckKind, CmConfig, DataplaneSection, DriverKind, ExtraListen, HealthSection,
-    PortConfig, SwitchProfile, TelnetConfig, User,
+    IdleMode, PortConfig, SwitchProfile, TelnetConfig, User,
 };
 
 impl PortConfig {
@@ -164,6 +164,8 @@ pub struct Bench {
     pub client_device: String,
     /// DPDK device of the server port.
     pub server_device: String,
+    /// `[dataplane] idle` of the device under test.
+    pub idle: IdleMode,
 }
 
 /// The benchmark's dataplane: 2 Mi flows, clients on 198.18.0.0/16, servers on 198.19.0.0/16,
@@ -178,6 +180,7 @@ pub fn bench(b: &Bench) -> Appliance {
         d.main_lcore = b.main_lcore;
         d.worker_lcores.clone_from(&b.worker_lcores);
         d.flow_capacity = 2 << 20;
+        d.idle = b.idle;
     }
     a.timeouts = Some(crate::Timeouts { tcp_syn: 1.0, ..crate::Timeouts::default() });
     a

@@ -134,7 +134,9 @@ fn written_files_read_back_the_same_and_pass_both_checks() {
         id: "x1".into(),
         client_device: "net_memif0,role=server,socket=/tmp/b/l0.sock,id=0".into(),
         server_device: "net_memif1,role=server,socket=/tmp/b/l1.sock,id=0".into(),
+        idle: IdleMode::Busy,
     });
+    assert_eq!(bench.dataplane.as_ref().map(|d| d.idle), Some(IdleMode::Busy));
     for a in [presets::lab(&lab()), bench] {
         let text = a.to_toml();
         let back = Appliance::parse(&text, Path::new("w")).unwrap_or_else(|e| panic!("{e}\n{text}"));

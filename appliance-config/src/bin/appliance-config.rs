@@ -4,7 +4,7 @@
 //! appliance-config lab --prefix acm --state /run/acm-lab/acm --port0 acmp0 --port0-addr 10.0.0.1/24 \
 //!     --port1 acmp1 --port1-addr 10.0.1.1/24 --password-hash '$argon2id$...' --beacon-key KEY
 //! appliance-config bench --main-lcore 0 --workers 1,2 --api /tmp/x/api.sock --id abc123 \
-//!     --client-dev net_memif0,... --server-dev net_memif1,...
+//!     --client-dev net_memif0,... --server-dev net_memif1,... [--idle busy]
 //! appliance-config check appliance.toml      # both processes' checks, without starting them
 //! ```
 
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use appliance_config::presets::{self, Bench, LabAppliance, LabPorts};
-use appliance_config::Appliance;
+use appliance_config::{Appliance, IdleMode};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -78,6 +78,9 @@ enum What {
         /// DPDK device of the server port.
         #[arg(long)]
         server_dev: String,
+        /// `[dataplane] idle` of the device under test: adaptive or busy.
+        #[arg(long, default_value = "adaptive")]
+        idle: IdleMode,
     },
     /// Checks a file as both processes would (types, then each part's values).
     Check {
@@ -110,13 +113,14 @@ fn main() -> ExitCode {
                 maglev_table_size,
             })
         }
-        What::Bench { main_lcore, workers, api, id, client_dev, server_dev } => presets::bench(&Bench {
+        What::Bench { main_lcore, workers, api, id, client_dev, server_dev, idle } => presets::bench(&Bench {
             main_lcore,
             worker_lcores: workers,
             api_socket: api,
             id,
             client_device: client_dev,
             server_device: server_dev,
+            idle,
         }),
         What::Check { file } => {
             let checked = Appliance::load(&file).and_then(|a| {
