@@ -160,3 +160,18 @@ fn the_lab_appliance() {
     assert_eq!(cp.health.unwrap().interface.as_deref(), Some("acmt1"));
     assert_eq!(cp.startup_config.as_deref(), Some(Path::new("/run/acm-lab/acm/startup-config")));
 }
+
+#[test]
+fn lab_ports_on_either_driver() {
+    use crate::presets::LabDriver;
+    let p = lab().ports;
+    assert_eq!(p.ports()[0].device, "net_af_packet0,iface=acmp0");
+    let xdp = p.ports_on(LabDriver::AfXdp);
+    assert_eq!(xdp[1].device, "net_af_xdp1,iface=acmp1,start_queue=0,queue_count=1");
+    assert_eq!((xdp[1].name.as_str(), xdp[1].tap.as_deref()), ("servers", Some("acmt1")));
+    assert_eq!("af_xdp".parse::<LabDriver>(), Ok(LabDriver::AfXdp));
+    assert!("xdp".parse::<LabDriver>().is_err());
+    let mut a = presets::lab(&lab());
+    a.ports = xdp;
+    a.dataplane_config().unwrap();
+}
