@@ -15,6 +15,7 @@
 #   BENCH_PKTGEN_LCORES=0      core(s) of pktgen (first = generator)
 #   BENCH_DUT_MAIN=0           main lcore of the device under test (management; idles)
 #   BENCH_DUT_WORKERS=1        forwarding cores of the device under test (comma list)
+#   BENCH_IDLE=adaptive        [dataplane] idle of the dataplane under test (adaptive or busy)
 #   BENCH_DURATION / BENCH_WARMUP   seconds per measurement (default 4 / 1; quick 3 / 1)
 #   BENCH_REPEAT=3             scenario 1 (established flows) is measured this many times, in
 #                              alternating pairs (reference, then dataplane); the report takes
@@ -41,6 +42,7 @@ QUICK=${BENCH_QUICK:-0}
 PG_LCORES=${BENCH_PKTGEN_LCORES:-0}
 DUT_MAIN=${BENCH_DUT_MAIN:-0}
 DUT_WORKERS=${BENCH_DUT_WORKERS:-1}
+DUT_IDLE=${BENCH_IDLE:-adaptive}
 OUT=${BENCH_OUT:-$ROOT/target/bench}
 if [ "$QUICK" = 1 ]; then DUR=${BENCH_DURATION:-3}; WARM=${BENCH_WARMUP:-1}; else DUR=${BENCH_DURATION:-4}; WARM=${BENCH_WARMUP:-1}; fi
 
@@ -128,7 +130,7 @@ start_dataplane() {
   # 2 Mi flows, SYN-only flows gone after 1 s (new-connection runs open a flow per packet):
   # appliance-config/src/presets.rs (bench).
   "$BIN/appliance-config" bench --main-lcore "$DUT_MAIN" --workers "$DUT_WORKERS" --api "$api" --id "$ID" \
-    --client-dev "$DUT_DEV0" --server-dev "$DUT_DEV1" >"$RUN/appliance.toml"
+    --client-dev "$DUT_DEV0" --server-dev "$DUT_DEV1" --idle "$DUT_IDLE" >"$RUN/appliance.toml"
   "$BIN/dataplane" --config "$RUN/appliance.toml" --log warn >>"$RUN/dataplane.log" 2>&1 &
   DUT_PID=$!
   if ! "$BIN/dpctl" -s "$api" ping --wait 20 >/dev/null 2>&1; then
@@ -236,7 +238,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 "$BIN/bench-report" --runs "$RUN/runs" --out "$OUT" --quick "$QUICK" \
   --machine "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
   --load-before "$LOAD_BEFORE" --load-after "$LOAD_AFTER" \
-  --cores "pktgen lcores $PG_LCORES; device under test main $DUT_MAIN, workers $DUT_WORKERS" \
+  --cores "pktgen lcores $PG_LCORES; device under test main $DUT_MAIN, workers $DUT_WORKERS, idle $DUT_IDLE" \
   --seconds $(( $(date +%s) - T0 ))
 cp "$RUN"/runs/*.json "$OUT/" 2>/dev/null || true
 

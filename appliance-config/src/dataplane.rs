@@ -58,8 +58,41 @@ pub struct DataplaneSection {
     /// (forwarding is correct meanwhile, through the interim correction); 0 makes them follow
     /// within milliseconds at the cost of ~0.7 ms of CPU per table of 65537 entries.
     pub builder_nice: i32,
+    /// What a worker lcore does when its queues are empty: `"adaptive"` (poll, pause, then
+    /// sleep for growing intervals up to `idle_max_sleep_us`, back to full-speed polling at the
+    /// first packet; the main lcore likewise) or `"busy"` (workers poll at 100 % of their
+    /// core, the main lcore naps 50 µs when idle).
+    pub idle: IdleMode,
+    /// With `idle = "adaptive"`: the longest sleep of an idle loop, µs (10..=100000). A packet
+    /// arriving after an idle period waits at most about this long (plus the kernel's timer
+    /// slack, ~50 µs) before it is polled; a lower value costs an idle core more wake-ups.
+    pub idle_max_sleep_us: u32,
     /// Extra EAL arguments (e.g. `--file-prefix=acm`, `--in-memory`).
     pub eal_args: Vec<String>,
+}
+
+/// `[dataplane] idle`: how a polling loop spends the time when no packet comes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleMode {
+    /// Back off when idle (pause, then sleep up to `idle_max_sleep_us`).
+    #[default]
+    Adaptive,
+    /// Poll at full speed always (a core of its own, lowest latency).
+    Busy,
+}
+
+impl std::str::FromStr for IdleMode {
+    type Err = String;
+
+    /// `adaptive` or `busy`, as in the file.
+    fn from_str(s: &str) -> Result<IdleMode, String> {
+        match s {
+            "adaptive" => Ok(IdleMode::Adaptive),
+            "busy" => Ok(IdleMode::Busy),
+            other => Err(format!("{other:?} is neither \"adaptive\" nor \"busy\"")),
+        }
+    }
 }
 
 impl Default for DataplaneSection {
@@ -77,6 +110,8 @@ impl Default for DataplaneSection {
             snat_ports: [10000, 32767],
             worker_nice: -19,
             builder_nice: 10,
+            idle: IdleMode::Adaptive,
+            idle_max_sleep_us: 1000,
             eal_args: Vec::new(),
         }
     }
@@ -274,6 +309,9 @@ impl DataplaneConfig {
         if !(-20..=19).contains(&d.builder_nice) {
             return err("dataplane.builder_nice", format!("{} is outside -20..19", d.builder_nice));
         }
+        if !(10..=100_000).contains(&d.idle_max_sleep_us) {
+            return err("dataplane.idle_max_sleep_us", format!("{} is outside 10-100000", d.idle_max_sleep_us));
+        }
         let [lo, hi] = d.snat_ports;
         if lo < 1024 || hi < lo {
             return err("dataplane.snat_ports", format!("[{lo}, {hi}] must be an ascending range above 1023"));
@@ -405,6 +443,24 @@ address = "10.0.1.1/24"
             |k: &str, v: i32| GOOD.replace("flow_capacity = 65536", &format!("flow_capacity = 65536\n{k} = {v}"));
         assert_eq!(invalid_field(&nice("builder_nice", 20)), "dataplane.builder_nice");
         assert_eq!(invalid_field(&nice("worker_nice", -21)), "dataplane.worker_nice");
+        assert_eq!(invalid_field(&nice("idle_max_sleep_us", 5)), "dataplane.idle_max_sleep_us");
+        assert_eq!(invalid_field(&nice("idle_max_sleep_us", 100_001)), "dataplane.idle_max_sleep_us");
+    }
+
+    #[test]
+    fn idle_mode() {
+        let c = load(GOOD).unwrap();
+        assert_eq!((c.dataplane.idle, c.dataplane.idle_max_sleep_us), (IdleMode::Adaptive, 1000));
+        let with = |extra: &str| GOOD.replace("flow_capacity = 65536", &format!("flow_capacity = 65536\n{extra}"));
+        let c = load(&with("idle = \"busy\"\nidle_max_sleep_us = 200")).unwrap();
+        assert_eq!((c.dataplane.idle, c.dataplane.idle_max_sleep_us), (IdleMode::Busy, 200));
+        assert_eq!("busy".parse::<IdleMode>(), Ok(IdleMode::Busy));
+        assert_eq!("adaptive".parse::<IdleMode>(), Ok(IdleMode::Adaptive));
+        assert!("lazy".parse::<IdleMode>().is_err());
+        match load(&with("idle = \"lazy\"")) {
+            Err(ConfigError::Syntax { message, .. }) => assert!(message.contains("lazy"), "{message}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub use controlplane::{
     AddState, ApiConfig, CmConfig, ControlplaneConfig, DriverKind, ExtraListen, FailPolicy, SwitchProfile,
     TelnetConfig, User, DEFAULT_API_SOCKET,
 };
-pub use dataplane::{is_prime, DataplaneConfig, DataplaneSection, PortAddr, PortConfig, Timeouts, TimeoutsNs};
+pub use dataplane::{
+    is_prime, DataplaneConfig, DataplaneSection, IdleMode, PortAddr, PortConfig, Timeouts, TimeoutsNs,
+};
 pub use services::{BeaconSection, CheckKind, ElectionSection, HealthSection, HealthServiceSection};
 
 /// Why a config file was refused.

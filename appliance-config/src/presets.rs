@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     ApiConfig, Appliance, BeaconSection, CheckKind, CmConfig, DataplaneSection, DriverKind, ExtraListen, HealthSection,
-    PortConfig, SwitchProfile, TelnetConfig, User,
+    IdleMode, PortConfig, SwitchProfile, TelnetConfig, User,
 };
 
 impl PortConfig {
@@ -55,23 +55,51 @@ pub struct LabPorts {
     pub port1_addr: String,
 }
 
+/// The DPDK driver of the lab's ports (the veths).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LabDriver {
+    /// `net_af_packet`: kernel packet sockets (mmap rings), works on any kernel.
+    #[default]
+    AfPacket,
+    /// `net_af_xdp`: XDP sockets on queue 0 (native XDP on veth; one worker).
+    AfXdp,
+}
+
+impl std::str::FromStr for LabDriver {
+    type Err = String;
+
+    /// `af_packet` or `af_xdp`.
+    fn from_str(s: &str) -> Result<LabDriver, String> {
+        match s {
+            "af_packet" => Ok(LabDriver::AfPacket),
+            "af_xdp" => Ok(LabDriver::AfXdp),
+            other => Err(format!("{other:?} is neither af_packet nor af_xdp")),
+        }
+    }
+}
+
+impl LabDriver {
+    /// The vdev string of port `index` on interface `iface`.
+    pub fn device(self, index: usize, iface: &str) -> String {
+        match self {
+            LabDriver::AfPacket => format!("net_af_packet{index},iface={iface}"),
+            LabDriver::AfXdp => format!("net_af_xdp{index},iface={iface},start_queue=0,queue_count=1"),
+        }
+    }
+}
+
 impl LabPorts {
-    /// Port 0 (`client`) and port 1 (`servers`) on the lab's af_packet interfaces.
+    /// Port 0 (`client`) and port 1 (`servers`) on the lab's interfaces through af_packet.
     pub fn ports(&self) -> Vec<PortConfig> {
+        self.ports_on(LabDriver::AfPacket)
+    }
+
+    /// The same through `driver`.
+    pub fn ports_on(&self, driver: LabDriver) -> Vec<PortConfig> {
         let p = &self.prefix;
         vec![
-            PortConfig::new(
-                "client",
-                &format!("net_af_packet0,iface={}", self.port0_iface),
-                &self.port0_addr,
-                &format!("{p}t0"),
-            ),
-            PortConfig::new(
-                "servers",
-                &format!("net_af_packet1,iface={}", self.port1_iface),
-                &self.port1_addr,
-                &format!("{p}t1"),
-            ),
+            PortConfig::new("client", &driver.device(0, &self.port0_iface), &self.port0_addr, &format!("{p}t0")),
+            PortConfig::new("servers", &driver.device(1, &self.port1_iface), &self.port1_addr, &format!("{p}t1")),
         ]
     }
 
@@ -164,6 +192,8 @@ pub struct Bench {
     pub client_device: String,
     /// DPDK device of the server port.
     pub server_device: String,
+    /// `[dataplane] idle` of the device under test.
+    pub idle: IdleMode,
 }
 
 /// The benchmark's dataplane: 2 Mi flows, clients on 198.18.0.0/16, servers on 198.19.0.0/16,
@@ -178,6 +208,7 @@ pub fn bench(b: &Bench) -> Appliance {
         d.main_lcore = b.main_lcore;
         d.worker_lcores.clone_from(&b.worker_lcores);
         d.flow_capacity = 2 << 20;
+        d.idle = b.idle;
     }
     a.timeouts = Some(crate::Timeouts { tcp_syn: 1.0, ..crate::Timeouts::default() });
     a

@@ -134,7 +134,9 @@ fn written_files_read_back_the_same_and_pass_both_checks() {
         id: "x1".into(),
         client_device: "net_memif0,role=server,socket=/tmp/b/l0.sock,id=0".into(),
         server_device: "net_memif1,role=server,socket=/tmp/b/l1.sock,id=0".into(),
+        idle: IdleMode::Busy,
     });
+    assert_eq!(bench.dataplane.as_ref().map(|d| d.idle), Some(IdleMode::Busy));
     for a in [presets::lab(&lab()), bench] {
         let text = a.to_toml();
         let back = Appliance::parse(&text, Path::new("w")).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -167,4 +169,19 @@ fn the_fuzz_entry_point_takes_a_preset_through_every_stage() {
     assert_eq!(appliance_toml(lab.to_toml().as_bytes()), all);
     assert_eq!(appliance_toml(b"[health]\ninterval_ms = \"fast\"\n"), Outcome::default());
     assert_eq!(appliance_toml(&[0xff, 0xfe, b'[', 0]), Outcome::default());
+}
+
+#[test]
+fn lab_ports_on_either_driver() {
+    use crate::presets::LabDriver;
+    let p = lab().ports;
+    assert_eq!(p.ports()[0].device, "net_af_packet0,iface=acmp0");
+    let xdp = p.ports_on(LabDriver::AfXdp);
+    assert_eq!(xdp[1].device, "net_af_xdp1,iface=acmp1,start_queue=0,queue_count=1");
+    assert_eq!((xdp[1].name.as_str(), xdp[1].tap.as_deref()), ("servers", Some("acmt1")));
+    assert_eq!("af_xdp".parse::<LabDriver>(), Ok(LabDriver::AfXdp));
+    assert!("xdp".parse::<LabDriver>().is_err());
+    let mut a = presets::lab(&lab());
+    a.ports = xdp;
+    a.dataplane_config().unwrap();
 }

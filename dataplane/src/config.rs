@@ -5,5 +5,7 @@
 //! field and why; unknown fields are errors too (a typo must not silently fall back to a
 //! default).
 
-pub use appliance_config::dataplane::{DataplaneConfig, DataplaneSection, PortAddr, PortConfig, Timeouts, TimeoutsNs};
+pub use appliance_config::dataplane::{
+    DataplaneConfig, DataplaneSection, IdleMode, PortAddr, PortConfig, Timeouts, TimeoutsNs,
+};
 pub use appliance_config::ConfigError;

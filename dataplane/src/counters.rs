@@ -173,6 +173,12 @@ pub struct WorkerCounters {
     pub flows: AtomicU64,
     /// SYNs that reused the 5-tuple of a closed or dead flow and were placed as new connections.
     pub reused_tuples: AtomicU64,
+    /// Rounds of the polling loop.
+    pub loops: AtomicU64,
+    /// Sleeps of the polling loop when idle (adaptive polling).
+    pub idle_sleeps: AtomicU64,
+    /// Time spent in those sleeps, ns.
+    pub asleep_ns: AtomicU64,
     /// Drops by [`DropReason`] index.
     pub drops: Box<[AtomicU64]>,
     /// Per binding slot.
@@ -192,6 +198,9 @@ impl WorkerCounters {
             bursts: AtomicU64::new(0),
             flows: AtomicU64::new(0),
             reused_tuples: AtomicU64::new(0),
+            loops: AtomicU64::new(0),
+            idle_sleeps: AtomicU64::new(0),
+            asleep_ns: AtomicU64::new(0),
             drops: (0..DropReason::COUNT).map(|_| AtomicU64::new(0)).collect(),
             bindings: (0..max_bindings).map(|_| BindingCounters::default()).collect(),
             services: (0..max_services).map(|_| ServiceCounters::default()).collect(),

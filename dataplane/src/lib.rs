@@ -12,6 +12,7 @@
 //! - [`api`]: the switch API the control plane speaks (messages and client: the `switch-api`
 //!   crate); [`runtime::api_server`] serves it.
 //! - [`config`]: reading and checking `appliance.toml`.
+//! - [`idle`]: adaptive polling, when an empty loop pauses or sleeps.
 //! - [`runtime`]: what runs around the sans-IO core: the switch (publishing generations,
 //!   acknowledgements, the API handler), the live-flow listing asked of each worker between
 //!   bursts, the control side's clock.
@@ -27,6 +28,7 @@ pub mod counters;
 pub mod fuzzing;
 pub mod generation;
 pub mod host;
+pub mod idle;
 pub mod lb;
 pub mod nat;
 pub mod pipeline;

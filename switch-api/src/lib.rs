@@ -323,6 +323,16 @@ pub struct WorkerStats {
     /// SYNs that reused the 5-tuple of a closed or dead flow (placed as new connections).
     #[serde(default)]
     pub reused_tuples: u64,
+    /// Rounds of its polling loop.
+    #[serde(default)]
+    pub loops: u64,
+    /// Times it slept for lack of packets (`[dataplane] idle = "adaptive"`).
+    #[serde(default)]
+    pub idle_sleeps: u64,
+    /// Time it spent in those sleeps, µs: `1 - asleep_us / uptime` is the share of its core it
+    /// used.
+    #[serde(default)]
+    pub asleep_us: u64,
 }
 
 /// The answer to Sessions: live flows, as the workers saw them between two bursts.

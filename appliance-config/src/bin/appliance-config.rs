@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! appliance-config lab --prefix acm --state /run/acm-lab/acm --port0 acmp0 --port0-addr 10.0.0.1/24 \
-//!     --port1 acmp1 --port1-addr 10.0.1.1/24 --password-hash '$argon2id$...' --beacon-key KEY
+//!     --port1 acmp1 --port1-addr 10.0.1.1/24 --password-hash '$argon2id$...' --beacon-key KEY \
+//!     [--port-driver af_xdp]
 //! appliance-config bench --main-lcore 0 --workers 1,2 --api /tmp/x/api.sock --id abc123 \
-//!     --client-dev net_memif0,... --server-dev net_memif1,...
+//!     --client-dev net_memif0,... --server-dev net_memif1,... [--idle busy]
 //! appliance-config check appliance.toml      # both processes' checks, without starting them
 //! ```
 
@@ -12,8 +13,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use appliance_config::presets::{self, Bench, LabAppliance, LabPorts};
-use appliance_config::Appliance;
+use appliance_config::presets::{self, Bench, LabAppliance, LabDriver, LabPorts};
+use appliance_config::{Appliance, IdleMode};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -57,6 +58,9 @@ enum What {
         /// Largest Maglev table (prime).
         #[arg(long, default_value_t = 65537)]
         maglev_table_size: usize,
+        /// DPDK driver of the ports: af_packet or af_xdp.
+        #[arg(long, default_value = "af_packet")]
+        port_driver: LabDriver,
     },
     /// The benchmark's device under test (scripts/bench.sh).
     Bench {
@@ -78,6 +82,9 @@ enum What {
         /// DPDK device of the server port.
         #[arg(long)]
         server_dev: String,
+        /// `[dataplane] idle` of the device under test: adaptive or busy.
+        #[arg(long, default_value = "adaptive")]
+        idle: IdleMode,
     },
     /// Checks a file as both processes would (types, then each part's values).
     Check {
@@ -99,24 +106,29 @@ fn main() -> ExitCode {
             telnet,
             beacon_key,
             maglev_table_size,
+            port_driver,
         } => {
             let ports = LabPorts { prefix, port0_iface: port0, port0_addr, port1_iface: port1, port1_addr };
-            presets::lab(&LabAppliance {
+            let on_driver = ports.ports_on(port_driver);
+            let mut a = presets::lab(&LabAppliance {
                 ports,
                 state_dir: state,
                 password_hash,
                 telnet,
                 beacon_key,
                 maglev_table_size,
-            })
+            });
+            a.ports = on_driver;
+            a
         }
-        What::Bench { main_lcore, workers, api, id, client_dev, server_dev } => presets::bench(&Bench {
+        What::Bench { main_lcore, workers, api, id, client_dev, server_dev, idle } => presets::bench(&Bench {
             main_lcore,
             worker_lcores: workers,
             api_socket: api,
             id,
             client_device: client_dev,
             server_device: server_dev,
+            idle,
         }),
         What::Check { file } => {
             let checked = Appliance::load(&file).and_then(|a| {

@@ -120,9 +120,22 @@ fn run(a: Args) -> Result<()> {
                     );
                 }
                 for w in &s.workers {
+                    // The share of its core the worker used: the time it was not asleep.
+                    let awake = 100.0 * (1.0 - w.asleep_us as f64 * 1e3 / s.uptime_ns.max(1) as f64);
                     println!(
-                        "worker lcore {}  generation {}  flows {}/{}  packets {}  bursts {}  reused tuples {}",
-                        w.lcore, w.generation, w.flows, w.flow_capacity, w.packets, w.bursts, w.reused_tuples
+                        "worker lcore {}  generation {}  flows {}/{}  packets {}  bursts {}  reused tuples {}  \
+                         loops {}  idle sleeps {}  asleep {:.3} s  awake {:.1} %",
+                        w.lcore,
+                        w.generation,
+                        w.flows,
+                        w.flow_capacity,
+                        w.packets,
+                        w.bursts,
+                        w.reused_tuples,
+                        w.loops,
+                        w.idle_sleeps,
+                        w.asleep_us as f64 / 1e6,
+                        awake.clamp(0.0, 100.0)
                     );
                 }
                 let m = &s.maglev;

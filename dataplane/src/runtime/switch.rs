@@ -430,6 +430,9 @@ impl Switch {
                 packets: read(&w.counters.packets),
                 bursts: read(&w.counters.bursts),
                 reused_tuples: read(&w.counters.reused_tuples),
+                loops: read(&w.counters.loops),
+                idle_sleeps: read(&w.counters.idle_sleeps),
+                asleep_us: read(&w.counters.asleep_ns) / 1000,
             })
             .collect();
         let mut maglev = inner.maglev.clone();

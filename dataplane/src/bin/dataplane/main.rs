@@ -7,7 +7,7 @@ mod worker;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use dataplane::api::PortStats;
 use dataplane::config::DataplaneConfig;
 use dataplane::control::Control;
 use dataplane::generation::PortView;
+use dataplane::idle::IdleConfig;
 use dataplane::lb::flows::Placement;
 use dataplane::pipeline::{Worker, WorkerConfig};
 use dataplane::runtime::switch::{worker_link, Switch};
@@ -226,6 +227,7 @@ fn run(args: Args) -> Result<()> {
         )?;
         let stop = stop.clone();
         let nice = d.worker_nice;
+        let idle = IdleConfig::worker(d.idle, d.idle_max_sleep_us);
         eal.launch(lcore, move || {
             if let Err(e) = dpdk::set_thread_nice(nice) {
                 tracing::warn!(
@@ -234,7 +236,7 @@ fn run(args: Args) -> Result<()> {
                     "cannot set the worker's nice value: {e} (other threads may take its core)"
                 );
             }
-            worker::run(core, io, end, stop)
+            worker::run(core, io, end, stop, idle)
         })
         .with_context(|| format!("launching worker on lcore {lcore}"))?;
         tracing::info!(lcore, flows = d.flow_capacity, %flow_memory, "worker started");
@@ -270,9 +272,7 @@ fn run(args: Args) -> Result<()> {
 
     // The main lcore: exception path and management frames until stopped.
     let mut m = mgmt::Mgmt::new(&ports, &taps, inject_tx, pool.clone(), views, tap_macs, host_rx, from_host, link_up)?;
-    while !stop.load(Ordering::Acquire) {
-        m.poll();
-    }
+    m.run(&stop, IdleConfig::main_lcore(d.idle, d.idle_max_sleep_us));
     tracing::info!("stopping");
     drop(server);
     let _ = hk.join();

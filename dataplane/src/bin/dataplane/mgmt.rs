@@ -1,6 +1,7 @@
 //! The main lcore's loop: the exception path (taps → ports), management frames (ARP
 //! requests, gratuitous ARP) and port-counter snapshots. Polls gently: this core is shared
-//! with the control plane.
+//! with the control plane. When idle it backs off as [`IdlePolicy`] says (a fixed 50 µs nap
+//! with `idle = "busy"`); a management frame to send ends a sleep at once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use crossbeam::channel::Receiver;
 use dataplane::counters::{bump, read};
 use dataplane::generation::PortView;
 use dataplane::host;
+use dataplane::idle::{Action, IdleConfig, IdlePolicy};
 use dataplane::nat;
 use dataplane::runtime::switch::HostCmd;
 use dataplane::wire::MacAddr;
@@ -85,31 +87,55 @@ impl<'a> Mgmt<'a> {
         Ok(m)
     }
 
-    /// One round; sleeps briefly when there was nothing to do.
-    pub(crate) fn poll(&mut self) {
-        let mut busy = false;
+    /// Polls until `stop` is set, backing off when idle as `idle` says.
+    pub(crate) fn run(&mut self, stop: &AtomicBool, idle: IdleConfig) {
+        let clock = Instant::now();
+        let now_ns = || clock.elapsed().as_nanos() as u64;
+        let mut policy = IdlePolicy::new(idle, now_ns());
+        let host_rx = self.host_rx.clone();
+        let mut wake = crossbeam::channel::Select::new();
+        wake.recv(&host_rx);
+        while !stop.load(Ordering::Acquire) {
+            let work = self.poll();
+            match policy.after_round(work, now_ns()) {
+                Action::Poll => {}
+                Action::Pause(ns) => {
+                    let until = now_ns() + ns;
+                    while now_ns() < until {
+                        std::hint::spin_loop();
+                    }
+                }
+                Action::Sleep(ns) => {
+                    let _ = wake.ready_timeout(Duration::from_nanos(ns));
+                }
+            }
+        }
+    }
+
+    /// One round; returns how many frames and commands it handled.
+    fn poll(&mut self) -> usize {
+        let mut work = 0;
         let mut burst: Burst<32> = Burst::new();
         for (i, rx) in self.tap_rx.iter_mut() {
             let i = *i;
-            if rx.rx_burst(&mut burst) == 0 {
+            let n = rx.rx_burst(&mut burst);
+            if n == 0 {
                 continue;
             }
-            busy = true;
+            work += n;
             burst.retain(|m| host::from_host(m.data_mut(), &self.views[i].mac, &self.tap_macs[i]));
             bump(&self.from_host.0[i], burst.len() as u64);
             self.port_tx[i].enqueue_burst(&mut burst);
             burst.clear();
         }
         while let Ok(cmd) = self.host_rx.try_recv() {
-            busy = true;
+            work += 1;
             self.send(cmd);
         }
         if self.last_snapshot.elapsed() > Duration::from_millis(100) {
             self.snapshot();
         }
-        if !busy {
-            std::thread::sleep(Duration::from_micros(50));
-        }
+        work
     }
 
     fn send(&mut self, cmd: HostCmd) {

@@ -1,15 +1,20 @@
 //! A worker lcore: polls its rx queue of every port in bursts, runs each frame through the
-//! sans-IO pipeline, and transmits, hands off or drops it. Never blocks, never locks, never
-//! allocates: new generations are picked up between bursts.
+//! sans-IO pipeline, and transmits, hands off or drops it. Never locks, never allocates: new
+//! generations are picked up between bursts. When its queues stay empty it backs off as
+//! [`IdlePolicy`] says (`[dataplane] idle`): pauses, then sleeps — a sleep that a new generation
+//! or a sessions request ends at once, so neither config acks nor listings wait for it; frames
+//! handed off by other workers or injected by the main lcore wait at most one sleep.
 
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use dataplane::counters::{bump, DropReason};
 use dataplane::generation::{Generation, PortView};
 use dataplane::host;
+use dataplane::idle::{Action, IdleConfig, IdlePolicy};
 use dataplane::nat;
 use dataplane::pipeline::{Emit, Verdict, Worker};
 use dataplane::runtime::switch::WorkerEnd;
@@ -132,7 +137,7 @@ impl Clock {
 }
 
 /// The worker's loop; returns 0 when stopped.
-pub(crate) fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicBool>) -> i32 {
+pub(crate) fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<AtomicBool>, idle: IdleConfig) -> i32 {
     let clock = Clock { hz: u128::from(dpdk::tsc_hz().max(1)) };
     let Ok(mut gen) = end.generations.recv() else { return 1 };
     core.adopt(&gen);
@@ -142,8 +147,16 @@ pub(crate) fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<
     let mut last_sweep = clock.now_ns();
     // A Sessions listing in progress (the control side allocated its rows).
     let mut dump: Option<dataplane::runtime::sessions::DumpJob> = None;
+    let mut policy = IdlePolicy::new(idle, clock.now_ns());
+    // What ends a sleep early: a new generation, a sessions request (built once: no
+    // allocation in the loop).
+    let mut wake = crossbeam::channel::Select::new();
+    wake.recv(&end.generations);
+    wake.recv(&end.sessions.requests);
+    let mut slept = false;
     while !stop.load(Ordering::Relaxed) {
         loops = loops.wrapping_add(1);
+        bump(&counters.loops, 1);
         // New forwarding state, between bursts. `is_empty` first: two plain loads, where
         // `try_recv` on an empty channel also issues a full fence (mfence), every loop.
         while !end.generations.is_empty() {
@@ -152,23 +165,30 @@ pub(crate) fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<
             core.adopt(&gen);
         }
         let now = clock.now_ns();
+        let mut work = 0usize;
         for p in 0..io.rx.len() {
             if !io.link_up[p].load(Ordering::Relaxed) {
                 continue;
             }
-            if io.rx[p].rx_burst(&mut burst) == 0 {
+            let n = io.rx[p].rx_burst(&mut burst);
+            if n == 0 {
                 continue;
             }
+            work += n;
             bump(&counters.bursts, 1);
             process_burst(&mut core, &mut io, &gen, now, &mut burst, Some(p as u16));
         }
         for c in 0..io.rings.consumers.len() {
-            if io.rings.consumers[c].dequeue_burst(&mut burst) > 0 {
+            let n = io.rings.consumers[c].dequeue_burst(&mut burst);
+            if n > 0 {
+                work += n;
                 process_burst(&mut core, &mut io, &gen, now, &mut burst, None);
             }
         }
         for p in 0..io.inject.len() {
-            if io.inject[p].dequeue_burst(&mut burst) > 0 {
+            let n = io.inject[p].dequeue_burst(&mut burst);
+            if n > 0 {
+                work += n;
                 for m in burst.drain() {
                     push(&mut io.tx_bufs, &mut io.tx, p as u16, m, &core);
                 }
@@ -178,7 +198,8 @@ pub(crate) fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<
             emit(&mut core, &mut io);
         }
         flush(&mut io, &counters);
-        if loops.is_multiple_of(SWEEP_EVERY) {
+        // After a sleep too: an idle worker's loops are up to a maximal sleep apart.
+        if slept || loops.is_multiple_of(SWEEP_EVERY) {
             let budget = core.sweep_budget(now.saturating_sub(last_sweep));
             if budget > 0 {
                 last_sweep = now;
@@ -194,6 +215,25 @@ pub(crate) fn run(mut core: Worker, mut io: WorkerIo, end: WorkerEnd, stop: Arc<
                 if let Some(job) = dump.take() {
                     let _ = end.sessions.replies.try_send(job);
                 }
+            }
+        }
+        // A listing in progress is work: its slices go at full speed.
+        slept = false;
+        match policy.after_round(work + usize::from(dump.is_some()), now) {
+            Action::Poll => {}
+            Action::Pause(ns) => {
+                let until = clock.now_ns() + ns;
+                while clock.now_ns() < until {
+                    std::hint::spin_loop();
+                }
+            }
+            Action::Sleep(ns) => {
+                let t0 = clock.now_ns();
+                // Ready (a message waiting) or timed out: either way, poll again.
+                let _ = wake.ready_timeout(Duration::from_nanos(ns));
+                bump(&counters.idle_sleeps, 1);
+                bump(&counters.asleep_ns, clock.now_ns().saturating_sub(t0));
+                slept = true;
             }
         }
     }
